@@ -1,0 +1,1 @@
+"""TelegramBotAssistant: a self-hosted AI assistant for Telegram."""

@@ -1,0 +1,169 @@
+"""The database schema as SQLAlchemy 2 typed models; alembic migrations are generated from it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names so alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the project's naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(enum.StrEnum):
+    """What a user is to the bot."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
+class MemoryKind(enum.StrEnum):
+    """A persona memory entry: a fact, or a question/answer pair shown as an example turn."""
+
+    FACT = "fact"
+    QA = "qa"
+
+
+class MessageRole(enum.StrEnum):
+    """Who said a conversation turn."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class User(Base):
+    """A Telegram user the bot has seen."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_name: Mapped[str] = mapped_column(String(256), default="")
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    username: Mapped[str | None] = mapped_column(String(64))
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        default=Role.USER,
+    )
+    has_access: Mapped[bool] = mapped_column(default=False)
+    persona_id: Mapped[int | None] = mapped_column(ForeignKey("personas.id", ondelete="SET NULL"))
+    model: Mapped[str | None] = mapped_column(String(128))
+    temperature: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class Persona(Base):
+    """A character: a name, a system prompt and a memory shared by everyone who talks to it."""
+
+    __tablename__ = "personas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    system_prompt: Mapped[str] = mapped_column(Text)
+    # Exact cost of the system message (prompt + facts, see app/memory/context.py),
+    # recounted whenever the prompt or a fact changes, never per request.
+    system_message_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # NULL owner: the persona belongs to the admins (the default persona does). Not a
+    # foreign key: users.persona_id already points here, and a cycle of keys would need
+    # ALTER TABLE tricks that SQLite does not have.
+    owner_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class MemoryEntry(Base):
+    """One entry of a persona's persistent memory, in the order the model sees it."""
+
+    __tablename__ = "memory_entries"
+    __table_args__ = (Index("ix_memory_entries_persona_position", "persona_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
+    kind: Mapped[MemoryKind] = mapped_column(
+        Enum(
+            MemoryKind, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]
+        )
+    )
+    # A fact's text, or a pair's question.
+    text: Mapped[str] = mapped_column(Text)
+    # A pair's answer; NULL for facts.
+    answer: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer)
+    # What this entry adds to a request, counted once when it is written.
+    token_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class Conversation(Base):
+    """One conversation of a user with a persona; `/new` starts the next one."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_persona", "user_id", "persona_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class Message(Base):
+    """A conversation turn, stored with what it costs in a request."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
+    role: Mapped[MessageRole] = mapped_column(
+        Enum(
+            MessageRole,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        )
+    )
+    content: Mapped[str] = mapped_column(Text)
+    # Tokens this turn costs in the chat format (content + per-message overhead).
+    token_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )

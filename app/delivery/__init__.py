@@ -1,0 +1,1 @@
+"""Getting an answer to the user: streamed drafts or edits, then the final message(s)."""

@@ -1,0 +1,140 @@
+"""Builds the bot and the dispatcher; `python -m app` and the tests use the same factories."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.commands import register_menu
+from app.config import Settings
+from app.db.engine import create_engine, create_sessionmaker
+from app.db.migrate import upgrade
+from app.handlers import get_routers
+from app.llm.client import create_llm_client
+from app.memory.service import MemoryService
+from app.memory.tokens import load_counter
+from app.middlewares.access import AccessMiddleware
+from app.middlewares.db import DbSessionMiddleware
+from app.middlewares.inflight import InFlightMiddleware
+from app.middlewares.serial import PerUserSerialMiddleware
+from app.middlewares.user_settings import UserSettingsMiddleware
+from app.services.chat import ChatService
+from app.services.personas import ensure_default_persona
+from app.services.users import UserService
+
+log = logging.getLogger(__name__)
+
+# How long shutdown waits for answers in flight before cancelling them.
+SHUTDOWN_GRACE = 10.0
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_url))
+    return Bot(
+        token=settings.telegram.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+@dataclass(slots=True)
+class Resources:
+    """App-wide objects the dispatcher hands to handlers and closes at shutdown."""
+
+    engine: AsyncEngine
+    pool: async_sessionmaker[AsyncSession]
+    llm: AsyncOpenAI
+    memory: MemoryService
+    chat: ChatService
+    users: UserService
+    inflight: InFlightMiddleware
+
+
+def create_dispatcher(
+    settings: Settings,
+    *,
+    storage: BaseStorage | None = None,
+    stream_interval: float = 1.0,
+    shutdown_grace: float = SHUTDOWN_GRACE,
+) -> Dispatcher:
+    """The dispatcher with every router and middleware; start-up migrates and seeds."""
+    engine = create_engine(settings.database.url)
+    pool = create_sessionmaker(engine)
+    counter = load_counter(settings.openai.model)
+    memory = MemoryService(counter, settings.openai)
+    memory.budget_for(settings.openai.model)  # an unusable window stops start-up here
+    llm = create_llm_client(settings.openai)
+    users = UserService(pool, settings.access)
+    resources = Resources(
+        engine=engine,
+        pool=pool,
+        llm=llm,
+        memory=memory,
+        chat=ChatService(
+            memory, llm, settings.openai, settings.chat, stream_interval=stream_interval
+        ),
+        users=users,
+        inflight=InFlightMiddleware(),
+    )
+
+    dp = Dispatcher(
+        storage=storage or MemoryStorage(),
+        settings=settings,
+        resources=resources,
+        pool=pool,
+        memory=memory,
+        chat=resources.chat,
+        users=users,
+    )
+    dp.message.filter(F.chat.type == "private")
+    dp.update.outer_middleware(resources.inflight)
+    dp.update.outer_middleware(PerUserSerialMiddleware())
+    access = AccessMiddleware(users)
+    for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(access)
+        observer.middleware(DbSessionMiddleware(pool))
+        observer.middleware(UserSettingsMiddleware(settings.openai))
+    dp.include_routers(*get_routers())
+
+    async def on_startup(bot: Bot) -> None:
+        await prepare_database(resources)
+        await register_menu(bot)
+
+    async def on_shutdown() -> None:
+        await resources.inflight.drain(shutdown_grace)
+        await close_resources(resources)
+
+    dp.startup.register(on_startup)
+    dp.shutdown.register(on_shutdown)
+    return dp
+
+
+async def prepare_database(resources: Resources) -> None:
+    """Migrate to head, make sure a default persona exists, seed access from the settings."""
+    await upgrade(resources.engine)
+    async with resources.pool() as session, session.begin():
+        await ensure_default_persona(session, resources.memory.counter)
+    await resources.users.seed()
+    log.info("Database ready (%s)", resources.engine.url.render_as_string(hide_password=True))
+
+
+async def close_resources(resources: Resources) -> None:
+    await resources.llm.close()
+    await resources.engine.dispose()
+
+
+def resources_of(dp: Dispatcher) -> Resources:
+    value: Any = dp["resources"]
+    assert isinstance(value, Resources)
+    return value

@@ -1,0 +1,1 @@
+"""StatesGroups of the multi-step dialogs, one per dialog, named for it."""

@@ -1,0 +1,37 @@
+"""Any text that is not a command: answered by the model in the persona's voice."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.filters import HasAccess
+from app.services.chat import ChatService, UserSettings
+from app.services.users import UserContext
+
+
+async def chat_message(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    chat: ChatService,
+) -> None:
+    await chat.reply(
+        bot,
+        session,
+        chat_id=message.chat.id,
+        user_id=user.id,
+        settings=user_settings,
+        text=message.text or "",
+        draft_id=message.message_id,
+    )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(HasAccess())
+    router.message.register(chat_message, F.text, ~F.text.startswith("/"))
+    return router

@@ -1,0 +1,24 @@
+"""/help: the commands this user may use."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from app import commands, texts
+from app.services.users import UserContext
+
+
+async def help_command(message: Message, user: UserContext) -> None:
+    available = [(c.name, c.description) for c in commands.available(user.has_access)]
+    text = texts.help_text(available)
+    if user.has_access:
+        text += "\n\n" + texts.HELP_CHAT
+    await message.answer(text)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(help_command, Command("help"))
+    return router

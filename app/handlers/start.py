@@ -1,0 +1,23 @@
+"""/start: a greeting with the user's id, their access and their persona."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import CommandStart
+from aiogram.types import Message
+
+from app import texts
+from app.middlewares import MiddlewareData  # noqa: F401 - documents the data handlers get
+from app.services.chat import UserSettings
+from app.services.users import UserContext
+
+
+async def start(message: Message, user: UserContext, user_settings: UserSettings) -> None:
+    persona = user_settings.persona.name if user.has_access else None
+    await message.answer(texts.start(user.first_name, user.id, user.has_access, persona))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart())
+    return router

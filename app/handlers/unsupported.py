@@ -1,0 +1,20 @@
+"""Stickers, photos, voice, files: a note on what the bot can read."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import Message
+
+from app import texts
+from app.filters import HasAccess
+
+
+async def unsupported(message: Message) -> None:
+    await message.answer(texts.UNSUPPORTED_CONTENT)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(HasAccess())
+    router.message.register(unsupported, ~F.text)
+    return router

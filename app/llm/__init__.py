@@ -1,0 +1,1 @@
+"""The model: one AsyncOpenAI client per process, streaming chat completions."""

@@ -1,0 +1,1 @@
+"""What the model sees: persona memory and conversation history within an exact token budget."""

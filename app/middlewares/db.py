@@ -1,0 +1,33 @@
+"""One database session per handled event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    """Inner middleware: a session that commits when the handler succeeds.
+
+    Not `session.begin()` as a block: a chat answer commits the user's message itself before
+    it calls the model, so that no transaction stays open while the answer streams.
+    """
+
+    def __init__(self, pool: async_sessionmaker[AsyncSession]) -> None:
+        self.pool = pool
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        async with self.pool() as session:
+            data["session"] = session
+            result = await handler(event, data)
+            await session.commit()
+            return result

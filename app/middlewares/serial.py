@@ -1,0 +1,45 @@
+"""Handles one user's updates one at a time, in the order they arrived."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, User
+
+
+class PerUserSerialMiddleware(BaseMiddleware):
+    """Outer update middleware: a FIFO lock per user.
+
+    It must run before anything that awaits: aiogram starts a task per update in arrival
+    order, and each reaches this lock without suspending, so `asyncio.Lock`'s FIFO waiters
+    keep the user's messages in order. A second message waits for the first answer, so the
+    history never interleaves. (One process only; several processes need a shared lock.)
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None:
+            return await handler(event, data)
+        lock = self._locks.setdefault(user.id, asyncio.Lock())
+        self._waiting[user.id] = self._waiting.get(user.id, 0) + 1
+        try:
+            async with lock:
+                return await handler(event, data)
+        finally:
+            self._waiting[user.id] -= 1
+            if not self._waiting[user.id]:
+                # Nobody else holds or awaits this lock: forget it, or the dict grows forever.
+                del self._waiting[user.id]
+                del self._locks[user.id]

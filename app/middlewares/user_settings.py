@@ -1,0 +1,38 @@
+"""Injects the user's settings (persona, model, temperature) with the owner's defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+
+from app.config import OpenAISettings
+from app.services.chat import UserSettings
+from app.services.personas import persona_for
+from app.services.users import UserContext
+
+
+class UserSettingsMiddleware(BaseMiddleware):
+    """Inner middleware, after the session one: adds `user_settings`."""
+
+    def __init__(self, defaults: OpenAISettings) -> None:
+        self.defaults = defaults
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: UserContext | None = data.get("user")
+        if user is not None:
+            data["user_settings"] = UserSettings(
+                persona=await persona_for(data["session"], user.persona_id),
+                model=user.model or self.defaults.model,
+                temperature=(
+                    user.temperature if user.temperature is not None else self.defaults.temperature
+                ),
+            )
+        return await handler(event, data)

@@ -1,0 +1,1 @@
+"""Application services: what handlers call; they own transactions and return plain data."""

@@ -1,0 +1,138 @@
+"""Answering one chat message: budget check, store, assemble, stream the model, store the answer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiogram import Bot
+from aiogram.utils.chat_action import ChatActionSender
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import texts
+from app.config import ChatSettings, OpenAISettings
+from app.delivery.stream import AnswerStream, DraftSupport
+from app.llm.chat import ChatRequest, LLMError, stream_answer
+from app.memory.context import MessageTooLong, PersonaTooLarge
+from app.memory.service import MemoryService
+from app.services.personas import PersonaRef
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    """A user's choices, with the owner's defaults filled in."""
+
+    persona: PersonaRef
+    model: str
+    temperature: float
+
+
+class ChatService:
+    """The conversation pipeline behind every text message of an allowed user."""
+
+    def __init__(
+        self,
+        memory: MemoryService,
+        llm: AsyncOpenAI,
+        openai_settings: OpenAISettings,
+        chat_settings: ChatSettings,
+        *,
+        stream_interval: float = 1.0,
+    ) -> None:
+        self.memory = memory
+        self.llm = llm
+        self.openai = openai_settings
+        self.chat = chat_settings
+        self.stream_interval = stream_interval
+        self.drafts = DraftSupport()
+
+    async def reply(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        *,
+        chat_id: int,
+        user_id: int,
+        settings: UserSettings,
+        text: str,
+        draft_id: int,
+    ) -> None:
+        if not text.strip():
+            await bot.send_message(chat_id, texts.EMPTY_MESSAGE)
+            return
+        if len(text) > self.chat.max_input_chars:
+            await bot.send_message(
+                chat_id, texts.too_many_characters(len(text), self.chat.max_input_chars)
+            )
+            return
+        persona = await self.memory.persona_memory(session, settings.persona.id)
+        turn = self.memory.user_turn(text)
+        try:
+            builder = self.memory.builder(persona, turn, settings.model)
+        except PersonaTooLarge as exc:
+            log.warning(
+                "Persona %r (id %s) is too large for model %s: %s",
+                persona.name,
+                settings.persona.id,
+                settings.model,
+                exc,
+            )
+            await bot.send_message(
+                chat_id, texts.persona_too_large(persona.name, exc.persona_tokens, exc.limit)
+            )
+            return
+        except MessageTooLong as exc:
+            await bot.send_message(chat_id, texts.message_too_long(exc.message_tokens, exc.limit))
+            return
+
+        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+        stored = await self.memory.remember(session, conversation, turn)
+        assembled = await self.memory.assemble(
+            session, builder, conversation, before_id=stored.id or 0
+        )
+        # The user's message is safe before the model is called, and no transaction is held
+        # open while the answer streams.
+        await session.commit()
+        log.debug(
+            "Request for user %s: %d prompt tokens, %d history turns",
+            user_id,
+            assembled.prompt_tokens,
+            assembled.history_turns,
+        )
+
+        request = ChatRequest(
+            model=settings.model,
+            messages=assembled.as_api(),
+            max_answer_tokens=self.openai.max_answer_tokens,
+            temperature=settings.temperature,
+            use_max_completion_tokens=self.openai.is_public_openai,
+        )
+        stream = AnswerStream(
+            bot, chat_id, draft_id, drafts=self.drafts, interval=self.stream_interval
+        )
+        answer = ""
+        try:
+            chunks = stream_answer(self.llm, request)
+            async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
+                answer = await anext(chunks, "")
+            await stream.show(answer)
+            async for delta in chunks:
+                answer += delta
+                await stream.show(answer)
+        except LLMError as exc:
+            log.warning("Model call failed for user %s (%s): %s", user_id, exc.kind, exc)
+            if answer.strip():
+                await stream.finish(answer + "\n\n" + texts.answer_interrupted(exc.kind))
+            else:
+                await bot.send_message(chat_id, texts.model_failed(exc.kind))
+            return
+        if not answer.strip():
+            await bot.send_message(chat_id, texts.EMPTY_ANSWER)
+            return
+        # Stored before it is delivered: a Telegram failure must not lose what the model said.
+        await self.memory.remember_answer(session, conversation, answer)
+        await session.commit()
+        await stream.finish(answer)

@@ -1,0 +1,93 @@
+"""Everything the bot says to users, in one place so it can be reviewed and translated."""
+
+from __future__ import annotations
+
+from html import escape
+
+from app.llm.chat import FailureKind
+
+# Rough characters per token for English-like text, only to tell users a limit in their terms.
+CHARS_PER_TOKEN = 4
+
+
+def start(first_name: str, user_id: int, has_access: bool, persona: str | None) -> str:
+    name = escape(first_name) or "there"
+    lines = [f"Hello, {name}! I am an AI assistant.", f"Your Telegram id: <code>{user_id}</code>"]
+    if has_access:
+        lines.append(f"You have access. You are talking to <b>{escape(persona or '')}</b>.")
+        lines.append("Just write me a message. /help lists the commands.")
+    else:
+        lines.append(
+            "You don't have access yet. Send your id to the bot's owner and ask them to add you."
+        )
+    return "\n".join(lines)
+
+
+NO_ACCESS = (
+    "You don't have access to this bot yet. Your Telegram id is <code>{user_id}</code>: "
+    "send it to the bot's owner and ask them to add you."
+)
+
+
+def help_text(commands: list[tuple[str, str]]) -> str:
+    lines = ["<b>Commands</b>"]
+    lines += [f"/{name} — {escape(description)}" for name, description in commands]
+    return "\n".join(lines)
+
+
+HELP_CHAT = "Anything else you write goes to the assistant."
+UNKNOWN_COMMAND = "I don't know that command. /help lists the ones I do."
+NOTHING_TO_CANCEL = "There is nothing to cancel."
+CANCELLED = "Cancelled."
+NEW_CONVERSATION = (
+    "Started a new conversation with <b>{persona}</b>. Earlier messages are kept but no "
+    "longer sent to the model."
+)
+EMPTY_MESSAGE = "Your message is empty, so there is nothing to answer. Write me some text."
+UNSUPPORTED_CONTENT = (
+    "I can only read text messages for now: stickers, photos, voice messages and files "
+    "are not supported yet. Please write your message as text."
+)
+EMPTY_ANSWER = "The model returned an empty answer. Please try again or rephrase."
+
+
+def too_many_characters(length: int, limit: int) -> str:
+    return (
+        f"Your message is too long: {length:,} characters, and I accept at most {limit:,}. "
+        "Please shorten it or send it in parts."
+    )
+
+
+def message_too_long(tokens: int, limit: int) -> str:
+    return (
+        f"Your message is too long for the model: {tokens:,} tokens, and at most {limit:,} "
+        f"tokens (about {limit * CHARS_PER_TOKEN:,} characters) fit beside this persona's "
+        "memory. Please shorten it."
+    )
+
+
+def persona_too_large(persona: str, tokens: int, limit: int) -> str:
+    return (
+        f"The memory of persona <b>{escape(persona)}</b> takes {tokens:,} tokens and leaves no "
+        f"room for a conversation (the limit is {limit:,}). Its owner must shorten it, or "
+        "choose a model with a larger context window."
+    )
+
+
+_FAILURES: dict[FailureKind, str] = {
+    FailureKind.AUTH: "The AI service rejected the bot's credentials; the owner has to fix it.",
+    FailureKind.RATE_LIMIT: "The AI service is overloaded right now. Please try again shortly.",
+    FailureKind.UNAVAILABLE: "The AI service had an internal error. Please try again shortly.",
+    FailureKind.TIMEOUT: "The AI service did not answer in time. Please try again.",
+    FailureKind.CONNECTION: "I could not reach the AI service. Please try again shortly.",
+    FailureKind.REJECTED: "The AI service refused this request. Please rephrase and try again.",
+    FailureKind.INTERRUPTED: "The AI service broke off its answer. Please try again.",
+}
+
+
+def model_failed(kind: FailureKind) -> str:
+    return _FAILURES[kind] + " Your message is saved in the conversation."
+
+
+def answer_interrupted(kind: FailureKind) -> str:
+    return "⚠️ The answer was cut off: " + _FAILURES[kind]

@@ -1,0 +1,222 @@
+"""Shared fixtures: a clean environment, the fake servers, settings and a running bot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import (
+    AccessSettings,
+    ChatSettings,
+    DatabaseSettings,
+    OpenAISettings,
+    Settings,
+    TelegramSettings,
+)
+from app.db.engine import create_engine, create_sessionmaker
+from app.factory import create_bot, create_dispatcher, resources_of
+from tests.fakes import FakeOpenAI, FakeTelegram
+
+TOKEN = "123456:TEST-token"
+API_KEY = "test-key"
+ADMIN = 1000
+ALLOWED = 2000
+STRANGER = 3000
+
+_PREFIXES = ("TELEGRAM_", "OPENAI_", "DATABASE_", "CHAT_", "REDIS_")
+_NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES) or name in _NAMES:
+            monkeypatch.delenv(name)
+
+
+# --- services that may be absent on a developer's machine -----------------------------------
+
+
+def services_required() -> bool:
+    """CI sets TEST_REQUIRE_SERVICES=1: a skipped PostgreSQL/Redis test is then a failure."""
+    return os.environ.get("TEST_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    if services_required():
+        pytest.fail(f"{reason} (TEST_REQUIRE_SERVICES=1 forbids skipping)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        skip_or_fail(
+            "PostgreSQL tests need TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)"
+        )
+    import asyncpg
+
+    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", str(base))
+    try:
+        admin = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        skip_or_fail(f"PostgreSQL at TEST_POSTGRES_URL is unreachable: {exc}")
+    name = f"tba_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs a test on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+# --- the fake servers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram(tokens={TOKEN})
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI(api_key=API_KEY)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+# --- settings and a running bot ------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_settings(
+    telegram: FakeTelegram, llm: FakeOpenAI, sqlite_url: str
+) -> Callable[..., Settings]:
+    def make(
+        *,
+        database_url: str | None = None,
+        admins: frozenset[int] = frozenset({ADMIN}),
+        allowed: Any = frozenset({ALLOWED}),
+        **openai: Any,
+    ) -> Settings:
+        openai_values: dict[str, Any] = {
+            "api_key": SecretStr(API_KEY),
+            "base_url": llm.base_url,
+            "model": "test-model",
+            "context_window": 16_000,
+            "max_answer_tokens": 500,
+            "max_retries": 0,
+            "timeout": 5.0,
+        }
+        openai_values.update(openai)
+        return Settings(
+            telegram=TelegramSettings(
+                bot_token=SecretStr(TOKEN), api_url=telegram.base_url, _env_file=None
+            ),
+            openai=OpenAISettings(**openai_values, _env_file=None),
+            database=DatabaseSettings(url=database_url or sqlite_url, _env_file=None),
+            access=AccessSettings(admin_ids=admins, allowed_user_ids=allowed, _env_file=None),
+            chat=ChatSettings(_env_file=None),
+        )
+
+    return make
+
+
+class RunningBot:
+    """The real dispatcher polling the fake Telegram server, as `python -m app` runs it."""
+
+    def __init__(self, settings: Settings, telegram: FakeTelegram, **options: Any) -> None:
+        self.settings = settings
+        self.telegram = telegram
+        self.options = {"stream_interval": 0.05, **options}
+        self.bot: Bot | None = None
+        self.dp: Dispatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> RunningBot:
+        self.bot = create_bot(self.settings)
+        self.dp = create_dispatcher(self.settings, **self.options)
+        polls_before = len(self.telegram.calls_of("getUpdates"))
+        self._task = asyncio.create_task(
+            self.dp.start_polling(self.bot, handle_signals=False, polling_timeout=5)
+        )
+        await self.telegram.wait_for(
+            lambda: (
+                len(self.telegram.calls_of("getUpdates")) > polls_before
+                or (self._task is not None and self._task.done())
+            ),
+            timeout=20,
+        )
+        if self._task.done():
+            self._task.result()
+        return self
+
+    async def stop(self) -> None:
+        if self.dp is not None and self._task is not None and not self._task.done():
+            await self.dp.stop_polling()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, timeout=20)
+
+    @property
+    def pool(self) -> async_sessionmaker[AsyncSession]:
+        assert self.dp is not None
+        return resources_of(self.dp).pool
+
+
+@pytest.fixture
+async def start_bot(
+    make_settings: Callable[..., Settings], telegram: FakeTelegram
+) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
+    running: list[RunningBot] = []
+
+    async def start(settings: Settings | None = None, **options: Any) -> RunningBot:
+        bot = RunningBot(settings or make_settings(), telegram, **options)
+        running.append(bot)
+        return await bot.start()
+
+    yield start
+    for bot in running:
+        await bot.stop()
+
+
+@pytest.fixture
+async def db(sqlite_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on the test's SQLite database, for assertions."""
+    engine = create_engine(sqlite_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def repo_root() -> Iterator[Path]:
+    yield Path(__file__).resolve().parents[1]

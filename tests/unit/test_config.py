@@ -1,0 +1,56 @@
+"""Settings: every problem named at once, in words an owner can act on."""
+
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings, SettingsError
+
+
+def load(tmp_path: Path, text: str) -> Settings:
+    env = tmp_path / ".env"
+    env.write_text(text)
+    return Settings.load(env)
+
+
+def test_every_missing_variable_is_named_in_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as error:
+        load(tmp_path, "")
+    sentence = error.value.sentence()
+    assert "TELEGRAM_BOT_TOKEN is not set" in sentence
+    assert "OPENAI_API_KEY is not set" in sentence
+    assert "\n" not in sentence
+
+
+def test_malformed_values_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as error:
+        load(
+            tmp_path,
+            "TELEGRAM_BOT_TOKEN=nonsense\nOPENAI_API_KEY=k\nADMIN_IDS=1,abc\n"
+            "OPENAI_CONTEXT_WINDOW=lots\nLOG_LEVEL=loud\n",
+        )
+    problems = " ".join(error.value.problems)
+    for name in ("TELEGRAM_BOT_TOKEN", "ADMIN_IDS", "OPENAI_CONTEXT_WINDOW", "LOG_LEVEL"):
+        assert f"{name} is not valid" in problems
+
+
+def test_ids_lists_star_and_defaults(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\nADMIN_IDS=1, 2\nALLOWED_USER_IDS=*\n",
+    )
+    assert settings.access.admin_ids == {1, 2}
+    assert settings.access.everyone_allowed
+    assert settings.database.url == "sqlite+aiosqlite:///data/assistant.db"
+    assert settings.telegram.api_url == "https://api.telegram.org"
+
+
+def test_a_local_server_needs_no_key_and_urls_get_async_drivers(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_BASE_URL=http://localhost:11434/v1/\n"
+        "DATABASE_URL=postgresql://u:p@db/bot\n",
+    )
+    assert settings.openai.api_key is None
+    assert settings.openai.base_url == "http://localhost:11434/v1"
+    assert settings.database.url == "postgresql+asyncpg://u:p@db/bot"
