@@ -727,8 +727,8 @@ class FakeOpenAI:
                 "x-request-id": f"req_{uuid.uuid4().hex[:24]}",
             },
         )
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             await self._sleep(self.first_token_latency)
             first_content = True
             for data, is_content in events:

@@ -1119,12 +1119,16 @@ class FakeTelegram:
     def __init__(
         self,
         tokens: Iterable[str] | None = None,
-        bot_id: int = 123,
+        bot_id: int | None = None,
         bot_username: str = "test_bot",
         *,
         bot_first_name: str = "Test Bot",
     ) -> None:
         self.tokens: set[str] = set(tokens) if tokens is not None else {"123:ABC"}
+        if bot_id is None:
+            # aiogram's Bot.id is the token's numeric prefix; getMe should agree with it.
+            prefix = min(self.tokens).split(":", 1)[0] if self.tokens else ""
+            bot_id = int(prefix) if prefix.isdigit() else 123
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
@@ -2430,14 +2434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--token", action="append", help="accepted bot token (repeatable; default 123:ABC)"
     )
-    parser.add_argument("--bot-id", type=int, default=None)
+    parser.add_argument("--bot-id", type=int, default=None, help="default: the token's prefix")
     parser.add_argument("--bot-username", default="test_bot")
-    args = parser.parse_args(argv)
-    if args.bot_id is None:
-        first = (args.token or ["123:ABC"])[0]
-        prefix = first.split(":", 1)[0]
-        args.bot_id = int(prefix) if prefix.isdigit() else 123
-    return asyncio.run(_serve(args))
+    return asyncio.run(_serve(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
