@@ -21,6 +21,11 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "Greeting, your id and access", needs_access=False),
     CommandInfo("help", "What I can do", needs_access=False),
     CommandInfo("new", "Start a new conversation"),
+    CommandInfo("persona", "Choose whom to talk to"),
+    CommandInfo("edit_bot", "Edit the persona's memory"),
+    CommandInfo("new_persona", "Create a persona"),
+    CommandInfo("export_persona", "Save the persona as a file"),
+    CommandInfo("import_persona", "Recreate a persona from a file"),
     CommandInfo("cancel", "Leave the current dialog", needs_access=False),
 )
 

@@ -26,6 +26,7 @@ HINTS: dict[str, str] = {
     "ALLOWED_USER_IDS": "comma-separated numeric Telegram ids, or * for everyone",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "DATABASE_URL": "a SQLAlchemy URL such as sqlite+aiosqlite:///data/assistant.db",
+    "REDIS_URL": "a URL such as redis://localhost:6379/0",
 }
 
 
@@ -136,6 +137,21 @@ class AccessSettings(_Section):
         return self.allowed_user_ids == "*"
 
 
+class RedisSettings(_Section):
+    """Optional Redis for dialog states when several processes serve one bot."""
+
+    model_config = SettingsConfigDict(env_prefix="REDIS_")
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("not a redis URL")
+        return value or None
+
+
 class ChatSettings(_Section):
     """Limits on what users send."""
 
@@ -164,6 +180,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @classmethod
@@ -193,6 +210,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "database": DatabaseSettings,
     "access": AccessSettings,
     "chat": ChatSettings,
+    "redis": RedisSettings,
     "logging": LoggingSettings,
 }
 

@@ -11,8 +11,8 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,6 +20,7 @@ from app.commands import register_menu
 from app.config import Settings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
+from app.fsm.storage import SqlStorage
 from app.handlers import get_routers
 from app.llm.client import create_llm_client
 from app.memory.service import MemoryService
@@ -30,13 +31,23 @@ from app.middlewares.inflight import InFlightMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.user_settings import UserSettingsMiddleware
 from app.services.chat import ChatService
-from app.services.personas import ensure_default_persona
+from app.services.personas import PersonaService, ensure_default_persona
 from app.services.users import UserService
 
 log = logging.getLogger(__name__)
 
 # How long shutdown waits for answers in flight before cancelling them.
 SHUTDOWN_GRACE = 10.0
+
+
+def create_storage(settings: Settings, pool: async_sessionmaker[AsyncSession]) -> BaseStorage:
+    """Dialog states: in our database by default, in Redis when REDIS_URL is set; either way
+    they survive a restart."""
+    if settings.redis.url:
+        return RedisStorage.from_url(
+            settings.redis.url, key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
+        )
+    return SqlStorage(pool)
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -76,6 +87,7 @@ def create_dispatcher(
     memory.budget_for(settings.openai.model)  # an unusable window stops start-up here
     llm = create_llm_client(settings.openai)
     users = UserService(pool, settings.access)
+    personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
     resources = Resources(
         engine=engine,
         pool=pool,
@@ -89,13 +101,14 @@ def create_dispatcher(
     )
 
     dp = Dispatcher(
-        storage=storage or MemoryStorage(),
+        storage=storage or create_storage(settings, pool),
         settings=settings,
         resources=resources,
         pool=pool,
         memory=memory,
         chat=resources.chat,
         users=users,
+        personas=personas,
     )
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
@@ -130,6 +143,7 @@ async def prepare_database(resources: Resources) -> None:
 
 
 async def close_resources(resources: Resources) -> None:
+    # The FSM storage is closed by the dispatcher itself after the shutdown hooks.
     await resources.llm.close()
     await resources.engine.dispose()
 

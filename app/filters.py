@@ -1,10 +1,17 @@
-"""Filters on who is writing, decided once by the access middleware."""
+"""Filters on who is writing and on which dialog a button belongs to."""
 
 from __future__ import annotations
 
-from aiogram.filters import Filter
-from aiogram.types import TelegramObject
+from typing import Any
 
+from aiogram.filters import Filter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import StatesGroup
+from aiogram.types import CallbackQuery, TelegramObject
+from pydantic import BaseModel, ValidationError
+
+from app.fsm.personas import EditorData, EditPersonaDialog, NewPersonaData, NewPersonaDialog
 from app.services.users import UserContext
 
 
@@ -13,3 +20,46 @@ class HasAccess(Filter):
 
     async def __call__(self, event: TelegramObject, user: UserContext | None = None) -> bool:
         return user is not None and user.has_access
+
+
+class ActiveDialog(Filter):
+    """Passes an update only inside the given dialog and, for a button press, only from the
+    dialog message open now and for the persona the dialog is about. Hands the handler the
+    dialog's data, validated, under `data_name`. Put it after the callback data filter: old
+    or forged buttons fall through to the router that says the button no longer works."""
+
+    def __init__(self, group: type[StatesGroup], model: type[BaseModel], data_name: str) -> None:
+        self.group = group
+        self.model = model
+        self.data_name = data_name
+
+    async def __call__(
+        self,
+        event: TelegramObject,
+        state: FSMContext,
+        callback_data: CallbackData | None = None,
+    ) -> bool | dict[str, Any]:
+        current = await state.get_state()
+        if current is None or current not in self.group.__all_states_names__:
+            return False
+        try:
+            data = self.model.model_validate(await state.get_data())
+        except ValidationError:
+            return False
+        if isinstance(event, CallbackQuery):
+            message = event.message
+            if message is None or message.message_id != getattr(data, "menu_id", None):
+                return False
+            expected = getattr(data, "persona_id", None)
+            pressed = getattr(callback_data, "persona_id", None)
+            if expected and pressed and expected != pressed:
+                return False
+        return {self.data_name: data}
+
+
+def ActiveEditor() -> ActiveDialog:
+    return ActiveDialog(EditPersonaDialog, EditorData, "editor")
+
+
+def ActiveNewPersona() -> ActiveDialog:
+    return ActiveDialog(NewPersonaDialog, NewPersonaData, "draft")

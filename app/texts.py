@@ -91,3 +91,76 @@ def model_failed(kind: FailureKind) -> str:
 
 def answer_interrupted(kind: FailureKind) -> str:
     return "⚠️ The answer was cut off: " + _FAILURES[kind]
+
+
+# --- personas -------------------------------------------------------------------------------
+
+SAVED = "Saved."
+DELETED = "Deleted."
+SHARED = "Everyone with access can now choose this persona."
+UNSHARED = "Only you (and admins) can choose this persona now."
+IN_DIALOG = (
+    "You are in {dialog}: {expected}. Your message was not sent to the assistant; "
+    "/cancel leaves the dialog."
+)
+STALE_BUTTON = "This button no longer works: its menu was closed or replaced."
+
+
+def cannot_edit(persona: str) -> str:
+    return (
+        f"You can't edit the persona “{escape(persona)}”: only its owner and admins can. "
+        "/new_persona creates your own."
+    )
+
+
+def try_again(problem: str) -> str:
+    return f"That didn't work: {escape(problem)}. Please send it again, or /cancel."
+
+
+def not_saved(problem: str) -> str:
+    return f"Not saved: {problem}."
+
+
+NEW_PERSONA_NAME = (
+    "🎭 <b>New persona</b> › name\n\nSend a name for the persona (up to 40 characters: "
+    "letters, digits, spaces)."
+)
+NEW_PERSONA_PROMPT = (
+    "🎭 <b>New persona “{name}”</b> › description\n\nDescribe who it is and how it talks: "
+    "this becomes its system prompt. For example: <i>You are Captain Jack, a cheerful pirate "
+    "who answers every question with sea stories.</i>"
+)
+
+
+def new_persona_memory(name: str, memory: list[tuple[str, str, str | None]], tokens: int) -> str:
+    lines = [
+        f"🎭 <b>New persona “{escape(name)}”</b> › first memory (optional)",
+        "",
+        f"Memory so far: {len(memory)} entries, {tokens:,} tokens.",
+    ]
+    for kind, text, answer in memory[-5:]:
+        line = f"📌 {text}" if kind == "fact" else f"💬 {text} → {answer}"
+        lines.append(escape(line[:120]))
+    lines += ["", "Add facts or question/answer pairs that give it character, or press Done."]
+    return "\n".join(lines)
+
+
+NEW_PERSONA_FACT = "🎭 <b>New persona “{name}”</b> › fact\n\nSend the fact as a message."
+NEW_PERSONA_QUESTION = "🎭 <b>New persona “{name}”</b> › question\n\nSend the question."
+NEW_PERSONA_ANSWER = (
+    "🎭 <b>New persona “{name}”</b> › answer\n\nSend the persona's answer to:\n<i>{question}</i>"
+)
+NEW_PERSONA_CREATED = "🎭 Persona “{name}” is created. Talk to it now?"
+SWITCHED = "Now you are talking to <b>{name}</b>. Each persona keeps its own conversation with you."
+STAYED = "Persona “{name}” is saved; /persona switches to it whenever you like."
+CHOOSE_PERSONA = "🎭 <b>Personas</b>\n\nYou are talking to <b>{current}</b>. Choose another:"
+PERSONA_UNAVAILABLE = "That persona is not available to you any more."
+EXPORT_CAPTION = "Persona “{name}”: send this file to /import_persona to recreate it."
+IMPORT_ASK = "📥 Send the persona's .json file (made by /export_persona), or /cancel."
+IMPORTED = (
+    "📥 Imported persona <b>{name}</b> with {entries} memory entries. /persona switches to it."
+)
+
+
+def import_failed(problem: str) -> str:
+    return f"Could not import this file: {escape(problem)}. Send another file, or /cancel."

@@ -187,6 +187,17 @@ class RunningBot:
         if self._task is not None:
             await asyncio.wait_for(self._task, timeout=20)
 
+    async def idle(self, timeout: float = 15.0) -> None:
+        """Wait until every pushed update has been fetched and fully handled."""
+        assert self.dp is not None
+        inflight = resources_of(self.dp).inflight
+        quiet = 0
+        async with asyncio.timeout(timeout):
+            while quiet < 3:
+                await asyncio.sleep(0.01)
+                busy = self.telegram.pending_updates or inflight.count
+                quiet = 0 if busy else quiet + 1
+
     @property
     def pool(self) -> async_sessionmaker[AsyncSession]:
         assert self.dp is not None

@@ -12,7 +12,7 @@ from app.db.models import MemoryKind, User
 from app.db.users import UserRepository
 from app.memory.service import MemoryService
 from app.memory.tokens import REPLY_PRIMING, load_counter
-from app.services.personas import add_memory_entry, ensure_default_persona
+from app.services.personas import PersonaService, ensure_default_persona
 
 COUNTER = load_counter("test-model")
 
@@ -44,10 +44,9 @@ async def test_turns_round_trip_and_assembly_reads_newest_first(
     async with pool() as session, session.begin():
         await UserRepository(session).add(User(id=7, first_name="Ann"))
         persona = await ensure_default_persona(session, COUNTER)
-        await add_memory_entry(session, COUNTER, persona.id, kind=MemoryKind.FACT, text="Tea.")
-        await add_memory_entry(
-            session, COUNTER, persona.id, kind=MemoryKind.QA, text="Hi?", answer="Hello!"
-        )
+        personas = PersonaService(COUNTER, lambda: memory.budget_for("test-model"))
+        await personas.add_entry(session, persona.id, MemoryKind.FACT, "Tea.")
+        await personas.add_entry(session, persona.id, MemoryKind.QA, "Hi?", "Hello!")
         conversation = await memory.conversation(session, 7, persona.id)
         for i in range(100):
             await memory.remember(session, conversation, memory.user_turn(f"turn {i}"))

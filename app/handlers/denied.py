@@ -15,7 +15,7 @@ async def no_access(message: Message, user: UserContext) -> None:
 
 async def stale_button(callback: CallbackQuery) -> None:
     # No keyboard of ours is open to this user: an old or forged button.
-    await callback.answer("This button no longer works.")
+    await callback.answer(texts.STALE_BUTTON, show_alert=True)
 
 
 def create_router() -> Router:

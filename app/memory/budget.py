@@ -61,6 +61,11 @@ class Budget:
         """Most tokens the prompt (all messages, reply priming included) may take."""
         return self.window - self.answer_reserve - self.margin
 
+    @property
+    def persona_limit(self) -> int:
+        """Most a persona's memory may take: it leaves at least half for the conversation."""
+        return self.prompt_limit // 2
+
     @classmethod
     def for_model(
         cls, model: str, *, window: int | None, answer_reserve: int, margin: int

@@ -9,6 +9,8 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.session import current_session
+
 
 class DbSessionMiddleware(BaseMiddleware):
     """Inner middleware: a session that commits when the handler succeeds.
@@ -28,6 +30,10 @@ class DbSessionMiddleware(BaseMiddleware):
     ) -> Any:
         async with self.pool() as session:
             data["session"] = session
-            result = await handler(event, data)
-            await session.commit()
+            token = current_session.set(session)
+            try:
+                result = await handler(event, data)
+                await session.commit()
+            finally:
+                current_session.reset(token)
             return result

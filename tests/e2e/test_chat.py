@@ -13,14 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db.models import MemoryKind, Message, MessageRole
+from app.memory.budget import Budget
 from app.memory.tokens import load_counter
-from app.services.personas import add_memory_entry, ensure_default_persona
+from app.services.personas import PersonaService, ensure_default_persona
 from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import count_prompt_tokens
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 COUNTER = load_counter("test-model")
+PERSONAS = PersonaService(COUNTER, lambda: Budget(16_000, 500, 0))
 
 
 async def stored(db: async_sessionmaker[AsyncSession], user_id: int) -> list[tuple[str, str, int]]:
@@ -120,16 +122,9 @@ async def test_persona_memory_is_in_the_request_and_counted_exactly(
     bot = await start_bot()
     async with bot.pool() as session, session.begin():
         persona = await ensure_default_persona(session, COUNTER)
-        await add_memory_entry(
-            session, COUNTER, persona.id, kind=MemoryKind.FACT, text="Your name is Ann."
-        )
-        await add_memory_entry(
-            session,
-            COUNTER,
-            persona.id,
-            kind=MemoryKind.QA,
-            text="What do you drink?",
-            answer="Only green tea.",
+        await PERSONAS.add_entry(session, persona.id, MemoryKind.FACT, "Your name is Ann.")
+        await PERSONAS.add_entry(
+            session, persona.id, MemoryKind.QA, "What do you drink?", "Only green tea."
         )
     await say(telegram, ALLOWED, "first")
     await say(telegram, ALLOWED, "Who are you?")
@@ -313,9 +308,8 @@ async def test_a_persona_too_large_for_the_model_is_reported(
     async with bot.pool() as session, session.begin():
         persona = await ensure_default_persona(session, COUNTER)
         for i in range(40):
-            await add_memory_entry(
-                session, COUNTER, persona.id, kind=MemoryKind.FACT, text=f"fact {i} " * 10
-            )
+            # Written while the owner used a larger model; now the window is 1,000 tokens.
+            await PERSONAS.add_entry(session, persona.id, MemoryKind.FACT, f"fact {i} " * 10)
     with caplog.at_level(logging.WARNING):
         answer = await say(telegram, ALLOWED, "hi")
     assert "leaves no room for a conversation" in answer
@@ -389,7 +383,17 @@ async def test_the_command_menu_is_registered_at_start_up(
     await start_bot()
     [call] = telegram.calls_of("setMyCommands")
     names = [c["command"] for c in call.params["commands"]]
-    assert names == ["start", "help", "new", "cancel"]
+    assert names == [
+        "start",
+        "help",
+        "new",
+        "persona",
+        "edit_bot",
+        "new_persona",
+        "export_persona",
+        "import_persona",
+        "cancel",
+    ]
 
 
 async def test_admins_and_allowed_users_are_seeded_into_the_database(

@@ -1,0 +1,71 @@
+"""/persona: the personas this user may talk to, and switching between them."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import Bot, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import texts
+from app.filters import HasAccess
+from app.keyboards.callbacks import PersonaChoice
+from app.services.chat import UserSettings
+from app.services.personas import PersonaRef, PersonaService
+from app.services.users import UserContext
+from app.views import dialog
+from app.views.persona_editor import Screen
+
+
+def _keyboard(personas: list[PersonaRef], current: int) -> InlineKeyboardMarkup:
+    keyboard = InlineKeyboardBuilder()
+    for ref in personas:
+        mark = "✓ " if ref.id == current else ""
+        keyboard.button(text=mark + ref.name, callback_data=PersonaChoice(persona_id=ref.id))
+    keyboard.adjust(2)
+    return keyboard.as_markup()
+
+
+async def list_personas(
+    message: Message,
+    session: AsyncSession,
+    user: UserContext,
+    user_settings: UserSettings,
+    personas: PersonaService,
+) -> None:
+    usable = await personas.usable(session, user)
+    current = user_settings.persona
+    text = texts.CHOOSE_PERSONA.format(current=escape(current.name))
+    await message.answer(text, reply_markup=_keyboard(usable, current.id))
+
+
+async def choose(
+    callback: CallbackQuery,
+    callback_data: PersonaChoice,
+    session: AsyncSession,
+    user: UserContext,
+    personas: PersonaService,
+    bot: Bot,
+) -> None:
+    usable = await personas.usable(session, user)
+    chosen = next((ref for ref in usable if ref.id == callback_data.persona_id), None)
+    if chosen is None:
+        await callback.answer(texts.PERSONA_UNAVAILABLE, show_alert=True)
+        return
+    await personas.switch(session, user.id, chosen.id)
+    screen = Screen(texts.SWITCHED.format(name=escape(chosen.name)), _keyboard(usable, chosen.id))
+    message_id = callback.message.message_id if callback.message else None
+    await dialog.edit(bot, callback.from_user.id, message_id, screen)
+    await callback.answer()
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(HasAccess())
+    router.callback_query.filter(HasAccess())
+    router.message.register(list_personas, Command("persona"))
+    router.callback_query.register(choose, PersonaChoice.filter())
+    return router

@@ -1,0 +1,82 @@
+"""/export_persona sends the persona as JSON; /import_persona recreates one from such a file."""
+
+from __future__ import annotations
+
+import io
+import re
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import BufferedInputFile, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import texts
+from app.filters import HasAccess
+from app.fsm.personas import ImportPersonaDialog
+from app.services.chat import UserSettings
+from app.services.personas import IMPORT_MAX_BYTES, PersonaError, PersonaService
+from app.services.users import UserContext
+
+
+async def export_persona(
+    message: Message,
+    session: AsyncSession,
+    user: UserContext,
+    user_settings: UserSettings,
+    personas: PersonaService,
+) -> None:
+    view = await personas.view(session, user_settings.persona.id)
+    if not personas.can_edit(user, view):
+        await message.answer(texts.cannot_edit(view.name))
+        return
+    filename = "persona-" + (re.sub(r"[^\w-]+", "-", view.name).strip("-") or "export") + ".json"
+    document = BufferedInputFile(await personas.export(session, view.id), filename=filename)
+    await message.answer_document(
+        document, caption=texts.EXPORT_CAPTION.format(name=escape(view.name))
+    )
+
+
+async def ask_for_file(message: Message, state: FSMContext) -> None:
+    await message.answer(texts.IMPORT_ASK)
+    await state.set_state(ImportPersonaDialog.sending_file)
+
+
+async def import_persona(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: UserContext,
+    personas: PersonaService,
+    bot: Bot,
+) -> None:
+    document = message.document
+    if document is None:
+        return
+    if (document.file_size or 0) > IMPORT_MAX_BYTES:
+        await message.answer(
+            texts.import_failed(f"it is larger than {IMPORT_MAX_BYTES // 1024} KB")
+        )
+        return
+    buffer = io.BytesIO()
+    await bot.download(document, destination=buffer)
+    try:
+        ref, entries = await personas.import_file(session, user.id, buffer.getvalue())
+    except PersonaError as exc:
+        await session.rollback()
+        await message.answer(texts.import_failed(str(exc)))
+        return
+    await state.clear()
+    await message.answer(texts.IMPORTED.format(name=escape(ref.name), entries=entries))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(HasAccess())
+    router.message.register(export_persona, Command("export_persona"))
+    router.message.register(ask_for_file, Command("import_persona"), StateFilter(None))
+    router.message.register(
+        import_persona, StateFilter(ImportPersonaDialog.sending_file), F.document
+    )
+    return router

@@ -1,0 +1,1 @@
+"""Inline keyboards: callback data factories and the keyboards built from them."""

@@ -1,0 +1,74 @@
+"""Every button's callback data, with short prefixes (Telegram allows 64 bytes)."""
+
+from __future__ import annotations
+
+import enum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class EditorAction(enum.StrEnum):
+    """Buttons of the persona editor's main screen."""
+
+    PAGE = "pg"
+    OPEN = "op"
+    ADD_FACT = "af"
+    ADD_QA = "aq"
+    NAME = "nm"
+    PROMPT = "pr"
+    SHARE = "sh"
+    CLOSE = "cl"
+    BACK = "bk"
+    SAVE = "sv"
+    DISCARD = "ds"
+
+
+class EntryAction(enum.StrEnum):
+    """Buttons of one memory entry."""
+
+    EDIT = "ed"
+    EDIT_ANSWER = "ea"
+    UP = "up"
+    DOWN = "dn"
+    DELETE = "dl"
+    DELETE_YES = "dy"
+
+
+class EditorButton(CallbackData, prefix="pe"):
+    """A button of the persona editor (/edit_bot)."""
+
+    action: EditorAction
+    persona_id: int
+    page: int = 0
+    entry_id: int = 0
+
+
+class EntryButton(CallbackData, prefix="pn"):
+    """A button on one memory entry in the editor."""
+
+    action: EntryAction
+    persona_id: int
+    entry_id: int
+
+
+class NewPersonaAction(enum.StrEnum):
+    """Buttons of the /new_persona dialog."""
+
+    ADD_FACT = "af"
+    ADD_QA = "aq"
+    DONE = "dn"
+    SWITCH = "sw"
+    STAY = "st"
+
+
+class NewPersonaButton(CallbackData, prefix="np"):
+    """A button of the /new_persona dialog."""
+
+    action: NewPersonaAction
+    persona_id: int = 0
+
+
+class PersonaChoice(CallbackData, prefix="ps"):
+    """A persona in the /persona list."""
+
+    persona_id: int

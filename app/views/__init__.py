@@ -1,0 +1,1 @@
+"""Dialog screens: the text and keyboard of each step, built from service data."""
