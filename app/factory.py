@@ -20,6 +20,7 @@ from app.commands import register_menu
 from app.config import Settings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
+from app.delivery.retry import RetryMiddleware
 from app.fsm.storage import SqlStorage
 from app.handlers import get_routers
 from app.llm.client import create_llm_client
@@ -52,6 +53,7 @@ def create_storage(settings: Settings, pool: async_sessionmaker[AsyncSession]) -
 
 def create_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_url))
+    session.middleware(RetryMiddleware())
     return Bot(
         token=settings.telegram.bot_token.get_secret_value(),
         session=session,

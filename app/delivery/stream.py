@@ -1,27 +1,25 @@
-"""Shows an answer while it is generated: drafts in private chats, else one edited message."""
+"""Shows an answer while it is generated: drafts in private chats, else one edited message.
+
+Text goes out as rendered entities (app/delivery/render.py), never through a parse mode, so
+the model's Markdown cannot make Telegram refuse a message; if Telegram refuses one anyway,
+the same text goes again without formatting.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-)
+from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramRetryAfter
+from aiogram.types import MessageEntity
 
-from app.delivery.split import MESSAGE_LIMIT, split_message, telegram_length
+from app.delivery.render import Rendered, render
+from app.delivery.split import split_rendered
 
 log = logging.getLogger(__name__)
-
-# Bound on how long a final message may wait out Telegram's flood control.
-MAX_RETRY_AFTER = 30.0
-ELLIPSIS = "…"
 
 
 @dataclass(slots=True)
@@ -54,78 +52,79 @@ class AnswerStream:
         now = self.clock()
         if now < self._next_at or not text.strip():
             return
-        preview = _preview(text)
-        if preview == self._shown:
+        # The newest part of a long answer is what is being written.
+        preview = split_rendered(render(text))[-1]
+        if preview.text == self._shown:
             return
         self._next_at = now + self.interval
         try:
             await self._send_preview(preview)
+            self._shown = preview.text
         except TelegramRetryAfter as exc:
             # A preview can be skipped; the next one goes out once Telegram allows it.
             self._next_at = now + exc.retry_after
-        except TelegramNetworkError as exc:
-            log.warning("Preview for chat %s not sent: %s", self.chat_id, exc)
+        except (TelegramNetworkError, TelegramBadRequest) as exc:
+            log.warning("Preview for chat %s not shown: %s", self.chat_id, exc)
 
-    async def _send_preview(self, preview: str) -> None:
+    async def _send_preview(self, preview: Rendered) -> None:
         if self.drafts.available:
             try:
                 self.calls += 1
                 await self.bot.send_message_draft(
-                    chat_id=self.chat_id, draft_id=self.draft_id, text=preview, parse_mode=None
+                    chat_id=self.chat_id,
+                    draft_id=self.draft_id,
+                    text=preview.text,
+                    entities=preview.entities or None,
+                    parse_mode=None,
                 )
-                self._shown = preview
                 return
             except TelegramBadRequest as exc:
+                if "entities" in str(exc).lower():
+                    raise
                 log.info("Drafts refused (%s); streaming by editing a message instead", exc)
                 self.drafts.available = False
-        self.calls += 1
-        if self._message_id is None:
-            sent = await self.bot.send_message(self.chat_id, preview, parse_mode=None)
-            self._message_id = sent.message_id
-        else:
-            await self._edit(preview)
-        self._shown = preview
+        await self._put(preview.text, preview.entities)
 
     async def finish(self, text: str) -> None:
         """Deliver the complete text; the preview message, if any, becomes its first part."""
-        parts = split_message(text)
-        if self._message_id is not None and parts:
-            first, *parts = parts
-            if first != self._shown:
-                await self._final(lambda: self._edit(first))
-        for part in parts:
-            await self._final(lambda part=part: self._send(part))  # type: ignore[misc]
+        for part in split_rendered(render(text)):
+            await self._final(part)
 
-    async def _send(self, text: str) -> None:
-        self.calls += 1
-        await self.bot.send_message(self.chat_id, text, parse_mode=None)
-
-    async def _edit(self, text: str) -> None:
-        self.calls += 1
+    async def _final(self, part: Rendered) -> None:
+        """Send one part for good (the bot session waits out flood control and retries
+        server errors); formatting that Telegram refuses is dropped rather than the text."""
         try:
-            await self.bot.edit_message_text(
-                text=text, chat_id=self.chat_id, message_id=self._message_id, parse_mode=None
-            )
+            await self._put(part.text, part.entities or None)
         except TelegramBadRequest as exc:
-            if "message is not modified" not in str(exc):
+            if not part.entities or "message is too long" in str(exc).lower():
                 raise
+            log.warning("Telegram refused formatting (%s); sending plain text", exc)
+            await self._put(part.text, None)
+        self._message_id = None  # the next part is a message of its own
 
-    async def _final(self, call: Callable[[], object]) -> None:
-        # The final text must arrive: wait out flood control (bounded) and try again.
-        deadline = self.clock() + MAX_RETRY_AFTER
-        while True:
-            try:
-                await call()  # type: ignore[misc]
-                return
-            except TelegramRetryAfter as exc:
-                if self.clock() + exc.retry_after > deadline:
-                    raise
-                await asyncio.sleep(exc.retry_after)
+    async def _put(self, text: str, entities: list[MessageEntity] | None) -> None:
+        """Edit the message being streamed into, or send a new one."""
+        self.calls += 1
+        if self._message_id is None:
+            sent = await self.bot.send_message(
+                self.chat_id, text, entities=entities, parse_mode=None
+            )
+            self._message_id = sent.message_id
+            return
+        await _ignore_not_modified(
+            self.bot.edit_message_text(
+                text=text,
+                chat_id=self.chat_id,
+                message_id=self._message_id,
+                entities=entities,
+                parse_mode=None,
+            )
+        )
 
 
-def _preview(text: str) -> str:
-    """What fits in one message: the newest part of a long answer, marked as continuing."""
-    if telegram_length(text) <= MESSAGE_LIMIT:
-        return text
-    tail = split_message(text, MESSAGE_LIMIT - 2)[-1]
-    return ELLIPSIS + " " + tail
+async def _ignore_not_modified(call: Awaitable[object]) -> None:
+    try:
+        await call
+    except TelegramBadRequest as exc:
+        if "message is not modified" not in str(exc):
+            raise
