@@ -116,9 +116,10 @@ def create_dispatcher(
     dp.update.outer_middleware(resources.inflight)
     dp.update.outer_middleware(PerUserSerialMiddleware())
     access = AccessMiddleware(users)
+    sessions = DbSessionMiddleware(pool)
     for observer in (dp.message, dp.callback_query):
+        observer.outer_middleware(sessions)
         observer.outer_middleware(access)
-        observer.middleware(DbSessionMiddleware(pool))
         observer.middleware(UserSettingsMiddleware(settings.openai))
     dp.include_routers(*get_routers())
 

@@ -38,6 +38,7 @@ from app.memory.service import MemoryService
 from app.memory.tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TokenCounter, load_counter
 from app.services import personas
 from app.services.personas import ensure_default_persona
+from app.services.refs import PersonaRef
 
 MODEL = "test-model"  # unknown to tiktoken: the bundled cl100k_base, no download
 WINDOW = 16_000
@@ -49,7 +50,7 @@ PAIRS = 50
 WARMUP = 30
 ITERATIONS = 300
 TARGET_RATIO = 1.5
-STEPS = ("persona_memory", "user_turn+builder", "conversation", "remember", "assemble")
+STEPS = ("persona_memory", "user_turn+builder", "conversation", "assemble", "remember")
 NEW_MESSAGE = (
     "Could you remind me what we decided about the garden layout last week, and whether the "
     "tomatoes should go next to the fence or near the shed where the light is better?"
@@ -139,7 +140,7 @@ class Bench:
                 _env_file=None,
             ),
         )
-        self.persona_id = 0
+        self.persona = PersonaRef(0, "")
 
     async def add_entry(
         self,
@@ -149,21 +150,14 @@ class Bench:
         text: str,
         answer: str | None = None,
     ) -> None:
-        """A persona memory entry, added the way the app adds it: `add_memory_entry`, or
-        `PersonaService.add_entry` where the persona editor replaced it."""
-        service = getattr(personas, "PersonaService", None)
-        if service is not None:
-            editor = service(self.counter, lambda: self.memory.budget_for(MODEL))
-            await editor.add_entry(session, persona_id, kind, text, answer)
-        else:
-            add = personas.add_memory_entry  # type: ignore[attr-defined]
-            await add(session, self.counter, persona_id, kind=kind, text=text, answer=answer)
+        """A persona memory entry, added the way the persona editor adds it."""
+        editor = personas.PersonaService(self.counter, lambda: self.memory.budget_for(MODEL))
+        await editor.add_entry(session, persona_id, kind, text, answer)
 
     async def seed(self, pool: async_sessionmaker[AsyncSession]) -> None:
         rng = random.Random(12345)
         async with pool() as session, session.begin():
             persona = await ensure_default_persona(session, self.counter)
-            self.persona_id = persona.id
             for i in range(FACTS):
                 fact = f"Fact {i}: " + sentence(rng, rng.randint(8, 16))
                 await self.add_entry(session, persona.id, MemoryKind.FACT, fact)
@@ -171,6 +165,7 @@ class Bench:
                 question = f"Question {i}: " + sentence(rng, rng.randint(6, 14)) + "?"
                 answer = sentence(rng, rng.randint(20, 45))
                 await self.add_entry(session, persona.id, MemoryKind.QA, question, answer)
+            self.persona = await personas.persona_for(session, persona.id)
             for user_id, size in enumerate(SIZES, start=1):
                 session.add(User(id=user_id, first_name=f"user{user_id}", has_access=True))
                 await session.flush()
@@ -201,21 +196,20 @@ class Bench:
         clock = time.perf_counter
         async with pool() as session:
             started = clock()
-            persona = await memory.persona_memory(session, self.persona_id)
+            # The revision comes with the user's row in the bot; the memory is then cached.
+            persona = await memory.persona_memory(session, self.persona)
             t_persona = clock()
             turn = memory.user_turn(NEW_MESSAGE)
             builder = memory.builder(persona, turn, MODEL)
             t_builder = clock()
-            conversation = await memory.conversation(session, user_id, self.persona_id)
+            conversation = await memory.conversation(session, user_id, self.persona.id)
             t_conversation = clock()
-            stored = await memory.remember(session, conversation, turn)
-            t_remember = clock()
-            assembled = await memory.assemble(
-                session, builder, conversation, before_id=stored.id or 0
-            )
+            assembled = await memory.assemble(session, builder, conversation)
             t_assemble = clock()
+            await memory.remember(session, conversation, turn)
+            t_remember = clock()
             await session.rollback()
-        marks = [t_persona, t_builder, t_conversation, t_remember, t_assemble]
+        marks = [t_persona, t_builder, t_conversation, t_assemble, t_remember]
         return [(mark - started) * 1000 for mark in marks], assembled
 
     async def run(self, pool: async_sessionmaker[AsyncSession]) -> list[Figures]:
@@ -304,7 +298,7 @@ def print_table(figures: list[Figures]) -> None:
 async def main() -> int:
     limit = WINDOW - ANSWER_TOKENS - MARGIN
     print("Context assembly per message: persona memory, new turn + budget builder, conversation,")
-    print("store the turn, assemble (as ChatService.reply runs them); the turn is rolled back.")
+    print("assemble, store the turn (as ChatService.reply runs them); the turn is rolled back.")
     print(
         f"Persona: {FACTS} facts + {PAIRS} question/answer pairs. Model {MODEL!r} (cl100k_base),\n"
         f"window {WINDOW:,}, answer reserve {ANSWER_TOKENS:,}, margin {MARGIN} -> prompt "

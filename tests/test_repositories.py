@@ -12,7 +12,7 @@ from app.db.models import MemoryKind, User
 from app.db.users import UserRepository
 from app.memory.service import MemoryService
 from app.memory.tokens import REPLY_PRIMING, load_counter
-from app.services.personas import PersonaService, ensure_default_persona
+from app.services.personas import PersonaService, ensure_default_persona, persona_for
 
 COUNTER = load_counter("test-model")
 
@@ -51,7 +51,9 @@ async def test_turns_round_trip_and_assembly_reads_newest_first(
         for i in range(100):
             await memory.remember(session, conversation, memory.user_turn(f"turn {i}"))
     async with pool() as session:
-        persona_memory = await memory.persona_memory(session, persona.id)
+        persona_memory = await memory.persona_memory(
+            session, await persona_for(session, persona.id)
+        )
         assert "Tea." in persona_memory.system_message
         new = await memory.remember(session, conversation, memory.user_turn("now"))
         builder = memory.builder(persona_memory, new, "test-model")

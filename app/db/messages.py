@@ -53,15 +53,15 @@ class MessageRepository:
         return message.id
 
     async def newest(
-        self, conversation_id: int, *, before_id: int, limit: int
+        self, conversation_id: int, *, before_id: int | None, limit: int
     ) -> Sequence[Row[int, MessageRole, str, int]]:
-        """Up to `limit` turns older than `before_id`, newest first (an index range scan)."""
-        result = await self.session.execute(
-            select(Message.id, Message.role, Message.content, Message.token_count)
-            .where(Message.conversation_id == conversation_id, Message.id < before_id)
-            .order_by(Message.id.desc())
-            .limit(limit)
+        """Up to `limit` turns (older than `before_id`), newest first: an index range scan."""
+        query = select(Message.id, Message.role, Message.content, Message.token_count).where(
+            Message.conversation_id == conversation_id
         )
+        if before_id is not None:
+            query = query.where(Message.id < before_id)
+        result = await self.session.execute(query.order_by(Message.id.desc()).limit(limit))
         return result.all()
 
     async def count(self, conversation_id: int) -> int:

@@ -97,6 +97,9 @@ class Persona(Base):
     # Exact cost of the system message (prompt + facts, see app/memory/context.py),
     # recounted whenever the prompt or a fact changes, never per request.
     system_message_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every change to the prompt or the memory, so a process can keep the memory
+    # cached and know from one look at this number whether its copy is still current.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # NULL owner: the persona belongs to the admins (the default persona does). Not a
     # foreign key: users.persona_id already points here, and a cycle of keys would need
     # ALTER TABLE tricks that SQLite does not have.

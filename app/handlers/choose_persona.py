@@ -14,7 +14,8 @@ from app import texts
 from app.filters import HasAccess
 from app.keyboards.callbacks import PersonaChoice
 from app.services.chat import UserSettings
-from app.services.personas import PersonaRef, PersonaService
+from app.services.personas import PersonaService
+from app.services.refs import PersonaRef
 from app.services.users import UserContext
 from app.views import dialog
 from app.views.persona_editor import Screen

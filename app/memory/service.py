@@ -20,11 +20,14 @@ from app.memory.context import (
     compose_system_message,
 )
 from app.memory.tokens import TokenCounter
+from app.services.refs import PersonaRef
 
 # History is read newest-first in pages: the first is usually enough; later ones grow so a
 # large window is filled in a few queries.
 FIRST_PAGE = 32
 MAX_PAGE = 512
+# Personas whose memory is kept in this process (a few hundred entries each at most).
+PERSONA_CACHE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class MemoryService:
         self.counter = counter
         self._openai = openai
         self._budgets: dict[str, Budget] = {}
+        self._personas: dict[int, tuple[int, PersonaMemory]] = {}
 
     def budget_for(self, model: str) -> Budget:
         budget = self._budgets.get(model)
@@ -55,7 +59,18 @@ class MemoryService:
             )
         return budget
 
-    async def persona_memory(self, session: AsyncSession, persona_id: int) -> PersonaMemory:
+    async def persona_memory(self, session: AsyncSession, persona: PersonaRef) -> PersonaMemory:
+        """The persona's memory; kept between messages while its revision stays the same."""
+        cached = self._personas.get(persona.id)
+        if cached is not None and cached[0] == persona.revision:
+            return cached[1]
+        memory = await self._load_persona(session, persona.id)
+        if len(self._personas) >= PERSONA_CACHE:
+            self._personas.clear()
+        self._personas[persona.id] = (persona.revision, memory)
+        return memory
+
+    async def _load_persona(self, session: AsyncSession, persona_id: int) -> PersonaMemory:
         personas = PersonaRepository(session)
         persona = await personas.get(persona_id)
         if persona is None:
@@ -123,10 +138,10 @@ class MemoryService:
         builder: ContextBuilder,
         conversation: Conversation,
         *,
-        before_id: int,
+        before_id: int | None = None,
     ) -> Assembled:
-        """Fill the builder with the turns older than `before_id`, newest-first, reading only
-        as far as they fit."""
+        """Fill the builder with the turns (older than `before_id`, if given), newest-first,
+        reading only as far as they fit."""
         messages = MessageRepository(session)
         page = FIRST_PAGE
         while not builder.full:

@@ -13,6 +13,6 @@ from app.services.users import UserContext
 class MiddlewareData(TypedDict, total=False):
     """What our middlewares add to a handler's keyword arguments."""
 
-    user: UserContext  # AccessMiddleware (outer): who is writing, and their rights
-    session: AsyncSession  # DbSessionMiddleware (inner): one per handled event
+    session: AsyncSession  # DbSessionMiddleware (outer): one per message or button press
+    user: UserContext  # AccessMiddleware (outer): who is writing, their rights and persona
     user_settings: UserSettings  # UserSettingsMiddleware (inner): persona, model, temperature

@@ -12,7 +12,8 @@ from app.services.users import UserService
 
 
 class AccessMiddleware(BaseMiddleware):
-    """Outer middleware: puts the `user` (a UserContext) into the handler data."""
+    """Outer middleware, after the session one: puts the `user` (a UserContext, with the
+    persona they talk to) into the handler data."""
 
     def __init__(self, users: UserService) -> None:
         self.users = users
@@ -26,5 +27,5 @@ class AccessMiddleware(BaseMiddleware):
         tg_user: User | None = data.get("event_from_user")
         if tg_user is None or tg_user.is_bot:
             return None  # channel posts, other bots: nothing for us
-        data["user"] = await self.users.resolve(tg_user)
+        data["user"] = await self.users.resolve(data["session"], tg_user)
         return await handler(event, data)

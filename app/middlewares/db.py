@@ -13,7 +13,12 @@ from app.db.session import current_session
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """Inner middleware: a session that commits when the handler succeeds.
+    """One session per message or button press, committed when the handler succeeds.
+
+    An outer middleware, not an inner one: access is decided from the database for every
+    message before any handler is chosen, so a session is needed there anyway, and one
+    session serves the access check, the handler and the dialog state (one connection per
+    update instead of four: see bench/load.py).
 
     Not `session.begin()` as a block: a chat answer commits the user's message itself before
     it calls the model, so that no transaction stays open while the answer streams.

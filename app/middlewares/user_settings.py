@@ -15,7 +15,7 @@ from app.services.users import UserContext
 
 
 class UserSettingsMiddleware(BaseMiddleware):
-    """Inner middleware, after the session one: adds `user_settings`."""
+    """Inner middleware: adds `user_settings`, from what the access middleware read."""
 
     def __init__(self, defaults: OpenAISettings) -> None:
         self.defaults = defaults
@@ -29,7 +29,7 @@ class UserSettingsMiddleware(BaseMiddleware):
         user: UserContext | None = data.get("user")
         if user is not None:
             data["user_settings"] = UserSettings(
-                persona=await persona_for(data["session"], user.persona_id),
+                persona=user.persona or await persona_for(data["session"], user.persona_id),
                 model=user.model or self.defaults.model,
                 temperature=(
                     user.temperature if user.temperature is not None else self.defaults.temperature

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -14,9 +15,9 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.llm.chat import ChatRequest, LLMError, stream_answer
-from app.memory.context import MessageTooLong, PersonaTooLarge
-from app.memory.service import MemoryService
-from app.services.personas import PersonaRef
+from app.memory.context import Assembled, MessageTooLong, PersonaTooLarge
+from app.memory.service import Conversation, MemoryService
+from app.services.refs import PersonaRef
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ChatService:
                 chat_id, texts.too_many_characters(len(text), self.chat.max_input_chars)
             )
             return
-        persona = await self.memory.persona_memory(session, settings.persona.id)
+        persona = await self.memory.persona_memory(session, settings.persona)
         turn = self.memory.user_turn(text)
         try:
             builder = self.memory.builder(persona, turn, settings.model)
@@ -89,10 +90,10 @@ class ChatService:
             return
 
         conversation = await self.memory.conversation(session, user_id, settings.persona.id)
-        stored = await self.memory.remember(session, conversation, turn)
-        assembled = await self.memory.assemble(
-            session, builder, conversation, before_id=stored.id or 0
-        )
+        # Read first, then write and commit at once: on SQLite the write lock is held for
+        # the insert alone, not across the reads (bench/load.py showed writers queueing).
+        assembled = await self.memory.assemble(session, builder, conversation)
+        await self.memory.remember(session, conversation, turn)
         # The user's message is safe before the model is called, and no transaction is held
         # open while the answer streams.
         await session.commit()
@@ -102,7 +103,19 @@ class ChatService:
             assembled.prompt_tokens,
             assembled.history_turns,
         )
+        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
 
+    async def _answer(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        chat_id: int,
+        conversation: Conversation,
+        assembled: Assembled,
+        settings: UserSettings,
+        draft_id: int,
+    ) -> None:
+        """Stream the model's answer to the chat, then store it: an error stores nothing."""
         request = ChatRequest(
             model=settings.model,
             messages=assembled.as_api(),
@@ -123,16 +136,29 @@ class ChatService:
                 answer += delta
                 await stream.show(answer)
         except LLMError as exc:
-            log.warning("Model call failed for user %s (%s): %s", user_id, exc.kind, exc)
+            log.warning(
+                "Model call failed for user %s (%s): %s", conversation.user_id, exc.kind, exc
+            )
             if answer.strip():
                 await stream.finish(answer + "\n\n" + texts.answer_interrupted(exc.kind))
             else:
                 await bot.send_message(chat_id, texts.model_failed(exc.kind))
             return
         if not answer.strip():
+            log.warning("The model returned an empty answer for user %s", conversation.user_id)
             await bot.send_message(chat_id, texts.EMPTY_ANSWER)
             return
-        # Stored before it is delivered: a Telegram failure must not lose what the model said.
+        # Stored while it is delivered: neither waits for the other, and a Telegram failure
+        # cannot lose what the model said.
+        results = await asyncio.gather(
+            self._store(session, conversation, answer),
+            stream.finish(answer),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _store(self, session: AsyncSession, conversation: Conversation, answer: str) -> None:
         await self.memory.remember_answer(session, conversation, answer)
         await session.commit()
-        await stream.finish(answer)

@@ -19,6 +19,7 @@ from app.db.users import UserRepository
 from app.memory.budget import Budget
 from app.memory.context import compose_system_message, pair_tokens
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
+from app.services.refs import PersonaRef
 from app.services.users import UserContext
 
 log = logging.getLogger(__name__)
@@ -34,14 +35,6 @@ ENTRY_MAX = 2_000
 EXPORT_FORMAT = "telegram-bot-assistant/persona"
 IMPORT_MAX_BYTES = 256 * 1024
 _NAME = re.compile(r"^[\w][\w .,'()\-]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class PersonaRef:
-    """A persona's identity, without its memory."""
-
-    id: int
-    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +262,7 @@ class PersonaService:
     async def rename(self, session: AsyncSession, persona_id: int, name: str) -> None:
         persona = await self._persona(session, persona_id)
         persona.name = await self.free_name(session, name, exclude_id=persona_id)
+        persona.revision += 1
         await session.flush()
 
     async def set_prompt(self, session: AsyncSession, persona_id: int, prompt: str) -> None:
@@ -278,6 +272,7 @@ class PersonaService:
         system = self._system_tokens(prompt, entries)
         self._within_budget(system + _pairs_tokens(entries))
         persona.system_prompt, persona.system_message_tokens = prompt, system
+        persona.revision += 1
         await session.flush()
 
     async def set_shared(self, session: AsyncSession, persona_id: int, shared: bool) -> None:
@@ -385,9 +380,7 @@ class PersonaService:
             positions = list(range(1, len(same) + 1))
         for position, item in zip(positions, same, strict=True):
             item.position = position
-        if entry.kind is MemoryKind.FACT:
-            await self._recount(session, persona_id, check=False)
-        await session.flush()
+        await self._recount(session, persona_id, check=False)
 
     async def delete_entry(self, session: AsyncSession, persona_id: int, entry_id: int) -> None:
         entry = await self._entry(session, persona_id, entry_id)
@@ -460,6 +453,7 @@ class PersonaService:
         if check:
             self._within_budget(system + _pairs_tokens(entries))
         persona.system_message_tokens = system
+        persona.revision += 1
         await session.flush()
 
     async def _persona(self, session: AsyncSession, persona_id: int) -> Persona:
@@ -513,7 +507,7 @@ async def ensure_default_persona(session: AsyncSession, counter: TokenCounter) -
             )
         )
         log.info("Created the default persona %r", persona.name)
-    return PersonaRef(persona.id, persona.name)
+    return PersonaRef(persona.id, persona.name, persona.revision)
 
 
 async def persona_for(session: AsyncSession, persona_id: int | None) -> PersonaRef:
@@ -524,4 +518,4 @@ async def persona_for(session: AsyncSession, persona_id: int | None) -> PersonaR
         persona = await personas.default()
     if persona is None:
         raise LookupError("no default persona: the database was not initialised")
-    return PersonaRef(persona.id, persona.name)
+    return PersonaRef(persona.id, persona.name, persona.revision)

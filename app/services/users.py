@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiogram.types import User as TelegramUser
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from app.config import AccessSettings
-from app.db.models import Role, User
+from app.db.models import Persona, Role, User
 from app.db.users import UserRepository
+from app.services.refs import PersonaRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +24,11 @@ class UserContext:
     language: str | None
     role: Role
     has_access: bool
-    persona_id: int | None
+    persona_id: int | None  # as chosen; None means the default persona
     model: str | None
     temperature: float | None
+    # The persona the user talks to now: the chosen one, or the default one.
+    persona: PersonaRef | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -47,20 +52,32 @@ class UserService:
                 for user_id in sorted(self.access.allowed_user_ids - self.access.admin_ids):
                     await users.grant_from_settings(user_id, admin=False)
 
-    async def resolve(self, tg_user: TelegramUser) -> UserContext:
-        async with self.pool() as session:
-            users = UserRepository(session)
-            user = await users.get(tg_user.id)
-            if user is None:
-                user = await users.add(self._new_user(tg_user))
-                await session.commit()
-            elif _profile_changed(user, tg_user):
-                user.first_name = tg_user.first_name
-                user.last_name = tg_user.last_name
-                user.username = tg_user.username
-                user.language_code = tg_user.language_code
-                await session.commit()
-            return _context(user, everyone_allowed=self.access.everyone_allowed)
+    async def resolve(self, session: AsyncSession, tg_user: TelegramUser) -> UserContext:
+        """The user with their persona, in one query; registered on first contact."""
+        chosen, default = aliased(Persona), aliased(Persona)
+        row = (
+            await session.execute(
+                select(User, chosen.id, chosen.name, chosen.revision)
+                .add_columns(default.id, default.name, default.revision)
+                .outerjoin(chosen, chosen.id == User.persona_id)
+                .outerjoin(default, default.is_default.is_(True))
+                .where(User.id == tg_user.id)
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            user = await UserRepository(session).add(self._new_user(tg_user))
+            await session.commit()
+            return _context(user, self.access.everyone_allowed, await _default(session))
+        user = row[0]
+        if _profile_changed(user, tg_user):
+            user.first_name = tg_user.first_name
+            user.last_name = tg_user.last_name
+            user.username = tg_user.username
+            user.language_code = tg_user.language_code
+            await session.commit()
+        persona = _ref(*row[1:4]) or _ref(*row[4:7])
+        return _context(user, self.access.everyone_allowed, persona)
 
     def _new_user(self, tg_user: TelegramUser) -> User:
         admin = tg_user.id in self.access.admin_ids
@@ -84,7 +101,22 @@ def _profile_changed(user: User, tg_user: TelegramUser) -> bool:
     )
 
 
-def _context(user: User, *, everyone_allowed: bool) -> UserContext:
+def _ref(persona_id: int | None, name: str | None, revision: int | None) -> PersonaRef | None:
+    return None if persona_id is None else PersonaRef(persona_id, name or "", revision or 0)
+
+
+async def _default(session: AsyncSession) -> PersonaRef | None:
+    row = (
+        await session.execute(
+            select(Persona.id, Persona.name, Persona.revision)
+            .where(Persona.is_default.is_(True))
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else PersonaRef(*row)
+
+
+def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> UserContext:
     return UserContext(
         id=user.id,
         first_name=user.first_name,
@@ -94,4 +126,5 @@ def _context(user: User, *, everyone_allowed: bool) -> UserContext:
         persona_id=user.persona_id,
         model=user.model,
         temperature=user.temperature,
+        persona=persona,
     )
