@@ -8,8 +8,6 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher, F
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
@@ -20,7 +18,7 @@ from app.commands import register_menu
 from app.config import Settings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.delivery.retry import RetryMiddleware
+from app.delivery.session import create_session
 from app.fsm.storage import SqlStorage
 from app.handlers import get_routers
 from app.llm.client import create_llm_client
@@ -52,8 +50,7 @@ def create_storage(settings: Settings, pool: async_sessionmaker[AsyncSession]) -
 
 
 def create_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_url))
-    session.middleware(RetryMiddleware())
+    session = create_session(settings.telegram.api_url)
     return Bot(
         token=settings.telegram.bot_token.get_secret_value(),
         session=session,

@@ -6,11 +6,10 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any
 
 import openai
-from openai import AsyncOpenAI, omit
-from openai.types.chat import ChatCompletionMessageParam
+from openai import AsyncOpenAI, AsyncStream
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +48,49 @@ class ChatRequest:
 
 
 async def stream_answer(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterator[str]:
-    """Yield the answer's text as it arrives; raise `LLMError` on any failure."""
-    limit = request.max_answer_tokens
-    modern = request.use_max_completion_tokens
+    """Yield the answer's text as it arrives; raise `LLMError` on any failure.
+
+    Sent with the client's own `post()`: its retries, timeouts, authentication and error
+    types all apply, but not its typed request and chunk models. Those walk every message
+    of the request and every chunk of the answer through type annotations: profiled at
+    24 ms per request with 90 turns of history and 0.3 ms per chunk, more than the rest of
+    the bot's own work on a message. We read the two fields we need from the raw chunks.
+    """
+    limit_key = "max_completion_tokens" if request.use_max_completion_tokens else "max_tokens"
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": list(request.messages),
+        "temperature": request.temperature,
+        "stream": True,
+        limit_key: request.max_answer_tokens,
+    }
     try:
-        stream = await client.chat.completions.create(
-            model=request.model,
-            messages=cast(list[ChatCompletionMessageParam], list(request.messages)),
-            temperature=request.temperature,
+        stream = await client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
             stream=True,
-            max_completion_tokens=limit if modern else omit,
-            max_tokens=omit if modern else limit,
+            stream_cls=AsyncStream[object],
         )
         async with stream:
             async for chunk in stream:
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield choice.delta.content
+                for text in _texts(chunk):
+                    yield text
     except openai.APIError as exc:
         raise _classify(exc) from exc
+
+
+def _texts(chunk: object) -> list[str]:
+    """The content deltas of a raw `chat.completion.chunk`."""
+    if not isinstance(chunk, dict):
+        return []
+    texts = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            texts.append(content)
+    return texts
 
 
 def _classify(exc: openai.APIError) -> LLMError:
