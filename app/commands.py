@@ -21,6 +21,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", "Greeting, your id and access", needs_access=False),
     CommandInfo("help", "What I can do", needs_access=False),
     CommandInfo("new", "Start a new conversation"),
+    CommandInfo("retry", "Answer my last message again"),
     CommandInfo("persona", "Choose whom to talk to"),
     CommandInfo("edit_bot", "Edit the persona's memory"),
     CommandInfo("new_persona", "Create a persona"),

@@ -18,6 +18,7 @@ from app.commands import register_menu
 from app.config import Settings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
+from app.db.updates import forget_old_updates
 from app.delivery.session import create_session
 from app.fsm.storage import SqlStorage
 from app.handlers import get_routers
@@ -27,6 +28,7 @@ from app.memory.tokens import load_counter
 from app.middlewares.access import AccessMiddleware
 from app.middlewares.db import DbSessionMiddleware
 from app.middlewares.inflight import InFlightMiddleware
+from app.middlewares.paste import PasteMergeMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.user_settings import UserSettingsMiddleware
 from app.services.chat import ChatService
@@ -77,6 +79,7 @@ def create_dispatcher(
     storage: BaseStorage | None = None,
     stream_interval: float = 1.0,
     shutdown_grace: float = SHUTDOWN_GRACE,
+    paste_window: float = 1.0,
 ) -> Dispatcher:
     """The dispatcher with every router and middleware; start-up migrates and seeds."""
     engine = create_engine(settings.database.url)
@@ -111,10 +114,11 @@ def create_dispatcher(
     )
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
+    dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
     dp.update.outer_middleware(PerUserSerialMiddleware())
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool)
-    for observer in (dp.message, dp.callback_query):
+    for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
         observer.middleware(UserSettingsMiddleware(settings.openai))
@@ -139,6 +143,8 @@ async def prepare_database(resources: Resources) -> None:
     async with resources.pool() as session, session.begin():
         await ensure_default_persona(session, resources.memory.counter)
     await resources.users.seed()
+    async with resources.pool() as session, session.begin():
+        await forget_old_updates(session)
     log.info("Database ready (%s)", resources.engine.url.render_as_string(hide_password=True))
 
 

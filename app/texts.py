@@ -48,6 +48,11 @@ UNSUPPORTED_CONTENT = (
     "I can only read text messages for now: stickers, photos, voice messages and files "
     "are not supported yet. Please write your message as text."
 )
+NOTHING_TO_RETRY = "There is no message of yours to answer again yet."
+EDIT_OF_OLDER_MESSAGE = (
+    "I see you edited an earlier message. I only answer again when you edit your latest "
+    "message; the earlier one stays in our conversation as it was."
+)
 EMPTY_ANSWER = "The model returned an empty answer. Please try again or rephrase."
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, Message, MessageRole
@@ -39,6 +39,7 @@ class MessageRepository:
         role: MessageRole,
         content: str,
         token_count: int,
+        telegram_message_id: int | None = None,
     ) -> int:
         message = Message(
             conversation_id=conversation_id,
@@ -47,6 +48,7 @@ class MessageRepository:
             role=role,
             content=content,
             token_count=token_count,
+            telegram_message_id=telegram_message_id,
         )
         self.session.add(message)
         await self.session.flush()
@@ -70,3 +72,31 @@ class MessageRepository:
                 select(func.count()).where(Message.conversation_id == conversation_id)
             )
         ) or 0
+
+    async def last_user_turn(self, conversation_id: int) -> Message | None:
+        return await self.session.scalar(
+            select(Message)
+            .where(Message.conversation_id == conversation_id, Message.role == MessageRole.USER)
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+
+    async def by_telegram_id(self, user_id: int, telegram_message_id: int) -> Message | None:
+        return await self.session.scalar(
+            select(Message)
+            .where(
+                Message.user_id == user_id,
+                Message.telegram_message_id == telegram_message_id,
+                Message.role == MessageRole.USER,
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+
+    async def delete_after(self, conversation_id: int, message_id: int) -> None:
+        """Drop the turns after `message_id`: the answer being replaced."""
+        await self.session.execute(
+            delete(Message).where(
+                Message.conversation_id == conversation_id, Message.id > message_id
+            )
+        )

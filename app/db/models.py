@@ -155,7 +155,10 @@ class Message(Base):
     """A conversation turn, stored with what it costs in a request."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation_id_id", "conversation_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_user_telegram_message", "user_id", "telegram_message_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
@@ -172,6 +175,8 @@ class Message(Base):
     content: Mapped[str] = mapped_column(Text)
     # Tokens this turn costs in the chat format (content + per-message overhead).
     token_count: Mapped[int] = mapped_column(Integer)
+    # The user's Telegram message a user turn came from, so an edit of it can be found.
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -187,4 +192,15 @@ class FsmRecord(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class ProcessedUpdate(Base):
+    """An update already handled: a redelivered one is recognised and not answered twice."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now(), index=True
     )

@@ -17,9 +17,12 @@ from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, Telegra
 from aiogram.types import MessageEntity
 
 from app.delivery.render import Rendered, render
-from app.delivery.split import split_rendered
+from app.delivery.split import split_rendered, telegram_length
 
 log = logging.getLogger(__name__)
+
+# Below this, a part Telegram calls too long is not its length's fault.
+MIN_PART = 256
 
 
 @dataclass(slots=True)
@@ -92,14 +95,24 @@ class AnswerStream:
 
     async def _final(self, part: Rendered) -> None:
         """Send one part for good (the bot session waits out flood control and retries
-        server errors); formatting that Telegram refuses is dropped rather than the text."""
+        server errors). Formatting that Telegram refuses is dropped rather than the text;
+        a part it finds too long (a server with a lower limit) goes in halves."""
         try:
-            await self._put(part.text, part.entities or None)
+            try:
+                await self._put(part.text, part.entities or None)
+            except TelegramBadRequest as exc:
+                if not part.entities or _too_long(exc):
+                    raise
+                log.warning("Telegram refused formatting (%s); sending plain text", exc)
+                await self._put(part.text, None)
         except TelegramBadRequest as exc:
-            if not part.entities or "message is too long" in str(exc).lower():
+            length = telegram_length(part.text)
+            if not _too_long(exc) or length < MIN_PART:
                 raise
-            log.warning("Telegram refused formatting (%s); sending plain text", exc)
-            await self._put(part.text, None)
+            log.warning("Telegram found %d characters too long; sending halves", length)
+            for half in split_rendered(part, length // 2):
+                await self._final(half)
+            return
         self._message_id = None  # the next part is a message of its own
 
     async def _put(self, text: str, entities: list[MessageEntity] | None) -> None:
@@ -120,6 +133,11 @@ class AnswerStream:
                 parse_mode=None,
             )
         )
+
+
+def _too_long(exc: TelegramBadRequest) -> bool:
+    text = str(exc).lower()
+    return "message is too long" in text or "message_too_long" in text
 
 
 async def _ignore_not_modified(call: Awaitable[object]) -> None:

@@ -1,8 +1,8 @@
-"""/new: starts a fresh conversation with the current persona."""
+"""/new starts a fresh conversation with the persona; /retry answers the last message again."""
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.filters import HasAccess
 from app.memory.service import MemoryService
-from app.services.chat import UserSettings
+from app.services.chat import ChatService, UserSettings
 from app.services.users import UserContext
 
 
@@ -25,8 +25,27 @@ async def new_conversation(
     await message.answer(texts.NEW_CONVERSATION.format(persona=user_settings.persona.name))
 
 
+async def retry(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    chat: ChatService,
+) -> None:
+    await chat.retry(
+        bot,
+        session,
+        chat_id=message.chat.id,
+        user_id=user.id,
+        settings=user_settings,
+        draft_id=message.message_id,
+    )
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(HasAccess())
     router.message.register(new_conversation, Command("new"))
+    router.message.register(retry, Command("retry"))
     return router

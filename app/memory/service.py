@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import OpenAISettings
 from app.db.messages import MessageRepository
-from app.db.models import MemoryKind, MessageRole
+from app.db.models import MemoryKind, Message, MessageRole
 from app.db.personas import PersonaRepository
 from app.memory.budget import Budget
 from app.memory.context import (
@@ -106,10 +106,50 @@ class MemoryService:
         conversation_id = await MessageRepository(session).start_conversation(user_id, persona_id)
         return Conversation(conversation_id, user_id, persona_id)
 
+    async def last_user_turn(
+        self, session: AsyncSession, conversation: Conversation
+    ) -> Turn | None:
+        row = await MessageRepository(session).last_user_turn(conversation.id)
+        return None if row is None else Turn("user", row.content, row.token_count, row.id)
+
+    async def replace_user_turn(
+        self, session: AsyncSession, conversation: Conversation, turn_id: int, text: str
+    ) -> Turn:
+        """The user's newest message, edited: new text and count, and the answer to the old
+        text removed (a new answer follows)."""
+        messages = MessageRepository(session)
+        row = await session.get(Message, turn_id)
+        if row is None or row.conversation_id != conversation.id:
+            raise LookupError(f"message {turn_id} is not in conversation {conversation.id}")
+        turn = self.user_turn(text)
+        row.content, row.token_count = turn.content, turn.tokens
+        await messages.delete_after(conversation.id, turn_id)
+        await session.flush()
+        return Turn("user", turn.content, turn.tokens, turn_id)
+
+    async def forget_answer(
+        self, session: AsyncSession, conversation: Conversation, turn_id: int
+    ) -> None:
+        """Remove the answer(s) after the user's turn, to be answered anew."""
+        await MessageRepository(session).delete_after(conversation.id, turn_id)
+
+    async def find_user_message(
+        self, session: AsyncSession, user_id: int, telegram_message_id: int
+    ) -> tuple[int, int] | None:
+        """(conversation id, turn id) of the user's message sent as that Telegram message."""
+        row = await MessageRepository(session).by_telegram_id(user_id, telegram_message_id)
+        return None if row is None else (row.conversation_id, row.id)
+
     def user_turn(self, text: str) -> Turn:
         return Turn("user", text, self.counter.message("user", text))
 
-    async def remember(self, session: AsyncSession, conversation: Conversation, turn: Turn) -> Turn:
+    async def remember(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        turn: Turn,
+        telegram_message_id: int | None = None,
+    ) -> Turn:
         """Store a turn with the count it was given; returns it with its id."""
         message_id = await MessageRepository(session).add(
             conversation_id=conversation.id,
@@ -118,6 +158,7 @@ class MemoryService:
             role=MessageRole(turn.role),
             content=turn.content,
             token_count=turn.tokens,
+            telegram_message_id=telegram_message_id,
         )
         return Turn(turn.role, turn.content, turn.tokens, message_id)
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
+from app.db.models import ProcessedUpdate
 from app.db.session import current_session
+
+log = logging.getLogger(__name__)
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -34,6 +40,12 @@ class DbSessionMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         async with self.pool() as session:
+            update = data.get("event_update")
+            if update is not None:
+                if await session.get(ProcessedUpdate, update.update_id) is not None:
+                    log.info("Update %s was handled before; not answered again", update.update_id)
+                    return None
+                _mark_processed_on_commit(session, update.update_id)
             data["session"] = session
             token = current_session.set(session)
             try:
@@ -42,3 +54,16 @@ class DbSessionMiddleware(BaseMiddleware):
             finally:
                 current_session.reset(token)
             return result
+
+
+def _mark_processed_on_commit(session: AsyncSession, update_id: int) -> None:
+    """The update is recorded as handled by the first commit of its session: with the user's
+    message for a chat answer, with the step's changes for a dialog. A redelivered update
+    (webhook retries, a restart before the polling offset was confirmed) is then skipped."""
+
+    def record(sync_session: Session) -> None:
+        if not sync_session.info.get("update_recorded"):
+            sync_session.info["update_recorded"] = True
+            sync_session.add(ProcessedUpdate(update_id=update_id))
+
+    event.listen(session.sync_session, "before_commit", record)

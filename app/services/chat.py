@@ -15,7 +15,13 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.llm.chat import ChatRequest, LLMError, stream_answer
-from app.memory.context import Assembled, MessageTooLong, PersonaTooLarge
+from app.memory.context import (
+    Assembled,
+    ContextBuilder,
+    MessageTooLong,
+    PersonaTooLarge,
+    Turn,
+)
 from app.memory.service import Conversation, MemoryService
 from app.services.refs import PersonaRef
 
@@ -60,19 +66,89 @@ class ChatService:
         settings: UserSettings,
         text: str,
         draft_id: int,
+        telegram_message_id: int | None = None,
     ) -> None:
+        turn = self.memory.user_turn(text)
+        builder = await self._builder(bot, session, chat_id, settings, turn)
+        if builder is None:
+            return
+        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+        # Read first, then write and commit at once: on SQLite the write lock is held for
+        # the insert alone, not across the reads (bench/load.py showed writers queueing).
+        assembled = await self.memory.assemble(session, builder, conversation)
+        await self.memory.remember(session, conversation, turn, telegram_message_id)
+        # The user's message is safe before the model is called, and no transaction is held
+        # open while the answer streams.
+        await session.commit()
+        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+
+    async def retry(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        *,
+        chat_id: int,
+        user_id: int,
+        settings: UserSettings,
+        draft_id: int,
+    ) -> None:
+        """Answer the user's newest message again; the old answer leaves the history."""
+        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+        last = await self.memory.last_user_turn(session, conversation)
+        if last is None or last.id is None:
+            await bot.send_message(chat_id, texts.NOTHING_TO_RETRY)
+            return
+        builder = await self._builder(bot, session, chat_id, settings, last)
+        if builder is None:
+            return
+        assembled = await self.memory.assemble(session, builder, conversation, before_id=last.id)
+        await self.memory.forget_answer(session, conversation, last.id)
+        await session.commit()
+        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+
+    async def edit(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        *,
+        chat_id: int,
+        user_id: int,
+        settings: UserSettings,
+        text: str,
+        telegram_message_id: int,
+        draft_id: int,
+    ) -> None:
+        """An edited message: the newest one is answered anew, an older one only noted."""
+        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+        found = await self.memory.find_user_message(session, user_id, telegram_message_id)
+        last = await self.memory.last_user_turn(session, conversation)
+        if found is None or last is None or found != (conversation.id, last.id):
+            await bot.send_message(chat_id, texts.EDIT_OF_OLDER_MESSAGE)
+            return
+        builder = await self._builder(bot, session, chat_id, settings, self.memory.user_turn(text))
+        if builder is None:
+            return
+        assembled = await self.memory.assemble(session, builder, conversation, before_id=found[1])
+        await self.memory.replace_user_turn(session, conversation, found[1], text)
+        await session.commit()
+        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+
+    async def _builder(
+        self, bot: Bot, session: AsyncSession, chat_id: int, settings: UserSettings, turn: Turn
+    ) -> ContextBuilder | None:
+        """The request's budget for this message, or None once the user is told why not."""
+        text = turn.content
         if not text.strip():
             await bot.send_message(chat_id, texts.EMPTY_MESSAGE)
-            return
+            return None
         if len(text) > self.chat.max_input_chars:
             await bot.send_message(
                 chat_id, texts.too_many_characters(len(text), self.chat.max_input_chars)
             )
-            return
+            return None
         persona = await self.memory.persona_memory(session, settings.persona)
-        turn = self.memory.user_turn(text)
         try:
-            builder = self.memory.builder(persona, turn, settings.model)
+            return self.memory.builder(persona, turn, settings.model)
         except PersonaTooLarge as exc:
             log.warning(
                 "Persona %r (id %s) is too large for model %s: %s",
@@ -84,26 +160,9 @@ class ChatService:
             await bot.send_message(
                 chat_id, texts.persona_too_large(persona.name, exc.persona_tokens, exc.limit)
             )
-            return
         except MessageTooLong as exc:
             await bot.send_message(chat_id, texts.message_too_long(exc.message_tokens, exc.limit))
-            return
-
-        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
-        # Read first, then write and commit at once: on SQLite the write lock is held for
-        # the insert alone, not across the reads (bench/load.py showed writers queueing).
-        assembled = await self.memory.assemble(session, builder, conversation)
-        await self.memory.remember(session, conversation, turn)
-        # The user's message is safe before the model is called, and no transaction is held
-        # open while the answer streams.
-        await session.commit()
-        log.debug(
-            "Request for user %s: %d prompt tokens, %d history turns",
-            user_id,
-            assembled.prompt_tokens,
-            assembled.history_turns,
-        )
-        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+        return None
 
     async def _answer(
         self,
@@ -116,6 +175,12 @@ class ChatService:
         draft_id: int,
     ) -> None:
         """Stream the model's answer to the chat, then store it: an error stores nothing."""
+        log.debug(
+            "Request for user %s: %d prompt tokens, %d history turns",
+            conversation.user_id,
+            assembled.prompt_tokens,
+            assembled.history_turns,
+        )
         request = ChatRequest(
             model=settings.model,
             messages=assembled.as_api(),

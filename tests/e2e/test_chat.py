@@ -387,6 +387,7 @@ async def test_the_command_menu_is_registered_at_start_up(
         "start",
         "help",
         "new",
+        "retry",
         "persona",
         "edit_bot",
         "new_persona",
