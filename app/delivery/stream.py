@@ -55,10 +55,12 @@ class AnswerStream:
         now = self.clock()
         if now < self._next_at or not text.strip():
             return
-        # The newest part of a long answer is what is being written.
-        preview = split_rendered(render(text))[-1]
-        if preview.text == self._shown:
+        # The newest part of a long answer is what is being written. A bare "##" or "```"
+        # renders to nothing yet.
+        parts = split_rendered(render(text))
+        if not parts or parts[-1].text == self._shown:
             return
+        preview = parts[-1]
         self._next_at = now + self.interval
         try:
             await self._send_preview(preview)

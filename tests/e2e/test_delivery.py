@@ -57,6 +57,16 @@ async def test_markdown_is_sent_as_entities_without_a_parse_mode(
     assert pre["language"] == "python"
 
 
+async def test_markup_that_renders_to_nothing_yet_is_not_previewed(
+    user: UserChat, llm: FakeOpenAI, telegram: FakeTelegram
+) -> None:
+    llm.reply = "## Heading\n\n```\ncode\n```\n\nText."
+    llm.token_interval = 0.02
+    answer = await user.send("stream markup")
+    assert answer.text == render(llm.reply).text
+    assert all(c.params.get("text") for c in telegram.calls_of("sendMessageDraft"))
+
+
 async def test_a_long_answer_arrives_in_order_in_parts_that_fit(
     user: UserChat, llm: FakeOpenAI, db: async_sessionmaker[AsyncSession]
 ) -> None:
