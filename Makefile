@@ -27,6 +27,8 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/context.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/load.py
 
 clean:
