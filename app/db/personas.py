@@ -24,9 +24,6 @@ class PersonaRepository:
             select(Persona).where(Persona.is_default.is_(True)).order_by(Persona.id).limit(1)
         )
 
-    async def by_name(self, name: str) -> Persona | None:
-        return await self.session.scalar(select(Persona).where(Persona.name == name))
-
     async def add(self, persona: Persona) -> Persona:
         self.session.add(persona)
         await self.session.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramRetryAfter
@@ -49,7 +49,6 @@ class AnswerStream:
     _next_at: float = 0.0
     _shown: str = ""
     _message_id: int | None = None  # the message being edited, when drafts are refused
-    calls: int = field(default=0)
 
     async def show(self, text: str) -> None:
         now = self.clock()
@@ -74,7 +73,6 @@ class AnswerStream:
     async def _send_preview(self, preview: Rendered) -> None:
         if self.drafts.available:
             try:
-                self.calls += 1
                 await self.bot.send_message_draft(
                     chat_id=self.chat_id,
                     draft_id=self.draft_id,
@@ -119,7 +117,6 @@ class AnswerStream:
 
     async def _put(self, text: str, entities: list[MessageEntity] | None) -> None:
         """Edit the message being streamed into, or send a new one."""
-        self.calls += 1
         if self._message_id is None:
             sent = await self.bot.send_message(
                 self.chat_id, text, entities=entities, parse_mode=None

@@ -192,9 +192,6 @@ class PersonaService:
             )
         return [PersonaRef(pid, name) for pid, name in await session.execute(query)]
 
-    async def may_use(self, session: AsyncSession, user: UserContext, persona_id: int) -> bool:
-        return any(ref.id == persona_id for ref in await self.usable(session, user))
-
     # --- personas ----------------------------------------------------------------------------
 
     async def create(
