@@ -23,6 +23,7 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
+from aiogram.fsm.storage.redis import RedisStorage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import FsmRecord
@@ -109,3 +110,17 @@ class SqlStorage(BaseStorage):
             record.state, record.data = state, data
         await session.flush()
         return state, dict(data)
+
+
+class AppRedisStorage(RedisStorage):
+    """aiogram's RedisStorage, closed by the app after the answers in flight have finished.
+
+    aiogram closes the storage in its first shutdown hook, before ours lets the updates in
+    flight finish; a dialog step finishing then would find the connection closed.
+    """
+
+    async def close(self) -> None:
+        """Left open for the updates in flight; see `close_now`."""
+
+    async def close_now(self) -> None:
+        await super().close()

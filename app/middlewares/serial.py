@@ -15,7 +15,8 @@ class PerUserSerialMiddleware(BaseMiddleware):
 
     It must run before anything that awaits: aiogram starts a task per update in arrival
     order, and each reaches this lock without suspending, so `asyncio.Lock`'s FIFO waiters
-    keep the user's messages in order. A second message waits for the first answer, so the
+    keep the user's messages in order. (The paste middleware before it waits only on a long
+    text, and absorbs what follows it meanwhile.) A second message waits for the first answer, so the
     history never interleaves. (One process only; several processes need a shared lock.)
     """
 
