@@ -16,8 +16,9 @@ class PerUserSerialMiddleware(BaseMiddleware):
     It must run before anything that awaits: aiogram starts a task per update in arrival
     order, and each reaches this lock without suspending, so `asyncio.Lock`'s FIFO waiters
     keep the user's messages in order. (The paste middleware before it waits only on a long
-    text, and absorbs what follows it meanwhile.) A second message waits for the first answer, so the
-    history never interleaves. (One process only; several processes need a shared lock.)
+    text, and absorbs what follows it meanwhile.) A second message waits for the first
+    answer, so the history never interleaves. (One process only; several processes need a
+    shared lock.)
     """
 
     def __init__(self) -> None:
