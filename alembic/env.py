@@ -13,10 +13,20 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Full-text indexes for recall are made by hand in their migration (autogenerate cannot
+# express them); without this, autogenerate would propose dropping them.
+HAND_MADE = ("messages_fts", "ix_messages_content_tsv")
+
+
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    return not (name and type_ in ("table", "index") and name.startswith(HAND_MADE))
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=include_name,
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

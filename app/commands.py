@@ -27,6 +27,9 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("new_persona", "Create a persona"),
     CommandInfo("export_persona", "Save the persona as a file"),
     CommandInfo("import_persona", "Recreate a persona from a file"),
+    CommandInfo("memory", "What the persona has in mind now"),
+    CommandInfo("mode", "Chat (more history) or task (longer answers)"),
+    CommandInfo("forget", "Delete this conversation for good"),
     CommandInfo("cancel", "Leave the current dialog", needs_access=False),
 )
 

@@ -27,6 +27,9 @@ HINTS: dict[str, str] = {
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR",
     "DATABASE_URL": "a SQLAlchemy URL such as sqlite+aiosqlite:///data/assistant.db",
     "REDIS_URL": "a URL such as redis://localhost:6379/0",
+    "MEMORY_DEFAULT_MODE": "chat or task",
+    "MEMORY_SUMMARY_SHARE": "a fraction between 0 and 0.5, like 0.15",
+    "MEMORY_RECALL_SHARE": "a fraction between 0 and 0.5, like 0.15",
 }
 
 
@@ -160,6 +163,31 @@ class ChatSettings(_Section):
     max_input_chars: int = Field(default=16_000, ge=100)
 
 
+class MemorySettings(_Section):
+    """Dynamic memory: rolling summary, recall of old turns, and the chat/task modes."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMORY_")
+
+    default_mode: Literal["chat", "task"] = "chat"
+    # The answer reserve of task mode; chat mode reserves OPENAI_MAX_ANSWER_TOKENS. Capped
+    # at half the window so a small model still has room for a conversation.
+    task_answer_tokens: int = Field(default=4096, ge=16)
+    # Shares of the conversation budget (what the persona and the new message leave) the
+    # summary and the recalled turns may take at most; what they leave goes to recent turns.
+    summary_share: float = Field(default=0.15, ge=0.0, le=0.5)
+    recall_share: float = Field(default=0.15, ge=0.0, le=0.5)
+    # Most turns recalled into one request.
+    recall_turns: int = Field(default=6, ge=0, le=50)
+    # The summariser: its model (default OPENAI_MODEL), the longest summary it may write,
+    # the most tokens of turns it reads per call, how many tokens must have fallen out of
+    # the context before it runs, and how long it waits after a failure.
+    summary_model: str | None = None
+    summary_max_tokens: int = Field(default=512, ge=32)
+    summary_input_tokens: int = Field(default=4000, ge=256)
+    summary_min_tokens: int = Field(default=600, ge=1)
+    summary_retry_seconds: float = Field(default=60.0, ge=0)
+
+
 class LoggingSettings(_Section):
     """How much the bot logs; message text never appears at INFO or above."""
 
@@ -181,6 +209,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @classmethod
@@ -211,6 +240,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "access": AccessSettings,
     "chat": ChatSettings,
     "redis": RedisSettings,
+    "memory": MemorySettings,
     "logging": LoggingSettings,
 }
 

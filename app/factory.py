@@ -24,6 +24,7 @@ from app.fsm.storage import SqlStorage
 from app.handlers import get_routers
 from app.llm.client import create_llm_client
 from app.memory.service import MemoryService
+from app.memory.summary import Summarizer
 from app.memory.tokens import load_counter
 from app.middlewares.access import AccessMiddleware
 from app.middlewares.db import DbSessionMiddleware
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # How long shutdown waits for answers in flight before cancelling them.
 SHUTDOWN_GRACE = 10.0
+# How long shutdown waits for summaries being written.
+SUMMARY_GRACE = 3.0
 
 
 def create_storage(settings: Settings, pool: async_sessionmaker[AsyncSession]) -> BaseStorage:
@@ -71,6 +74,7 @@ class Resources:
     chat: ChatService
     users: UserService
     inflight: InFlightMiddleware
+    summarizer: Summarizer
 
 
 def create_dispatcher(
@@ -85,9 +89,10 @@ def create_dispatcher(
     engine = create_engine(settings.database.url)
     pool = create_sessionmaker(engine)
     counter = load_counter(settings.openai.model)
-    memory = MemoryService(counter, settings.openai)
+    memory = MemoryService(counter, settings.openai, settings.memory)
     memory.budget_for(settings.openai.model)  # an unusable window stops start-up here
     llm = create_llm_client(settings.openai)
+    summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory)
     users = UserService(pool, settings.access)
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
     resources = Resources(
@@ -96,8 +101,14 @@ def create_dispatcher(
         llm=llm,
         memory=memory,
         chat=ChatService(
-            memory, llm, settings.openai, settings.chat, stream_interval=stream_interval
+            memory,
+            llm,
+            settings.openai,
+            settings.chat,
+            summarizer=summarizer,
+            stream_interval=stream_interval,
         ),
+        summarizer=summarizer,
         users=users,
         inflight=InFlightMiddleware(),
     )
@@ -121,7 +132,7 @@ def create_dispatcher(
     for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
-        observer.middleware(UserSettingsMiddleware(settings.openai))
+        observer.middleware(UserSettingsMiddleware(settings.openai, settings.memory))
     dp.include_routers(*get_routers())
 
     async def on_startup(bot: Bot) -> None:
@@ -130,6 +141,8 @@ def create_dispatcher(
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
+        # Summaries are background work that the next start redoes: a short wait only.
+        await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
         await close_resources(resources)
 
     dp.startup.register(on_startup)

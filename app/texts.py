@@ -169,3 +169,54 @@ IMPORTED = (
 
 def import_failed(problem: str) -> str:
     return f"Could not import this file: {escape(problem)}. Send another file, or /cancel."
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+MODE_NAMES = {"chat": "Chat", "task": "Task"}
+MODE_MENU = (
+    "🧠 <b>Memory mode</b>: {current}\n\n"
+    "<b>Chat</b> keeps as much of our conversation as possible, with answers of moderate "
+    "length.\n<b>Task</b> reserves room for a long answer (code, documents) and keeps less "
+    "history."
+)
+MODE_SET = "🧠 Memory mode: <b>{mode}</b>. It applies from your next message."
+FORGET_ASK = (
+    "🗑 Delete this conversation with <b>{persona}</b> for good? Its {turns:,} messages and "
+    "its summary are erased and cannot be brought back."
+)
+FORGET_YES = "Delete for good"
+FORGET_NO = "Keep it"
+FORGOTTEN = "🗑 Deleted. We start afresh with <b>{persona}</b>."
+FORGET_KEPT = "Nothing was deleted."
+NOTHING_TO_FORGET = "There is nothing to forget yet: this conversation is empty."
+
+
+def memory_report(
+    *,
+    persona: str,
+    mode: str,
+    stored_turns: int,
+    parts: list[tuple[str, int]] | None,
+    limit: int,
+    answer_reserve: int,
+    summary: str | None,
+) -> str:
+    lines = [
+        f"🧠 <b>Memory of {escape(persona)}</b> · mode {MODE_NAMES.get(mode, mode)}",
+        f"Stored messages in this conversation: {stored_turns:,}",
+        "",
+    ]
+    if parts is None:
+        lines.append("The persona's memory alone is too large for the model's window.")
+    else:
+        used = sum(tokens for _, tokens in parts)
+        lines.append(f"Next request: {used:,} of {limit:,} tokens ({answer_reserve:,} more")
+        lines[-1] += " kept for the answer)"
+        lines += [f"• {name}: {tokens:,}" for name, tokens in parts]
+    lines.append("")
+    if summary:
+        lines += ["<b>Summary of earlier messages</b>", escape(summary)]
+    else:
+        lines.append("No summary yet: everything said so far still fits.")
+    return "\n".join(lines)

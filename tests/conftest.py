@@ -19,6 +19,7 @@ from app.config import (
     AccessSettings,
     ChatSettings,
     DatabaseSettings,
+    MemorySettings,
     OpenAISettings,
     Settings,
     TelegramSettings,
@@ -33,7 +34,7 @@ ADMIN = 1000
 ALLOWED = 2000
 STRANGER = 3000
 
-_PREFIXES = ("TELEGRAM_", "OPENAI_", "DATABASE_", "CHAT_", "REDIS_")
+_PREFIXES = ("TELEGRAM_", "OPENAI_", "DATABASE_", "CHAT_", "REDIS_", "MEMORY_")
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL")
 
 
@@ -127,6 +128,7 @@ def make_settings(
         database_url: str | None = None,
         admins: frozenset[int] = frozenset({ADMIN}),
         allowed: Any = frozenset({ALLOWED}),
+        memory: MemorySettings | None = None,
         **openai: Any,
     ) -> Settings:
         openai_values: dict[str, Any] = {
@@ -147,6 +149,7 @@ def make_settings(
             database=DatabaseSettings(url=database_url or sqlite_url, _env_file=None),
             access=AccessSettings(admin_ids=admins, allowed_user_ids=allowed, _env_file=None),
             chat=ChatSettings(_env_file=None),
+            memory=memory or MemorySettings(_env_file=None),
         )
 
     return make

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, Message, MessageRole
@@ -23,6 +23,23 @@ class MessageRepository:
             .order_by(Conversation.id.desc())
             .limit(1)
         )
+
+    async def current_with_summary(
+        self, user_id: int, persona_id: int
+    ) -> Row[int, str | None, int, int | None] | None:
+        """The current conversation's id with its summary, in the same one-row look-up."""
+        result = await self.session.execute(
+            select(
+                Conversation.id,
+                Conversation.summary,
+                Conversation.summary_tokens,
+                Conversation.summary_until_id,
+            )
+            .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+        return result.first()
 
     async def start_conversation(self, user_id: int, persona_id: int) -> int:
         conversation = Conversation(user_id=user_id, persona_id=persona_id)
@@ -65,6 +82,72 @@ class MessageRepository:
             query = query.where(Message.id < before_id)
         result = await self.session.execute(query.order_by(Message.id.desc()).limit(limit))
         return result.all()
+
+    async def oldest_after(
+        self, conversation_id: int, *, after_id: int | None, before_id: int, limit: int
+    ) -> Sequence[Row[int, MessageRole, str, int]]:
+        """Up to `limit` turns between the two ids (exclusive), oldest first: what the
+        summariser folds in next."""
+        query = select(Message.id, Message.role, Message.content, Message.token_count).where(
+            Message.conversation_id == conversation_id, Message.id < before_id
+        )
+        if after_id is not None:
+            query = query.where(Message.id > after_id)
+        result = await self.session.execute(query.order_by(Message.id).limit(limit))
+        return result.all()
+
+    async def save_summary(
+        self,
+        conversation_id: int,
+        *,
+        expected_until_id: int | None,
+        summary: str,
+        tokens: int,
+        until_id: int,
+    ) -> bool:
+        """Store a new summary unless another writer moved it on (or the conversation was
+        forgotten) since it was read; False then."""
+        previous = (
+            Conversation.summary_until_id.is_(None)
+            if expected_until_id is None
+            else Conversation.summary_until_id == expected_until_id
+        )
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, previous)
+            .values(summary=summary, summary_tokens=tokens, summary_until_id=until_id)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def summary_of(self, conversation_id: int) -> Row[str | None, int, int | None] | None:
+        result = await self.session.execute(
+            select(
+                Conversation.summary, Conversation.summary_tokens, Conversation.summary_until_id
+            ).where(Conversation.id == conversation_id)
+        )
+        return result.first()
+
+    async def persona_of(self, user_id: int, conversation_id: int) -> int | None:
+        return await self.session.scalar(
+            select(Conversation.persona_id).where(
+                Conversation.id == conversation_id, Conversation.user_id == user_id
+            )
+        )
+
+    async def delete_conversation(self, user_id: int, conversation_id: int) -> bool:
+        """Delete a conversation of this user with all its turns and its summary."""
+        owned = await self.session.scalar(
+            select(Conversation.id).where(
+                Conversation.id == conversation_id, Conversation.user_id == user_id
+            )
+        )
+        if owned is None:
+            return False
+        # Turns explicitly, not only by cascade: the full-text index follows their deletes.
+        await self.session.execute(delete(Message).where(Message.conversation_id == owned))
+        await self.session.execute(delete(Conversation).where(Conversation.id == owned))
+        return True
 
     async def count(self, conversation_id: int) -> int:
         return (

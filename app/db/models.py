@@ -56,6 +56,13 @@ class MemoryKind(enum.StrEnum):
     QA = "qa"
 
 
+class MemoryMode(enum.StrEnum):
+    """How a user's requests split the window: more history (chat) or a longer answer (task)."""
+
+    CHAT = "chat"
+    TASK = "task"
+
+
 class MessageRole(enum.StrEnum):
     """Who said a conversation turn."""
 
@@ -81,6 +88,12 @@ class User(Base):
     persona_id: Mapped[int | None] = mapped_column(ForeignKey("personas.id", ondelete="SET NULL"))
     model: Mapped[str | None] = mapped_column(String(128))
     temperature: Mapped[float | None]
+    # NULL: the owner's default mode (MEMORY_DEFAULT_MODE).
+    memory_mode: Mapped[MemoryMode | None] = mapped_column(
+        Enum(
+            MemoryMode, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]
+        )
+    )
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -146,6 +159,12 @@ class Conversation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
+    # The rolling summary of the turns that no longer fit, as the system message it is sent
+    # as; its cost is counted once when written. It covers every turn up to and including
+    # `summary_until_id`; the turns themselves stay stored.
+    summary: Mapped[str | None] = mapped_column(Text)
+    summary_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    summary_until_id: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

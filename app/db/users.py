@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Role, User
+from app.db.models import MemoryMode, Role, User
 
 
 class UserRepository:
@@ -36,6 +36,9 @@ class UserRepository:
         await self.session.execute(
             update(User).where(User.id == user_id).values(persona_id=persona_id)
         )
+
+    async def set_memory_mode(self, user_id: int, mode: MemoryMode) -> None:
+        await self.session.execute(update(User).where(User.id == user_id).values(memory_mode=mode))
 
     async def list_ids(self) -> list[int]:
         return list((await self.session.scalars(select(User.id).order_by(User.id))).all())

@@ -13,6 +13,7 @@ from app.handlers import (
     dialog_guard,
     edit_persona,
     help,
+    memory,
     new_persona,
     persona_files,
     start,
@@ -33,6 +34,7 @@ def get_routers() -> list[Router]:
         edit_persona.create_router(),
         new_persona.create_router(),
         persona_files.create_router(),
+        memory.create_router(),
         # Inside a dialog, what no dialog step took; outside, chat and other content.
         dialog_guard.create_router(),
         chat.create_router(),

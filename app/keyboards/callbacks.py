@@ -6,6 +6,8 @@ import enum
 
 from aiogram.filters.callback_data import CallbackData
 
+from app.db.models import MemoryMode
+
 
 class EditorAction(enum.StrEnum):
     """Buttons of the persona editor's main screen."""
@@ -72,3 +74,16 @@ class PersonaChoice(CallbackData, prefix="ps"):
     """A persona in the /persona list."""
 
     persona_id: int
+
+
+class ModeChoice(CallbackData, prefix="md"):
+    """A memory mode in the /mode menu."""
+
+    mode: MemoryMode
+
+
+class ForgetButton(CallbackData, prefix="fg"):
+    """The /forget confirmation: which conversation, and whether to delete it."""
+
+    conversation_id: int
+    confirm: bool

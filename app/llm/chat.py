@@ -80,6 +80,28 @@ async def stream_answer(client: AsyncOpenAI, request: ChatRequest) -> AsyncItera
         raise _classify(exc) from exc
 
 
+async def complete(client: AsyncOpenAI, request: ChatRequest) -> str:
+    """The whole answer of a non-streaming call (background work such as summaries);
+    raises `LLMError` like `stream_answer`."""
+    limit_key = "max_completion_tokens" if request.use_max_completion_tokens else "max_tokens"
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": list(request.messages),
+        "temperature": request.temperature,
+        limit_key: request.max_answer_tokens,
+    }
+    try:
+        response = await client.post("/chat/completions", body=body, cast_to=object)
+    except openai.APIError as exc:
+        raise _classify(exc) from exc
+    choices = response.get("choices") if isinstance(response, dict) else None
+    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str):
+        raise LLMError(FailureKind.INTERRUPTED, "the completion has no text content")
+    return content
+
+
 def _texts(chunk: object) -> list[str]:
     """The content deltas of a raw `chat.completion.chunk`."""
     if not isinstance(chunk, dict):

@@ -92,9 +92,30 @@ class MessageTooLong(Exception):
         super().__init__(f"message takes {message_tokens} tokens, {limit} fit")
 
 
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """The most of the conversation budget the summary and the recalled turns may take."""
+
+    summary: float = 0.0
+    recall: float = 0.0
+
+
+SUMMARY_HEADING = "Summary of the earlier conversation:"
+
+
+def summary_message(summary: str) -> str:
+    """The system message a conversation's summary is sent (and counted) as."""
+    return SUMMARY_HEADING + "\n" + summary
+
+
 @dataclass(slots=True)
 class ContextBuilder:
-    """Fills the room left by the persona and the new message with history, newest first.
+    """Fills the room left by the persona and the new message, in priority order.
+
+    The conversation budget is what the persona and the new message leave. The summary
+    comes first, if it fits its share; then recent turns newest-first, with the recall
+    share held back; then the best recalled older turns within that share; what recall
+    leaves goes back to recent turns (`release_recall`).
 
     `offer()` takes turns newest-first and says when the budget is full, so the caller can
     stop reading history there: the cost never depends on how long the history is.
@@ -103,9 +124,16 @@ class ContextBuilder:
     persona: PersonaMemory
     new_message: Turn
     budget: Budget
+    shares: Shares = field(default_factory=Shares)
+    summary: Turn | None = None
     _history: list[Turn] = field(default_factory=list)
+    _recalled: list[Turn] = field(default_factory=list)
+    _taken: set[int] = field(default_factory=set)
+    _conversation_budget: int = 0
     _room: int = 0
+    _recall_room: int = 0
     _full: bool = False
+    _pending: Turn | None = None
 
     def __post_init__(self) -> None:
         limit = self.budget.prompt_limit
@@ -114,20 +142,54 @@ class ContextBuilder:
             raise PersonaTooLarge(persona_part, limit)
         if persona_part + self.new_message.tokens > limit:
             raise MessageTooLong(self.new_message.tokens, limit - persona_part)
-        self._room = limit - persona_part - self.new_message.tokens
+        budget = self._conversation_budget = limit - persona_part - self.new_message.tokens
+        self._recall_room = int(budget * self.shares.recall)
+        self._room = budget - self._recall_room
+        summary, self.summary = self.summary, None
+        self.use_summary(summary)
+
+    def use_summary(self, summary: Turn | None) -> bool:
+        """Put the conversation's summary ahead of the turns, if it fits its share; call
+        before offering turns. A summary over its share is left out rather than let it
+        crowd out recent turns (the summariser keeps it well under that)."""
+        if summary is None or self.summary is not None or self._history:
+            return False
+        if summary.tokens > min(int(self._conversation_budget * self.shares.summary), self._room):
+            return False
+        self.summary = summary
+        self._room -= summary.tokens
+        return True
 
     @property
     def full(self) -> bool:
         return self._full
 
+    @property
+    def conversation_budget(self) -> int:
+        """Tokens the summary, recalled and recent turns may take together."""
+        return self._conversation_budget
+
+    @property
+    def oldest_recent_id(self) -> int | None:
+        """Id of the oldest recent turn taken: recall looks only below it."""
+        return self._history[-1].id if self._history else None
+
     def offer(self, turn: Turn) -> bool:
         """Take the next older turn if it fits; False once the budget is full."""
-        if self._full or turn.tokens > self._room:
+        if self._full:
+            return False
+        if turn.id is not None and turn.id in self._taken:
+            return True  # already in as a recalled turn: it costs nothing more
+        if turn.tokens > self._room:
             # Stop at the first turn that does not fit: skipping it to squeeze in an older
-            # one would show the model a conversation with a hole in it.
+            # one would show the model a conversation with a hole in it. It is kept, to be
+            # offered again if recall leaves room.
             self._full = True
+            self._pending = turn
             return False
         self._history.append(turn)
+        if turn.id is not None:
+            self._taken.add(turn.id)
         self._room -= turn.tokens
         return True
 
@@ -135,10 +197,85 @@ class ContextBuilder:
         """Offer turns newest-first; False once the budget is full."""
         return all(self.offer(turn) for turn in turns)
 
+    def recall(self, candidates: Iterable[Turn]) -> int:
+        """Take older turns, best match first, within the recall share; returns how many.
+
+        A candidate already in the request, or without an id, is skipped; so is one that
+        does not fit, since recalled turns need not be contiguous.
+        """
+        taken = 0
+        for turn in candidates:
+            if turn.id is None or turn.id in self._taken or turn.tokens > self._recall_room:
+                continue
+            self._recalled.append(turn)
+            self._taken.add(turn.id)
+            self._recall_room -= turn.tokens
+            taken += 1
+        return taken
+
+    def release_recall(self) -> None:
+        """Give what recall left to recent turns; the turn that did not fit is offered again."""
+        self._room += self._recall_room
+        self._recall_room = 0
+        if self._full:
+            self._full = False
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self.offer(pending)
+
     def build(self) -> Assembled:
-        turns = [*self.persona.turns(), *reversed(self._history), self.new_message]
-        prompt_tokens = self.budget.prompt_limit - self._room
-        return Assembled(turns, prompt_tokens, len(self._history))
+        if self._recalled:
+            # Recalled turns are older than the recent ones they were chosen beside, but
+            # recent turns taken after recall may reach past some: order everything by id.
+            history = sorted([*self._recalled, *self._history], key=lambda t: t.id or 0)
+        else:
+            history = list(reversed(self._history))
+        summary = [self.summary] if self.summary is not None else []
+        turns = [*self.persona.turns(), *summary, *history, self.new_message]
+        summary_tokens = self.summary.tokens if self.summary is not None else 0
+        recalled_tokens = sum(turn.tokens for turn in self._recalled)
+        recent_tokens = sum(turn.tokens for turn in self._history)
+        used = summary_tokens + recalled_tokens + recent_tokens
+        prompt_tokens = REPLY_PRIMING + self.persona.tokens + self.new_message.tokens + used
+        return Assembled(
+            turns,
+            prompt_tokens,
+            len(self._history) + len(self._recalled),
+            breakdown=Breakdown(
+                prompt_limit=self.budget.prompt_limit,
+                answer_reserve=self.budget.answer_reserve,
+                conversation_budget=self._conversation_budget,
+                persona=self.persona.tokens,
+                new_message=self.new_message.tokens,
+                summary=summary_tokens,
+                recalled=recalled_tokens,
+                recent=recent_tokens,
+                recalled_turns=len(self._recalled),
+                recent_turns=len(self._history),
+            ),
+            truncated=self._full,
+            oldest_recent_id=self.oldest_recent_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Where a request's tokens went, part by part (what /memory shows)."""
+
+    prompt_limit: int
+    answer_reserve: int
+    conversation_budget: int
+    persona: int
+    new_message: int
+    summary: int
+    recalled: int
+    recent: int
+    recalled_turns: int
+    recent_turns: int
+
+    @property
+    def conversation_used(self) -> int:
+        return self.summary + self.recalled + self.recent
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +285,10 @@ class Assembled:
     turns: list[Turn]
     prompt_tokens: int
     history_turns: int
+    breakdown: Breakdown | None = None
+    # True when older turns were left out: they are the summariser's work.
+    truncated: bool = False
+    oldest_recent_id: int | None = None
 
     def as_api(self) -> list[dict[str, str]]:
         return [turn.as_api() for turn in self.turns]

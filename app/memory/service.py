@@ -6,19 +6,27 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import OpenAISettings
+from app.config import MemorySettings, OpenAISettings
 from app.db.messages import MessageRepository
-from app.db.models import MemoryKind, Message, MessageRole
+from app.db.models import MemoryKind, MemoryMode, Message, MessageRole
 from app.db.personas import PersonaRepository
+from app.db.recall import RecallRepository
+from app.db.users import UserRepository
 from app.memory.budget import Budget
 from app.memory.context import (
+    SUMMARY_HEADING,
     Assembled,
+    Breakdown,
     ContextBuilder,
+    MessageTooLong,
     PersonaMemory,
+    PersonaTooLarge,
     QAPair,
+    Shares,
     Turn,
     compose_system_message,
 )
+from app.memory.recall import search_terms
 from app.memory.tokens import TokenCounter
 from app.services.refs import PersonaRef
 
@@ -37,26 +45,63 @@ class Conversation:
     id: int
     user_id: int
     persona_id: int
+    # The rolling summary as the system message it is sent as, with its stored count.
+    summary: str | None = None
+    summary_tokens: int = 0
+    summary_until_id: int | None = None
+
+    @property
+    def summary_turn(self) -> Turn | None:
+        if self.summary is None:
+            return None
+        return Turn("system", self.summary, self.summary_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReport:
+    """What /memory shows: where the tokens of the next request would go, and the summary."""
+
+    persona: str
+    mode: MemoryMode
+    conversation_id: int
+    stored_turns: int
+    # None when the persona alone is too large for the window.
+    breakdown: Breakdown | None
+    summary: str | None
 
 
 class MemoryService:
     """Stores turns with their token counts and assembles requests within the budget."""
 
-    def __init__(self, counter: TokenCounter, openai: OpenAISettings) -> None:
+    def __init__(
+        self,
+        counter: TokenCounter,
+        openai: OpenAISettings,
+        memory: MemorySettings | None = None,
+    ) -> None:
         self.counter = counter
         self._openai = openai
-        self._budgets: dict[str, Budget] = {}
+        self.settings = memory or MemorySettings(_env_file=None)
+        self.shares = Shares(self.settings.summary_share, self.settings.recall_share)
+        self._budgets: dict[tuple[str, MemoryMode], Budget] = {}
         self._personas: dict[int, tuple[int, PersonaMemory]] = {}
 
-    def budget_for(self, model: str) -> Budget:
-        budget = self._budgets.get(model)
+    def budget_for(self, model: str, mode: MemoryMode = MemoryMode.CHAT) -> Budget:
+        budget = self._budgets.get((model, mode))
         if budget is None:
-            budget = self._budgets[model] = Budget.for_model(
+            chat = Budget.for_model(
                 model,
                 window=self._openai.context_window,
                 answer_reserve=self._openai.max_answer_tokens,
                 margin=self._openai.safety_margin_tokens,
             )
+            budget = chat
+            if mode is MemoryMode.TASK:
+                # Half the window at most, so task mode still keeps some conversation.
+                half = (chat.window - chat.margin) // 2
+                reserve = max(chat.answer_reserve, min(self.settings.task_answer_tokens, half))
+                budget = Budget(chat.window, reserve, chat.margin)
+            self._budgets[(model, mode)] = budget
         return budget
 
     async def persona_memory(self, session: AsyncSession, persona: PersonaRef) -> PersonaMemory:
@@ -92,12 +137,72 @@ class MemoryService:
     async def conversation(
         self, session: AsyncSession, user_id: int, persona_id: int
     ) -> Conversation:
-        """The user's current conversation with the persona, started on first use."""
+        """The user's current conversation with the persona (and its summary), started on
+        first use."""
         messages = MessageRepository(session)
-        conversation_id = await messages.current_conversation(user_id, persona_id)
-        if conversation_id is None:
+        row = await messages.current_with_summary(user_id, persona_id)
+        if row is None:
             conversation_id = await messages.start_conversation(user_id, persona_id)
-        return Conversation(conversation_id, user_id, persona_id)
+            return Conversation(conversation_id, user_id, persona_id)
+        conversation_id, summary, summary_tokens, until_id = row
+        return Conversation(conversation_id, user_id, persona_id, summary, summary_tokens, until_id)
+
+    async def set_mode(self, session: AsyncSession, user_id: int, mode: MemoryMode) -> None:
+        await UserRepository(session).set_memory_mode(user_id, mode)
+
+    async def stored_turns(self, session: AsyncSession, conversation: Conversation) -> int:
+        return await MessageRepository(session).count(conversation.id)
+
+    async def report(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        persona: PersonaRef,
+        model: str,
+        mode: MemoryMode,
+    ) -> MemoryReport:
+        """The request /retry would send now (the newest message of the user as the new
+        one, with what it recalls), part by part."""
+        memory = await self.persona_memory(session, persona)
+        conversation = await self.conversation(session, user_id, persona.id)
+        last = await self.last_user_turn(session, conversation)
+        breakdown = None
+        try:
+            builder = self.builder(memory, last or self.user_turn(""), model, mode)
+        except (PersonaTooLarge, MessageTooLong):
+            pass
+        else:
+            assembled = await self.assemble(
+                session,
+                builder,
+                conversation,
+                before_id=last.id if last else None,
+                query=last.content if last else None,
+            )
+            breakdown = assembled.breakdown
+        summary = conversation.summary
+        return MemoryReport(
+            persona=memory.name,
+            mode=mode,
+            conversation_id=conversation.id,
+            stored_turns=await self.stored_turns(session, conversation),
+            breakdown=breakdown,
+            summary=summary.removeprefix(SUMMARY_HEADING).strip() if summary else None,
+        )
+
+    async def forget(self, session: AsyncSession, user_id: int, conversation_id: int) -> bool:
+        """Delete the user's conversation, its turns and its summary for good, and start a
+        new one with the same persona; False if it is not theirs or already gone."""
+        messages = MessageRepository(session)
+        persona_id = await messages.persona_of(user_id, conversation_id)
+        if persona_id is None:
+            return False
+        # The new conversation first: it becomes current (not the one before the forgotten
+        # one), and SQLite, which reuses the highest id once it is deleted, then never gives
+        # the forgotten id again, so a stale button or a late summary cannot reach the new
+        # conversation.
+        await messages.start_conversation(user_id, persona_id)
+        return await messages.delete_conversation(user_id, conversation_id)
 
     async def new_conversation(
         self, session: AsyncSession, user_id: int, persona_id: int
@@ -169,9 +274,15 @@ class MemoryService:
             session, conversation, Turn("assistant", text, self.counter.message("assistant", text))
         )
 
-    def builder(self, persona: PersonaMemory, new_turn: Turn, model: str) -> ContextBuilder:
+    def builder(
+        self,
+        persona: PersonaMemory,
+        new_turn: Turn,
+        model: str,
+        mode: MemoryMode = MemoryMode.CHAT,
+    ) -> ContextBuilder:
         """Raises PersonaTooLarge or MessageTooLong before anything is stored or sent."""
-        return ContextBuilder(persona, new_turn, self.budget_for(model))
+        return ContextBuilder(persona, new_turn, self.budget_for(model, mode), self.shares)
 
     async def assemble(
         self,
@@ -180,18 +291,77 @@ class MemoryService:
         conversation: Conversation,
         *,
         before_id: int | None = None,
+        query: str | None = None,
     ) -> Assembled:
-        """Fill the builder with the turns (older than `before_id`, if given), newest-first,
-        reading only as far as they fit."""
-        messages = MessageRepository(session)
-        page = FIRST_PAGE
-        while not builder.full:
-            rows = await messages.newest(conversation.id, before_id=before_id, limit=page)
-            builder.offer_all(
-                Turn(role.value, content, tokens, row_id) for row_id, role, content, tokens in rows
-            )
-            if len(rows) < page:
-                break
-            before_id = rows[-1][0]
-            page = min(page * 4, MAX_PAGE)
+        """Fill the builder in priority order: the summary, recent turns (older than
+        `before_id`, if given) newest-first, turns recalled by searching for `query`, then
+        recent turns again with what recall left. History is read only as far as it fits."""
+        builder.use_summary(conversation.summary_turn)
+        if query is None or self.settings.recall_turns == 0:
+            builder.release_recall()
+        history = _History(MessageRepository(session), conversation.id, before_id)
+        await history.fill(builder)
+        if builder.full and query is not None:
+            # Only now is there anything older than the recent turns to recall.
+            boundary = builder.oldest_recent_id or before_id
+            terms = search_terms(query)
+            if terms and boundary is not None:
+                rows = await RecallRepository(session).search(
+                    conversation.id, terms, before_id=boundary, limit=self.settings.recall_turns
+                )
+                builder.recall(
+                    Turn(_role(role).value, content, tokens, row_id)
+                    for row_id, role, content, tokens in rows
+                )
+        if builder.full:
+            builder.release_recall()
+            await history.fill(builder)
         return builder.build()
+
+
+class _History:
+    """A conversation's turns newest-first, read in growing pages only as they are taken;
+    filling can stop (for recall) and go on where it stopped."""
+
+    def __init__(
+        self, messages: MessageRepository, conversation_id: int, before_id: int | None
+    ) -> None:
+        self._messages = messages
+        self._conversation_id = conversation_id
+        self._before_id = before_id
+        self._page = FIRST_PAGE
+        self._turns: list[Turn] = []
+        self._next = 0
+        self._exhausted = False
+
+    async def fill(self, builder: ContextBuilder) -> None:
+        """Offer turns until the builder is full or they run out."""
+        while True:
+            turns, start = self._turns, self._next
+            for index in range(start, len(turns)):
+                if not builder.offer(turns[index]):
+                    self._next = index + 1  # the builder keeps the turn it refused
+                    return
+            self._next = len(turns)
+            if self._exhausted:
+                return
+            await self._read_page()
+
+    async def _read_page(self) -> None:
+        rows = await self._messages.newest(
+            self._conversation_id, before_id=self._before_id, limit=self._page
+        )
+        self._turns = [
+            Turn(role.value, content, tokens, row_id) for row_id, role, content, tokens in rows
+        ]
+        self._next = 0
+        if len(rows) < self._page:
+            self._exhausted = True
+        else:
+            self._before_id = rows[-1][0]
+            self._page = min(self._page * 4, MAX_PAGE)
+
+
+def _role(role: MessageRole | str) -> MessageRole:
+    # Raw SQL (SQLite's full-text search) returns the stored string, the ORM the enum.
+    return role if isinstance(role, MessageRole) else MessageRole(role)

@@ -1,4 +1,4 @@
-"""Injects the user's settings (persona, model, temperature) with the owner's defaults."""
+"""Injects the user's settings (persona, model, temperature, memory mode), defaults filled in."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
-from app.config import OpenAISettings
+from app.config import MemorySettings, OpenAISettings
+from app.db.models import MemoryMode
 from app.services.chat import UserSettings
 from app.services.personas import persona_for
 from app.services.users import UserContext
@@ -17,8 +18,9 @@ from app.services.users import UserContext
 class UserSettingsMiddleware(BaseMiddleware):
     """Inner middleware: adds `user_settings`, from what the access middleware read."""
 
-    def __init__(self, defaults: OpenAISettings) -> None:
+    def __init__(self, defaults: OpenAISettings, memory: MemorySettings) -> None:
         self.defaults = defaults
+        self.default_mode = MemoryMode(memory.default_mode)
 
     async def __call__(
         self,
@@ -34,5 +36,6 @@ class UserSettingsMiddleware(BaseMiddleware):
                 temperature=(
                     user.temperature if user.temperature is not None else self.defaults.temperature
                 ),
+                mode=user.memory_mode or self.default_mode,
             )
         return await handler(event, data)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.config import ChatSettings, OpenAISettings
+from app.db.models import MemoryMode
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.llm.chat import ChatRequest, LLMError, stream_answer
 from app.memory.context import (
@@ -23,6 +24,7 @@ from app.memory.context import (
     Turn,
 )
 from app.memory.service import Conversation, MemoryService
+from app.memory.summary import Summarizer
 from app.services.refs import PersonaRef
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class UserSettings:
     persona: PersonaRef
     model: str
     temperature: float
+    mode: MemoryMode = MemoryMode.CHAT
 
 
 class ChatService:
@@ -47,9 +50,11 @@ class ChatService:
         openai_settings: OpenAISettings,
         chat_settings: ChatSettings,
         *,
+        summarizer: Summarizer | None = None,
         stream_interval: float = 1.0,
     ) -> None:
         self.memory = memory
+        self.summarizer = summarizer
         self.llm = llm
         self.openai = openai_settings
         self.chat = chat_settings
@@ -75,7 +80,7 @@ class ChatService:
         conversation = await self.memory.conversation(session, user_id, settings.persona.id)
         # Read first, then write and commit at once: on SQLite the write lock is held for
         # the insert alone, not across the reads (bench/load.py showed writers queueing).
-        assembled = await self.memory.assemble(session, builder, conversation)
+        assembled = await self.memory.assemble(session, builder, conversation, query=text)
         await self.memory.remember(session, conversation, turn, telegram_message_id)
         # The user's message is safe before the model is called, and no transaction is held
         # open while the answer streams.
@@ -101,7 +106,9 @@ class ChatService:
         builder = await self._builder(bot, session, chat_id, settings, last)
         if builder is None:
             return
-        assembled = await self.memory.assemble(session, builder, conversation, before_id=last.id)
+        assembled = await self.memory.assemble(
+            session, builder, conversation, before_id=last.id, query=last.content
+        )
         await self.memory.forget_answer(session, conversation, last.id)
         await session.commit()
         await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
@@ -128,7 +135,9 @@ class ChatService:
         builder = await self._builder(bot, session, chat_id, settings, self.memory.user_turn(text))
         if builder is None:
             return
-        assembled = await self.memory.assemble(session, builder, conversation, before_id=found[1])
+        assembled = await self.memory.assemble(
+            session, builder, conversation, before_id=found[1], query=text
+        )
         await self.memory.replace_user_turn(session, conversation, found[1], text)
         await session.commit()
         await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
@@ -148,7 +157,7 @@ class ChatService:
             return None
         persona = await self.memory.persona_memory(session, settings.persona)
         try:
-            return self.memory.builder(persona, turn, settings.model)
+            return self.memory.builder(persona, turn, settings.model, settings.mode)
         except PersonaTooLarge as exc:
             log.warning(
                 "Persona %r (id %s) is too large for model %s: %s",
@@ -184,7 +193,11 @@ class ChatService:
         request = ChatRequest(
             model=settings.model,
             messages=assembled.as_api(),
-            max_answer_tokens=self.openai.max_answer_tokens,
+            max_answer_tokens=(
+                assembled.breakdown.answer_reserve
+                if assembled.breakdown
+                else self.openai.max_answer_tokens
+            ),
             temperature=settings.temperature,
             use_max_completion_tokens=self.openai.is_public_openai,
         )
@@ -223,6 +236,20 @@ class ChatService:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        self._summarise_later(conversation, assembled)
+
+    def _summarise_later(self, conversation: Conversation, assembled: Assembled) -> None:
+        """Turns left out of this request go into the summary, after the answer is out."""
+        breakdown = assembled.breakdown
+        if (
+            self.summarizer is None
+            or not assembled.truncated
+            or assembled.oldest_recent_id is None
+            or breakdown is None
+        ):
+            return
+        limit = int(breakdown.conversation_budget * self.memory.shares.summary)
+        self.summarizer.schedule(conversation.id, assembled.oldest_recent_id, limit)
 
     async def _store(self, session: AsyncSession, conversation: Conversation, answer: str) -> None:
         await self.memory.remember_answer(session, conversation, answer)

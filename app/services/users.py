@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from app.config import AccessSettings
-from app.db.models import Persona, Role, User
+from app.db.models import MemoryMode, Persona, Role, User
 from app.db.users import UserRepository
 from app.services.refs import PersonaRef
 
@@ -29,6 +29,7 @@ class UserContext:
     temperature: float | None
     # The persona the user talks to now: the chosen one, or the default one.
     persona: PersonaRef | None = None
+    memory_mode: MemoryMode | None = None  # None: the owner's default
 
     @property
     def is_admin(self) -> bool:
@@ -127,4 +128,5 @@ def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> 
         model=user.model,
         temperature=user.temperature,
         persona=persona,
+        memory_mode=user.memory_mode,
     )

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
+from app.config import MemorySettings, Settings
 from app.db.models import MemoryKind, Message, MessageRole
 from app.memory.budget import Budget
 from app.memory.tokens import load_counter
@@ -154,7 +154,13 @@ async def test_history_is_cut_exactly_at_the_budget_and_the_window_is_never_exce
     llm.context_window = window
     llm.reply = lambda body: "Sure. " + "lorem ipsum " * 12
     await start_bot(
-        make_settings(context_window=window, max_answer_tokens=reserve, safety_margin_tokens=0)
+        make_settings(
+            context_window=window,
+            max_answer_tokens=reserve,
+            safety_margin_tokens=0,
+            # Recent turns alone: the summary and recall have tests of their own.
+            memory=MemorySettings(summary_share=0, recall_share=0, _env_file=None),
+        )
     )
     for i in range(14):
         await say(telegram, ALLOWED, f"message {i}: " + "dolor sit amet " * (i % 4 + 1))
@@ -393,6 +399,9 @@ async def test_the_command_menu_is_registered_at_start_up(
         "new_persona",
         "export_persona",
         "import_persona",
+        "memory",
+        "mode",
+        "forget",
         "cancel",
     ]
 

@@ -1,0 +1,122 @@
+"""/memory shows what the persona has in mind; /mode picks chat or task; /forget erases."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import Bot, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import texts
+from app.db.models import MemoryMode
+from app.filters import HasAccess
+from app.keyboards.callbacks import ForgetButton, ModeChoice
+from app.memory.service import MemoryService
+from app.services.chat import UserSettings
+from app.services.users import UserContext
+from app.views import dialog
+from app.views.memory import report_text
+from app.views.persona_editor import Screen
+
+
+async def show_memory(
+    message: Message,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    memory: MemoryService,
+) -> None:
+    s = user_settings
+    report = await memory.report(session, user.id, s.persona, s.model, s.mode)
+    await message.answer(report_text(report))
+
+
+def _mode_keyboard(current: MemoryMode) -> InlineKeyboardMarkup:
+    keyboard = InlineKeyboardBuilder()
+    for mode in MemoryMode:
+        mark = "✓ " if mode is current else ""
+        keyboard.button(
+            text=mark + texts.MODE_NAMES[mode.value], callback_data=ModeChoice(mode=mode)
+        )
+    return keyboard.as_markup()
+
+
+async def show_modes(message: Message, user_settings: UserSettings) -> None:
+    current = user_settings.mode
+    text = texts.MODE_MENU.format(current=texts.MODE_NAMES[current.value])
+    await message.answer(text, reply_markup=_mode_keyboard(current))
+
+
+async def choose_mode(
+    callback: CallbackQuery,
+    callback_data: ModeChoice,
+    user: UserContext,
+    session: AsyncSession,
+    memory: MemoryService,
+    bot: Bot,
+) -> None:
+    await memory.set_mode(session, user.id, callback_data.mode)
+    text = texts.MODE_SET.format(mode=texts.MODE_NAMES[callback_data.mode.value])
+    message_id = callback.message.message_id if callback.message else None
+    await dialog.edit(bot, user.id, message_id, Screen(text, _mode_keyboard(callback_data.mode)))
+    await callback.answer()
+
+
+async def ask_forget(
+    message: Message,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    memory: MemoryService,
+) -> None:
+    conversation = await memory.conversation(session, user.id, user_settings.persona.id)
+    turns = await memory.stored_turns(session, conversation)
+    if turns == 0 and conversation.summary is None:
+        await message.answer(texts.NOTHING_TO_FORGET)
+        return
+    keyboard = InlineKeyboardBuilder()
+    for label, confirm in ((texts.FORGET_YES, True), (texts.FORGET_NO, False)):
+        data = ForgetButton(conversation_id=conversation.id, confirm=confirm)
+        keyboard.button(text=label, callback_data=data)
+    persona = escape(user_settings.persona.name)
+    await message.answer(
+        texts.FORGET_ASK.format(persona=persona, turns=turns), reply_markup=keyboard.as_markup()
+    )
+
+
+async def forget(
+    callback: CallbackQuery,
+    callback_data: ForgetButton,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    memory: MemoryService,
+    bot: Bot,
+) -> None:
+    text = texts.FORGET_KEPT
+    if callback_data.confirm:
+        # An old or forged button names a conversation that is gone or not the user's.
+        if not await memory.forget(session, user.id, callback_data.conversation_id):
+            await callback.answer(texts.STALE_BUTTON, show_alert=True)
+            return
+        text = texts.FORGOTTEN.format(persona=escape(user_settings.persona.name))
+    message_id = callback.message.message_id if callback.message else None
+    await dialog.edit(bot, user.id, message_id, Screen(text, None))
+    await callback.answer()
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    # Every chat message passes this router on its way to the chat one: one check of the
+    # command name turns it away before any handler's filters run (bench/load.py).
+    router.message.filter(Command("memory", "mode", "forget"), HasAccess())
+    router.callback_query.filter(HasAccess())
+    router.message.register(show_memory, Command("memory"))
+    router.message.register(show_modes, Command("mode"))
+    router.message.register(ask_forget, Command("forget"))
+    router.callback_query.register(choose_mode, ModeChoice.filter())
+    router.callback_query.register(forget, ForgetButton.filter())
+    return router

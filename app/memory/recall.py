@@ -1,0 +1,36 @@
+"""Which words of a new message to search old turns for: content words, longest first."""
+
+from __future__ import annotations
+
+import re
+
+# Words that say nothing about what an old turn was about; searching for them would match
+# most of a conversation and cost time that grows with its length.
+STOPWORDS = frozenset(
+    re.findall(
+        r"\w+",
+        """
+    about above after again against all also and any are aren because been before being
+    below between both but can cannot could did didn does doesn doing don down during each
+    few for from further had hadn has hasn have haven having her here hers herself him
+    himself his how into isn its itself just let like more most much must mustn myself nor
+    not now off once only other ought our ours ourselves out over own really same shall she
+    should shouldn some such tell than that the their theirs them themselves then there
+    these they this those through too told under until very was wasn way were weren what
+    when where which while who whom why will with won would wouldn yes yet you your yours
+    yourself yourselves remember remind know said say says thing things something anything
+    please thanks thank okay again
+""",
+    )
+)
+WORD = re.compile(r"\w{3,}", re.UNICODE)
+
+
+def search_terms(text: str, limit: int = 12) -> list[str]:
+    """Up to `limit` distinct content words of `text`, the longest (usually rarest) first."""
+    seen: dict[str, None] = {}
+    for match in WORD.finditer(text.lower()):
+        word = match.group()
+        if word not in STOPWORDS:
+            seen.setdefault(word, None)
+    return sorted(seen, key=len, reverse=True)[:limit]

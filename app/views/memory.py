@@ -1,0 +1,28 @@
+"""The /memory report as text: the request's parts against the budget, and the summary."""
+
+from __future__ import annotations
+
+from app import texts
+from app.memory.service import MemoryReport
+
+
+def report_text(report: MemoryReport) -> str:
+    b = report.breakdown
+    parts = None
+    if b is not None:
+        parts = [
+            ("persona memory", b.persona),
+            ("summary", b.summary),
+            (f"recalled messages ({b.recalled_turns})", b.recalled),
+            (f"recent messages ({b.recent_turns})", b.recent),
+            ("your newest message", b.new_message),
+        ]
+    return texts.memory_report(
+        persona=report.persona,
+        mode=report.mode.value,
+        stored_turns=report.stored_turns,
+        parts=parts,
+        limit=b.prompt_limit if b else 0,
+        answer_reserve=b.answer_reserve if b else 0,
+        summary=report.summary,
+    )
