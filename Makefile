@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/context.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/load.py
 
 clean:
