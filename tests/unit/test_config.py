@@ -54,3 +54,19 @@ def test_a_local_server_needs_no_key_and_urls_get_async_drivers(tmp_path: Path) 
     assert settings.openai.api_key is None
     assert settings.openai.base_url == "http://localhost:11434/v1"
     assert settings.database.url == "postgresql+asyncpg://u:p@db/bot"
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    from dataclasses import fields as dataclass_fields
+
+    from app.config import _SECTIONS
+
+    documented = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    names = [
+        (section.model_config.get("env_prefix", "") + name).upper()
+        for field in dataclass_fields(Settings)
+        for section in [_SECTIONS[field.name]]
+        for name in section.model_fields
+    ]
+    missing = [name for name in names if f"{name}=" not in documented]
+    assert missing == []
