@@ -10,7 +10,6 @@ from aiogram import Bot, Dispatcher, F
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisStorage
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,7 +19,7 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.db.updates import forget_old_updates
 from app.delivery.session import create_session
-from app.fsm.storage import SqlStorage
+from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
 from app.llm.client import create_llm_client
 from app.memory.service import MemoryService
@@ -48,7 +47,7 @@ def create_storage(settings: Settings, pool: async_sessionmaker[AsyncSession]) -
     """Dialog states: in our database by default, in Redis when REDIS_URL is set; either way
     they survive a restart."""
     if settings.redis.url:
-        return RedisStorage.from_url(
+        return AppRedisStorage.from_url(
             settings.redis.url, key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
         )
     return SqlStorage(pool)
@@ -144,6 +143,8 @@ def create_dispatcher(
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
         await close_resources(resources)
+        if isinstance(dp.storage, AppRedisStorage):
+            await dp.storage.close_now()
 
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)
@@ -162,7 +163,6 @@ async def prepare_database(resources: Resources) -> None:
 
 
 async def close_resources(resources: Resources) -> None:
-    # The FSM storage is closed by the dispatcher itself after the shutdown hooks.
     await resources.llm.close()
     await resources.engine.dispose()
 

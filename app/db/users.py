@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import MemoryMode, Role, User
@@ -39,6 +39,3 @@ class UserRepository:
 
     async def set_memory_mode(self, user_id: int, mode: MemoryMode) -> None:
         await self.session.execute(update(User).where(User.id == user_id).values(memory_mode=mode))
-
-    async def list_ids(self) -> list[int]:
-        return list((await self.session.scalars(select(User.id).order_by(User.id))).all())

@@ -18,7 +18,7 @@ from app.services.personas import PersonaService
 from app.services.refs import PersonaRef
 from app.services.users import UserContext
 from app.views import dialog
-from app.views.persona_editor import Screen
+from app.views.dialog import Screen
 
 
 def _keyboard(personas: list[PersonaRef], current: int) -> InlineKeyboardMarkup:

@@ -25,6 +25,7 @@ from app.services.personas import PersonaError, PersonaService, PersonaView, che
 from app.services.users import UserContext
 from app.views import dialog
 from app.views import persona_editor as screens
+from app.views.dialog import Screen
 
 Dialog = EditPersonaDialog
 
@@ -70,7 +71,7 @@ async def _editable(
 
 
 async def _show(
-    bot: Bot, chat_id: int, state: FSMContext, editor: EditorData, screen: screens.Screen, to: State
+    bot: Bot, chat_id: int, state: FSMContext, editor: EditorData, screen: Screen, to: State
 ) -> None:
     await dialog.edit(bot, chat_id, editor.menu_id, screen)
     await state.set_state(to)
@@ -205,7 +206,7 @@ async def on_close(
     try:
         screen = screens.closed(await personas.view(session, editor.persona_id))
     except PersonaError as exc:
-        screen = screens.Screen(str(exc))
+        screen = Screen(str(exc))
     await dialog.edit(bot, callback.from_user.id, editor.menu_id, screen)
     await state.clear()
     await callback.answer()

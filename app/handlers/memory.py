@@ -18,8 +18,8 @@ from app.memory.service import MemoryService
 from app.services.chat import UserSettings
 from app.services.users import UserContext
 from app.views import dialog
+from app.views.dialog import Screen
 from app.views.memory import report_text
-from app.views.persona_editor import Screen
 
 
 async def show_memory(

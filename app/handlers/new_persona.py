@@ -24,7 +24,7 @@ from app.keyboards.callbacks import NewPersonaAction, NewPersonaButton
 from app.services.personas import PROMPT_MAX, PersonaError, PersonaService, check_text
 from app.services.users import UserContext
 from app.views import dialog
-from app.views.persona_editor import Screen
+from app.views.dialog import Screen
 
 Dialog = NewPersonaDialog
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import InlineKeyboardMarkup
 
-from app.views.persona_editor import Screen
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """What the dialog message shows."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None = None
 
 
 async def edit(bot: Bot, chat_id: int, message_id: int | None, screen: Screen) -> int:

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from html import escape
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app.db.models import MemoryKind
 from app.keyboards.callbacks import EditorAction, EditorButton, EntryAction, EntryButton
 from app.services.personas import EntryView, PersonaView
+from app.views.dialog import Screen
 
 PAGE_SIZE = 8
 PREVIEW = 60
-
-
-@dataclass(frozen=True, slots=True)
-class Screen:
-    """What the dialog message shows."""
-
-    text: str
-    markup: InlineKeyboardMarkup | None = None
 
 
 def pages(view: PersonaView) -> int:
