@@ -25,6 +25,7 @@ from app.config import (
     TelegramSettings,
 )
 from app.db.engine import create_engine, create_sessionmaker
+from app.db.migrate import upgrade
 from app.factory import create_bot, create_dispatcher, resources_of
 from tests.fakes import FakeOpenAI, FakeTelegram
 
@@ -82,6 +83,15 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on a migrated database: SQLite and, where it runs, PostgreSQL."""
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

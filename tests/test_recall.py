@@ -1,14 +1,9 @@
 """Recall and the summary's storage on a real database: SQLite FTS5 and PostgreSQL alike."""
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import MemorySettings, OpenAISettings
-from app.db.engine import create_engine, create_sessionmaker
 from app.db.messages import MessageRepository
-from app.db.migrate import upgrade
 from app.db.models import Persona, User
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
@@ -18,14 +13,6 @@ from app.services.personas import ensure_default_persona, persona_for
 
 COUNTER = load_counter("test-model")
 FILLER = "We talked about the weather and the plans for the weekend again. " * 3
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 def memory_service(window: int = 2_000) -> MemoryService:

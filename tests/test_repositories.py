@@ -1,13 +1,8 @@
 """The memory service on a real database: SQLite and PostgreSQL run the same code."""
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import OpenAISettings
-from app.db.engine import create_engine, create_sessionmaker
-from app.db.migrate import upgrade
 from app.db.models import MemoryKind, User
 from app.db.users import UserRepository
 from app.memory.service import MemoryService
@@ -15,14 +10,6 @@ from app.memory.tokens import REPLY_PRIMING, load_counter
 from app.services.personas import PersonaService, ensure_default_persona, persona_for
 
 COUNTER = load_counter("test-model")
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 def memory_service(window: int = 4_000) -> MemoryService:

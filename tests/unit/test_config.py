@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings, SettingsError
+from app.config import PUBLIC_TELEGRAM_API, Settings, SettingsError
 
 
 def load(tmp_path: Path, text: str) -> Settings:
@@ -42,7 +42,7 @@ def test_ids_lists_star_and_defaults(tmp_path: Path) -> None:
     assert settings.access.admin_ids == {1, 2}
     assert settings.access.everyone_allowed
     assert settings.database.url == "sqlite+aiosqlite:///data/assistant.db"
-    assert settings.telegram.api_url == "https://api.telegram.org"
+    assert settings.telegram.api_url == PUBLIC_TELEGRAM_API
 
 
 def test_a_local_server_needs_no_key_and_urls_get_async_drivers(tmp_path: Path) -> None:
