@@ -17,7 +17,7 @@ from app.commands import register_menu
 from app.config import Settings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.db.updates import forget_old_updates
+from app.db.updates import ProcessedUpdates, forget_old_updates
 from app.delivery.session import create_session
 from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
@@ -73,6 +73,7 @@ class Resources:
     chat: ChatService
     users: UserService
     inflight: InFlightMiddleware
+    updates: ProcessedUpdates
     summarizer: Summarizer
 
 
@@ -110,6 +111,7 @@ def create_dispatcher(
         summarizer=summarizer,
         users=users,
         inflight=InFlightMiddleware(),
+        updates=ProcessedUpdates(),
     )
 
     dp = Dispatcher(
@@ -127,7 +129,7 @@ def create_dispatcher(
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
     dp.update.outer_middleware(PerUserSerialMiddleware())
     access = AccessMiddleware(users)
-    sessions = DbSessionMiddleware(pool)
+    sessions = DbSessionMiddleware(pool, resources.updates)
     for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
@@ -159,6 +161,7 @@ async def prepare_database(resources: Resources) -> None:
     await resources.users.seed()
     async with resources.pool() as session, session.begin():
         await forget_old_updates(session)
+        await resources.updates.load(session)
     log.info("Database ready (%s)", resources.engine.url.render_as_string(hide_password=True))
 
 

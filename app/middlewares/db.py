@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import ProcessedUpdate
 from app.db.session import current_session
+from app.db.updates import ProcessedUpdates
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ class DbSessionMiddleware(BaseMiddleware):
     it calls the model, so that no transaction stays open while the answer streams.
     """
 
-    def __init__(self, pool: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, pool: async_sessionmaker[AsyncSession], updates: ProcessedUpdates) -> None:
         self.pool = pool
+        self.updates = updates
 
     async def __call__(
         self,
@@ -42,10 +44,10 @@ class DbSessionMiddleware(BaseMiddleware):
         async with self.pool() as session:
             update = data.get("event_update")
             if update is not None:
-                if await session.get(ProcessedUpdate, update.update_id) is not None:
+                if await self.updates.handled(session, update.update_id):
                     log.info("Update %s was handled before; not answered again", update.update_id)
                     return None
-                _mark_processed_on_commit(session, update.update_id)
+                _mark_processed_on_commit(session, self.updates, update.update_id)
             data["session"] = session
             token = current_session.set(session)
             try:
@@ -56,7 +58,9 @@ class DbSessionMiddleware(BaseMiddleware):
             return result
 
 
-def _mark_processed_on_commit(session: AsyncSession, update_id: int) -> None:
+def _mark_processed_on_commit(
+    session: AsyncSession, updates: ProcessedUpdates, update_id: int
+) -> None:
     """The update is recorded as handled by the first commit of its session: with the user's
     message for a chat answer, with the step's changes for a dialog. A redelivered update
     (webhook retries, a restart before the polling offset was confirmed) is then skipped."""
@@ -66,4 +70,9 @@ def _mark_processed_on_commit(session: AsyncSession, update_id: int) -> None:
             sync_session.info["update_recorded"] = True
             sync_session.add(ProcessedUpdate(update_id=update_id))
 
+    def remember(sync_session: Session) -> None:
+        if sync_session.info.get("update_recorded"):
+            updates.record(update_id)
+
     event.listen(session.sync_session, "before_commit", record)
+    event.listen(session.sync_session, "after_commit", remember)

@@ -271,3 +271,13 @@ async def test_a_redelivered_update_is_answered_once(
     async with db() as session:
         recorded = (await session.scalars(select(ProcessedUpdate.update_id))).all()
     assert update["update_id"] in recorded
+
+
+async def test_an_update_delivered_twice_to_a_running_bot_is_answered_once(
+    user: UserChat, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    update = telegram.push_message(ALLOWED, "just once")
+    telegram.push_update(update)
+    await user.bot.idle()
+    assert len(llm.requests) == 1
+    assert [m.text for m in user.messages] == ["Echo: just once"]
