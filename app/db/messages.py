@@ -16,14 +16,6 @@ class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def current_conversation(self, user_id: int, persona_id: int) -> int | None:
-        return await self.session.scalar(
-            select(Conversation.id)
-            .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        )
-
     async def current_with_summary(
         self, user_id: int, persona_id: int
     ) -> Row[int, str | None, int, int | None] | None:
