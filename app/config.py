@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.db.models import BudgetUnit
+from app.rights import Right, parse_right
+
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 PUBLIC_OPENAI_API = "https://api.openai.com/v1"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/assistant.db"
@@ -28,6 +31,13 @@ HINTS: dict[str, str] = {
     "DATABASE_URL": "a SQLAlchemy URL such as sqlite+aiosqlite:///data/assistant.db",
     "REDIS_URL": "a URL such as redis://localhost:6379/0",
     "MEMORY_DEFAULT_MODE": "chat or task",
+    "OPENAI_MODELS": "comma-separated model names, like gpt-4o-mini,gpt-4o",
+    "NEW_USER_RIGHTS": "comma-separated rights among create_personas, edit_personas",
+    "ACCESS_REQUEST_COOLDOWN_HOURS": "a number of hours, like 24",
+    "BUDGET_PRICES": "model=input/output per million tokens, like gpt-4o-mini=0.15/0.60",
+    "BUDGET_UNIT": "tokens or money",
+    "BUDGET_DAILY": "a positive number (tokens, or money in BUDGET_CURRENCY), or empty",
+    "BUDGET_MONTHLY": "a positive number (tokens, or money in BUDGET_CURRENCY), or empty",
     "MEMORY_SUMMARY_SHARE": "a fraction between 0 and 0.5, like 0.15",
     "MEMORY_RECALL_SHARE": "a fraction between 0 and 0.5, like 0.15",
 }
@@ -67,6 +77,8 @@ class OpenAISettings(_Section):
     api_key: SecretStr | None = None
     base_url: str = PUBLIC_OPENAI_API
     model: str = "gpt-4o-mini"
+    # The models users may choose from in /settings; OPENAI_MODEL is always among them.
+    models: Annotated[tuple[str, ...], NoDecode] = ()
     context_window: int | None = Field(default=None, ge=512)
     max_answer_tokens: int = Field(default=1024, ge=16)
     safety_margin_tokens: int = Field(default=64, ge=0)
@@ -78,6 +90,17 @@ class OpenAISettings(_Section):
     @classmethod
     def _url(cls, value: str) -> str:
         return _http_url(value)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def choosable_models(self) -> tuple[str, ...]:
+        return (self.model, *(name for name in self.models if name != self.model))
 
     @model_validator(mode="after")
     def _key_for_openai(self) -> OpenAISettings:
@@ -116,6 +139,23 @@ class AccessSettings(_Section):
 
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     allowed_user_ids: Annotated[frozenset[int] | Literal["*"], NoDecode] = frozenset()
+    # What a user may do besides chatting once they are let in (chat itself comes with
+    # access); admins change it per user in /users.
+    new_user_rights: Annotated[frozenset[Right], NoDecode] = frozenset(
+        {Right.CREATE_PERSONAS, Right.EDIT_PERSONAS}
+    )
+    # After a denied request, how long a user waits before they may ask again.
+    access_request_cooldown_hours: float = Field(default=24.0, ge=0)
+
+    @field_validator("new_user_rights", mode="before")
+    @classmethod
+    def _rights(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            rights = {parse_right(part) for part in value.split(",") if part.strip()}
+            if Right.ADMIN in rights:
+                raise ValueError("admins must be listed in ADMIN_IDS")
+            return frozenset(rights - {Right.CHAT})
+        return value
 
     @field_validator("admin_ids", "allowed_user_ids", mode="before")
     @classmethod
@@ -188,6 +228,44 @@ class MemorySettings(_Section):
     summary_retry_seconds: float = Field(default=60.0, ge=0)
 
 
+class BudgetSettings(_Section):
+    """What requests cost and how much each user may spend; admins are never limited."""
+
+    model_config = SettingsConfigDict(env_prefix="BUDGET_")
+
+    # Prices per million tokens, input/output, in the currency below, e.g.
+    # "gpt-4o-mini=0.15/0.60,gpt-4o=2.50/10". Models not listed cost nothing.
+    prices: Annotated[dict[str, tuple[float, float]], NoDecode] = {}
+    currency: str = Field(default="$", max_length=8)
+    # The default limits of every user; an admin may set others per user in /users.
+    unit: BudgetUnit = BudgetUnit.TOKENS
+    daily: float | None = Field(default=None, gt=0)
+    monthly: float | None = Field(default=None, gt=0)
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        prices: dict[str, tuple[float, float]] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            model, _, pair = part.partition("=")
+            prompt, _, completion = pair.partition("/")
+            prices[model.strip()] = (float(prompt), float(completion or prompt))
+        return prices
+
+    @field_validator("daily", "monthly", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value in ("", "0", 0, "none") else value
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        prompt_price, completion_price = self.prices.get(model, (0.0, 0.0))
+        return (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
+
+
 class LoggingSettings(_Section):
     """How much the bot logs; message text never appears at INFO or above."""
 
@@ -210,6 +288,7 @@ class Settings:
     chat: ChatSettings = field(default_factory=ChatSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @classmethod
@@ -241,6 +320,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "chat": ChatSettings,
     "redis": RedisSettings,
     "memory": MemorySettings,
+    "budget": BudgetSettings,
     "logging": LoggingSettings,
 }
 

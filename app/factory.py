@@ -21,6 +21,7 @@ from app.db.updates import ProcessedUpdates, forget_old_updates
 from app.delivery.session import create_session
 from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
+from app.i18n import UserLocaleMiddleware, create_i18n
 from app.llm.client import create_llm_client
 from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
@@ -94,6 +95,7 @@ def create_dispatcher(
     llm = create_llm_client(settings.openai)
     summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory)
     users = UserService(pool, settings.access)
+    i18n = create_i18n()
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
     resources = Resources(
         engine=engine,
@@ -123,6 +125,7 @@ def create_dispatcher(
         chat=resources.chat,
         users=users,
         personas=personas,
+        i18n=i18n,
     )
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
@@ -130,9 +133,11 @@ def create_dispatcher(
     dp.update.outer_middleware(PerUserSerialMiddleware())
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool, resources.updates)
+    locale = UserLocaleMiddleware(i18n)
     for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
+        observer.outer_middleware(locale)
         observer.middleware(UserSettingsMiddleware(settings.openai, settings.memory))
     dp.include_routers(*get_routers())
 

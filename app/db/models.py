@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     Text,
     false,
     func,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -63,6 +66,35 @@ class MemoryMode(enum.StrEnum):
     TASK = "task"
 
 
+class AnswerLength(enum.StrEnum):
+    """How long a user wants answers: it sets the answer reserve and a hint to the model."""
+
+    SHORT = "short"
+    NORMAL = "normal"
+    LONG = "long"
+
+
+class BudgetUnit(enum.StrEnum):
+    """What a budget limits: tokens (in + out) or money (from the price table)."""
+
+    TOKENS = "tokens"
+    MONEY = "money"
+
+
+class RequestStatus(enum.StrEnum):
+    """Where an access request stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+def _enum(kind: type[enum.StrEnum], length: int) -> Enum:
+    return Enum(
+        kind, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
+
+
 class MessageRole(enum.StrEnum):
     """Who said a conversation turn."""
 
@@ -84,7 +116,14 @@ class User(Base):
         Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
         default=Role.USER,
     )
+    # The "chat" right: may talk to the model. The other rights only matter with it.
     has_access: Mapped[bool] = mapped_column(default=False)
+    # Existing users keep what they could do before rights existed (server default true);
+    # users registered later get the owner's ACCESS_NEW_USER_RIGHTS.
+    can_create_personas: Mapped[bool] = mapped_column(default=True, server_default=true())
+    can_edit_personas: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Blocked by an admin: no access, and no access requests either.
+    blocked: Mapped[bool] = mapped_column(default=False, server_default=false())
     persona_id: Mapped[int | None] = mapped_column(ForeignKey("personas.id", ondelete="SET NULL"))
     model: Mapped[str | None] = mapped_column(String(128))
     temperature: Mapped[float | None]
@@ -94,9 +133,57 @@ class User(Base):
             MemoryMode, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]
         )
     )
+    # NULL: from the user's Telegram language.
+    language: Mapped[str | None] = mapped_column(String(8))
+    # NULL: normal.
+    answer_length: Mapped[AnswerLength | None] = mapped_column(_enum(AnswerLength, 8))
+    # NULL unit: the owner's default budget (BUDGET_*). Otherwise the user's own limits in
+    # that unit, where a NULL limit means none.
+    budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))
+    budget_daily: Mapped[float | None] = mapped_column(Float)
+    budget_monthly: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+class AccessRequest(Base):
+    """A stranger asking the admins for access; at most one is pending per user."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (Index("ix_access_requests_user_status", "user_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[RequestStatus] = mapped_column(
+        _enum(RequestStatus, 16), default=RequestStatus.PENDING
+    )
+    # The messages sent to admins about it, [[chat_id, message_id], ...], so that when one
+    # admin decides, the others' copies can be updated.
+    notices: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Usage(Base):
+    """Tokens a user spent on one model in one day (UTC), as the API reported them."""
+
+    __tablename__ = "usage"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    # In the price table's currency (USD by default), priced when recorded: a later price
+    # change does not rewrite the past.
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Persona(Base):

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from app.config import AccessSettings
-from app.db.models import MemoryMode, Persona, Role, User
+from app.db.models import AnswerLength, BudgetUnit, MemoryMode, Persona, Role, User
 from app.db.users import UserRepository
+from app.rights import Right
 from app.services.refs import PersonaRef
 
 
@@ -21,7 +22,7 @@ class UserContext:
 
     id: int
     first_name: str
-    language: str | None
+    telegram_language: str | None  # from the user's Telegram app
     role: Role
     has_access: bool
     persona_id: int | None  # as chosen; None means the default persona
@@ -30,10 +31,20 @@ class UserContext:
     # The persona the user talks to now: the chosen one, or the default one.
     persona: PersonaRef | None = None
     memory_mode: MemoryMode | None = None  # None: the owner's default
+    rights: frozenset[Right] = frozenset()
+    blocked: bool = False
+    language: str | None = None  # chosen in /settings; None: from Telegram
+    answer_length: AnswerLength | None = None  # None: normal
+    budget_unit: BudgetUnit | None = None  # None: the owner's default budget
+    budget_daily: float | None = None
+    budget_monthly: float | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    def may(self, right: Right) -> bool:
+        return right in self.rights
 
 
 class UserService:
@@ -90,6 +101,8 @@ class UserService:
             language_code=tg_user.language_code,
             role=Role.ADMIN if admin else Role.USER,
             has_access=admin or self.access.everyone_allowed,
+            can_create_personas=Right.CREATE_PERSONAS in self.access.new_user_rights,
+            can_edit_personas=Right.EDIT_PERSONAS in self.access.new_user_rights,
         )
 
 
@@ -117,16 +130,39 @@ async def _default(session: AsyncSession) -> PersonaRef | None:
     return None if row is None else PersonaRef(*row)
 
 
+def rights_of(user: User, everyone_allowed: bool = False) -> frozenset[Right]:
+    """What the user may do now: admins everything, blocked users nothing, and the other
+    rights only together with chat."""
+    if user.role is Role.ADMIN:
+        return frozenset(Right)
+    if user.blocked or not (user.has_access or everyone_allowed):
+        return frozenset()
+    rights = {Right.CHAT}
+    if user.can_create_personas:
+        rights.add(Right.CREATE_PERSONAS)
+    if user.can_edit_personas:
+        rights.add(Right.EDIT_PERSONAS)
+    return frozenset(rights)
+
+
 def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> UserContext:
+    rights = rights_of(user, everyone_allowed)
     return UserContext(
         id=user.id,
         first_name=user.first_name,
-        language=user.language_code,
+        telegram_language=user.language_code,
         role=user.role,
-        has_access=user.has_access or user.role is Role.ADMIN or everyone_allowed,
+        has_access=Right.CHAT in rights,
         persona_id=user.persona_id,
         model=user.model,
         temperature=user.temperature,
         persona=persona,
         memory_mode=user.memory_mode,
+        rights=rights,
+        blocked=user.blocked,
+        language=user.language,
+        answer_length=user.answer_length,
+        budget_unit=user.budget_unit,
+        budget_daily=user.budget_daily,
+        budget_monthly=user.budget_monthly,
     )

@@ -1,0 +1,35 @@
+"""What a user may do: the rights an admin grants and revokes, and how they are stored."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Right(enum.StrEnum):
+    """A feature a user may be allowed to use.
+
+    `chat` is access itself: the others only count for a user who has it. `admin` is the
+    admin role; those listed in ADMIN_IDS always have it.
+    """
+
+    CHAT = "chat"
+    CREATE_PERSONAS = "create_personas"
+    EDIT_PERSONAS = "edit_personas"
+    ADMIN = "admin"
+
+
+# The users column behind each right but admin (which is the role).
+COLUMNS: dict[Right, str] = {
+    Right.CHAT: "has_access",
+    Right.CREATE_PERSONAS: "can_create_personas",
+    Right.EDIT_PERSONAS: "can_edit_personas",
+}
+
+
+def parse_right(value: str) -> Right:
+    """'create-personas', 'Create_Personas' -> Right.CREATE_PERSONAS; ValueError otherwise."""
+    try:
+        return Right(value.strip().lower().replace("-", "_"))
+    except ValueError:
+        names = ", ".join(right.value for right in Right)
+        raise ValueError(f"unknown right {value!r}; the rights are: {names}") from None
