@@ -7,37 +7,44 @@ from dataclasses import dataclass
 from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 
+from app.rights import Right
+
 
 @dataclass(frozen=True, slots=True)
 class CommandInfo:
-    """A command and who may use it."""
+    """A command and the right it needs (None: anyone may use it)."""
 
     name: str
     description: str
-    needs_access: bool = True
+    right: Right | None = Right.CHAT
 
 
 COMMANDS: tuple[CommandInfo, ...] = (
-    CommandInfo("start", "Greeting, your id and access", needs_access=False),
-    CommandInfo("help", "What I can do", needs_access=False),
+    CommandInfo("start", "Greeting, your id and access", right=None),
+    CommandInfo("help", "What I can do", right=None),
     CommandInfo("new", "Start a new conversation"),
     CommandInfo("retry", "Answer my last message again"),
     CommandInfo("persona", "Choose whom to talk to"),
-    CommandInfo("edit_bot", "Edit the persona's memory"),
-    CommandInfo("new_persona", "Create a persona"),
+    CommandInfo("edit_bot", "Edit the persona's memory", right=Right.EDIT_PERSONAS),
+    CommandInfo("new_persona", "Create a persona", right=Right.CREATE_PERSONAS),
     CommandInfo("export_persona", "Save the persona as a file"),
-    CommandInfo("import_persona", "Recreate a persona from a file"),
+    CommandInfo("import_persona", "Recreate a persona from a file", right=Right.CREATE_PERSONAS),
     CommandInfo("memory", "What the persona has in mind now"),
     CommandInfo("mode", "Chat (more history) or task (longer answers)"),
     CommandInfo("forget", "Delete this conversation for good"),
-    CommandInfo("cancel", "Leave the current dialog", needs_access=False),
+    CommandInfo("settings", "Persona, model, answer length, language"),
+    CommandInfo("usage", "Tokens and money you have spent"),
+    CommandInfo("users", "Manage users, rights and budgets", right=Right.ADMIN),
+    CommandInfo("cancel", "Leave the current dialog", right=None),
 )
 
-KNOWN = frozenset(command.name for command in COMMANDS)
+BY_NAME = {command.name: command for command in COMMANDS}
+KNOWN = frozenset(BY_NAME)
 
 
-def available(has_access: bool) -> list[CommandInfo]:
-    return [command for command in COMMANDS if has_access or not command.needs_access]
+def available(rights: frozenset[Right]) -> list[CommandInfo]:
+    """The commands a user with these rights may use, in menu order."""
+    return [c for c in COMMANDS if c.right is None or c.right in rights]
 
 
 def command_name(text: str) -> str:

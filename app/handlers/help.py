@@ -11,7 +11,7 @@ from app.services.users import UserContext
 
 
 async def help_command(message: Message, user: UserContext) -> None:
-    available = [(c.name, c.description) for c in commands.available(user.has_access)]
+    available = [(c.name, c.description) for c in commands.available(user.rights)]
     text = texts.help_text(available)
     if user.has_access:
         text += "\n\n" + texts.HELP_CHAT
