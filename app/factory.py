@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F
@@ -32,8 +33,10 @@ from app.middlewares.inflight import InFlightMiddleware
 from app.middlewares.paste import PasteMergeMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.user_settings import UserSettingsMiddleware
+from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.personas import PersonaService, ensure_default_persona
+from app.services.usage import UsageService
 from app.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ class Resources:
     inflight: InFlightMiddleware
     updates: ProcessedUpdates
     summarizer: Summarizer
+    usage: UsageService
 
 
 def create_dispatcher(
@@ -93,7 +97,8 @@ def create_dispatcher(
     memory = MemoryService(counter, settings.openai, settings.memory)
     memory.budget_for(settings.openai.model)  # an unusable window stops start-up here
     llm = create_llm_client(settings.openai)
-    summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory)
+    usage = UsageService(settings.budget)
+    summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory, usage=usage)
     users = UserService(pool, settings.access)
     i18n = create_i18n()
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
@@ -108,9 +113,11 @@ def create_dispatcher(
             settings.openai,
             settings.chat,
             summarizer=summarizer,
+            usage=usage,
             stream_interval=stream_interval,
         ),
         summarizer=summarizer,
+        usage=usage,
         users=users,
         inflight=InFlightMiddleware(),
         updates=ProcessedUpdates(),
@@ -125,7 +132,11 @@ def create_dispatcher(
         chat=resources.chat,
         users=users,
         personas=personas,
+        usage=usage,
         i18n=i18n,
+        access_requests=AccessRequestService(
+            timedelta(hours=settings.access.access_request_cooldown_hours)
+        ),
     )
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)

@@ -12,14 +12,29 @@ from aiogram.types import CallbackQuery, TelegramObject
 from pydantic import BaseModel, ValidationError
 
 from app.fsm.personas import EditorData, EditPersonaDialog, NewPersonaData, NewPersonaDialog
+from app.rights import Right
 from app.services.users import UserContext
 
 
-class HasAccess(Filter):
-    """Passes when the user may talk to the model."""
+class HasRight(Filter):
+    """Passes when the user has the right. Set on the router groups assembled in
+    app/handlers/__init__.py, the one place where features are tied to rights."""
+
+    def __init__(self, right: Right) -> None:
+        self.right = right
 
     async def __call__(self, event: TelegramObject, user: UserContext | None = None) -> bool:
-        return user is not None and user.has_access
+        return user is not None and self.right in user.rights
+
+    def __str__(self) -> str:
+        return f"HasRight({self.right.value})"
+
+
+class HasAccess(HasRight):
+    """Passes when the user may talk to the model."""
+
+    def __init__(self) -> None:
+        super().__init__(Right.CHAT)
 
 
 class ActiveDialog(Filter):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,16 @@ class CatalogI18n(I18n):
             compiled.seek(0)
             translations[locale] = gettext.GNUTranslations(compiled)
         return translations
+
+    @contextmanager
+    def context(self) -> Iterator[I18n]:
+        # aiogram's gettext() looks the instance up as `I18n.get_current()`, and every
+        # subclass of its context mixin gets a context variable of its own: set I18n's.
+        token = I18n.set_current(self)
+        try:
+            yield self
+        finally:
+            I18n.reset_current(token)
 
 
 def create_i18n() -> CatalogI18n:

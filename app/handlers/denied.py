@@ -1,4 +1,4 @@
-"""Everything else from a user without access: their id and how to get access."""
+"""Everything else from a user without access, and buttons that are not for this user."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from aiogram.types import CallbackQuery, Message
 
 from app import texts
 from app.services.users import UserContext
+from app.views import access
 
 
 async def no_access(message: Message, user: UserContext) -> None:
-    await message.answer(texts.NO_ACCESS.format(user_id=user.id))
+    await message.answer(access.blocked() if user.blocked else access.no_access(user.id))
 
 
 async def stale_button(callback: CallbackQuery) -> None:
-    # No keyboard of ours is open to this user: an old or forged button.
+    # No keyboard of ours that this user may use is open: an old, forged or foreign button
+    # (an admin's button pressed by someone who is no admin ends here too).
     await callback.answer(texts.STALE_BUTTON, show_alert=True)
 
 

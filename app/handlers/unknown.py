@@ -1,22 +1,40 @@
-"""Commands the bot does not know: pointed to /help."""
+"""Commands no router took: unknown ones, and known ones this user has no right to."""
 
 from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
 
 from app import commands, texts
+from app.filters import HasAccess
+from app.rights import Right
 
 
 def _is_unknown_command(text: str) -> bool:
-    return text.startswith("/") and commands.command_name(text) not in commands.KNOWN
+    # Admin commands are not admitted to exist for anyone else: an admin's command reaches
+    # this router only when the user is not an admin.
+    command = commands.BY_NAME.get(commands.command_name(text))
+    return text.startswith("/") and (command is None or command.right is Right.ADMIN)
 
 
 async def unknown_command(message: Message) -> None:
     await message.answer(texts.UNKNOWN_COMMAND)
 
 
+async def not_allowed(message: Message) -> None:
+    name = commands.command_name(message.text or "")
+    await message.answer(
+        _(
+            "You may not use /{command}: an admin has not given you that right. "
+            "/help lists what you can do."
+        ).format(command=name)
+    )
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     router.message.register(unknown_command, F.text.func(_is_unknown_command))
+    # A known command that its group turned away; without access at all, `denied` answers.
+    router.message.register(not_allowed, F.text.startswith("/"), HasAccess())
     return router

@@ -87,3 +87,16 @@ class ForgetButton(CallbackData, prefix="fg"):
 
     conversation_id: int
     confirm: bool
+
+
+class AccessAsk(CallbackData, prefix="ar"):
+    """A stranger's "Request access" button under /start."""
+
+    ask: bool = True
+
+
+class AccessDecision(CallbackData, prefix="ad"):
+    """An admin's Approve / Deny under an access request."""
+
+    request_id: int
+    approve: bool

@@ -66,7 +66,7 @@ async def test_a_stranger_learns_their_id_and_nothing_reaches_the_model(
     assert str(STRANGER) in greeting
     assert "don't have access" in greeting
     refusal = await say(telegram, STRANGER, "hello, model?")
-    assert str(STRANGER) in refusal and "owner" in refusal
+    assert str(STRANGER) in refusal and "/start" in refusal
     assert llm.requests == []
     assert await stored(db, STRANGER) == []
 
