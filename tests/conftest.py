@@ -139,6 +139,7 @@ def make_settings(
         admins: frozenset[int] = frozenset({ADMIN}),
         allowed: Any = frozenset({ALLOWED}),
         memory: MemorySettings | None = None,
+        access: dict[str, Any] | None = None,
         **openai: Any,
     ) -> Settings:
         openai_values: dict[str, Any] = {
@@ -157,7 +158,9 @@ def make_settings(
             ),
             openai=OpenAISettings(**openai_values, _env_file=None),
             database=DatabaseSettings(url=database_url or sqlite_url, _env_file=None),
-            access=AccessSettings(admin_ids=admins, allowed_user_ids=allowed, _env_file=None),
+            access=AccessSettings(
+                admin_ids=admins, allowed_user_ids=allowed, **(access or {}), _env_file=None
+            ),
             chat=ChatSettings(_env_file=None),
             memory=memory or MemorySettings(_env_file=None),
         )
