@@ -1,4 +1,5 @@
-"""Streaming a chat completion, with the API's failures turned into a few kinds we can explain."""
+"""Streaming a chat completion, with the API's failures turned into a few kinds we can explain,
+and the tokens the API says the request cost."""
 
 from __future__ import annotations
 
@@ -47,8 +48,36 @@ class ChatRequest:
     use_max_completion_tokens: bool = True
 
 
-async def stream_answer(client: AsyncOpenAI, request: ChatRequest) -> AsyncIterator[str]:
-    """Yield the answer's text as it arrives; raise `LLMError` on any failure.
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """What one request cost in tokens: as the API reported it, or as we counted it."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(slots=True)
+class StreamReport:
+    """What a stream says besides its text, filled in as it arrives: read it once the stream
+    has ended (or failed). `usage` stays None when the server sent no usage."""
+
+    usage: TokenUsage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The answer of a non-streaming call, with its usage when the server reported one."""
+
+    text: str
+    usage: TokenUsage | None = None
+
+
+async def stream_answer(
+    client: AsyncOpenAI, request: ChatRequest, report: StreamReport | None = None
+) -> AsyncIterator[str]:
+    """Yield the answer's text as it arrives; raise `LLMError` on any failure. The usage the
+    server reports in its last chunk (asked for with `stream_options.include_usage`) goes
+    into `report`.
 
     Sent with the client's own `post()`: its retries, timeouts, authentication and error
     types all apply, but not its typed request and chunk models. Those walk every message
@@ -62,6 +91,9 @@ async def stream_answer(client: AsyncOpenAI, request: ChatRequest) -> AsyncItera
         "messages": list(request.messages),
         "temperature": request.temperature,
         "stream": True,
+        # The usage arrives in one last chunk with no choices; a server that does not know
+        # the option ignores it and sends none (then the caller counts for itself).
+        "stream_options": {"include_usage": True},
         limit_key: request.max_answer_tokens,
     }
     try:
@@ -76,13 +108,16 @@ async def stream_answer(client: AsyncOpenAI, request: ChatRequest) -> AsyncItera
             async for chunk in stream:
                 for text in _texts(chunk):
                     yield text
+                # OpenAI sends "usage": null on every chunk but the last.
+                if report is not None and isinstance(chunk, dict) and chunk.get("usage"):
+                    report.usage = _usage(chunk["usage"]) or report.usage
     except openai.APIError as exc:
         raise _classify(exc) from exc
 
 
-async def complete(client: AsyncOpenAI, request: ChatRequest) -> str:
-    """The whole answer of a non-streaming call (background work such as summaries);
-    raises `LLMError` like `stream_answer`."""
+async def complete(client: AsyncOpenAI, request: ChatRequest) -> Completion:
+    """The whole answer of a non-streaming call (background work such as summaries), with
+    the usage the server reported; raises `LLMError` like `stream_answer`."""
     limit_key = "max_completion_tokens" if request.use_max_completion_tokens else "max_tokens"
     body: dict[str, Any] = {
         "model": request.model,
@@ -99,7 +134,19 @@ async def complete(client: AsyncOpenAI, request: ChatRequest) -> str:
     content = message.get("content") if isinstance(message, dict) else None
     if not isinstance(content, str):
         raise LLMError(FailureKind.INTERRUPTED, "the completion has no text content")
-    return content
+    usage = response.get("usage") if isinstance(response, dict) else None
+    return Completion(content, _usage(usage))
+
+
+def _usage(usage: object) -> TokenUsage | None:
+    """The two counts of a raw `usage` object; None unless both are there."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return TokenUsage(prompt, completion)
 
 
 def _texts(chunk: object) -> list[str]:

@@ -3,7 +3,8 @@
 Runs in the background after an answer is sent, never before it; one task per conversation
 at a time, each kept in a set so shutdown can wait for it or cancel it. A failed call
 changes nothing (the turns stay stored and the summary keeps pointing at the last turn it
-covers), so the next answer after a pause tries again.
+covers), so the next answer after a pause tries again. What a call cost is recorded as the
+usage of the user whose conversation it summarised.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import MemorySettings, OpenAISettings
 from app.db.messages import MessageRepository
-from app.llm.chat import ChatRequest, LLMError, complete
+from app.llm.chat import ChatRequest, LLMError, TokenUsage, complete
 from app.memory.context import summary_message
-from app.memory.tokens import TokenCounter
+from app.memory.tokens import REPLY_PRIMING, TokenCounter
+from app.services.usage import UsageService
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,11 @@ class Summarizer:
         counter: TokenCounter,
         openai: OpenAISettings,
         settings: MemorySettings,
+        *,
+        usage: UsageService | None = None,
     ) -> None:
         self.pool = pool
+        self.usage = usage
         self.llm = llm
         self.counter = counter
         self.openai = openai
@@ -67,10 +72,10 @@ class Summarizer:
     def running(self) -> int:
         return len(self._tasks)
 
-    def schedule(self, conversation_id: int, before_id: int, limit: int) -> bool:
+    def schedule(self, conversation_id: int, before_id: int, limit: int, *, user_id: int) -> bool:
         """Summarise the turns older than `before_id` (the oldest turn still sent) soon, in
-        at most `limit` tokens (the summary's share of the request); False when it is off,
-        already running, or pausing after a failure."""
+        at most `limit` tokens (the summary's share of the request), on the account of
+        `user_id`; False when it is off, already running, or pausing after a failure."""
         if not self.enabled or conversation_id in self._tasks:
             return False
         failed_at = self._failed_at.get(conversation_id)
@@ -81,15 +86,15 @@ class Summarizer:
         limit = min(limit, self.settings.summary_max_tokens)
         if limit < MIN_SUMMARY_TOKENS:
             return False
-        task = asyncio.create_task(self._run(conversation_id, before_id, limit))
+        task = asyncio.create_task(self._run(conversation_id, before_id, limit, user_id))
         self._tasks[conversation_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(conversation_id, None))
         return True
 
-    async def _run(self, conversation_id: int, before_id: int, limit: int) -> None:
+    async def _run(self, conversation_id: int, before_id: int, limit: int, user_id: int) -> None:
         try:
             for _ in range(MAX_ROUNDS):
-                if not await self.fold(conversation_id, before_id, limit):
+                if not await self.fold(conversation_id, before_id, limit, user_id):
                     return
         except LLMError as exc:
             self._failed_at[conversation_id] = time.monotonic()
@@ -103,7 +108,7 @@ class Summarizer:
             self._failed_at[conversation_id] = time.monotonic()
             log.exception("Summarising conversation %s failed; will retry later", conversation_id)
 
-    async def fold(self, conversation_id: int, before_id: int, limit: int) -> bool:
+    async def fold(self, conversation_id: int, before_id: int, limit: int, user_id: int) -> bool:
         """One round: fold the oldest unsummarised turns before `before_id` into the
         summary. True when it stored a new summary and there may be more to fold."""
         async with self.pool() as session:
@@ -127,11 +132,17 @@ class Summarizer:
         complete_batch = total >= self.settings.summary_min_tokens or len(taken) < len(rows)
         if not taken or not complete_batch:
             return False
-        text = (await self._summarise(summary, taken, limit)).strip()
+        request = self._request(summary, taken, limit)
+        completion = await complete(self.llm, request)
+        usage = completion.usage or self._counted(request, completion.text)
+        text = completion.text.strip()
         if not text:
+            async with self.pool() as session, session.begin():
+                await self._record(session, user_id, usage)
             return False
         content = self._fit(summary_message(text), limit)
         async with self.pool() as session, session.begin():
+            await self._record(session, user_id, usage)
             saved = await MessageRepository(session).save_summary(
                 conversation_id,
                 expected_until_id=until_id,
@@ -155,13 +166,30 @@ class Summarizer:
             limit -= 1
         return content
 
-    async def _summarise(
+    def _counted(self, request: ChatRequest, answer: str) -> TokenUsage:
+        """Our own exact count of a call, for servers that report no usage."""
+        prompt = REPLY_PRIMING + sum(
+            self.counter.message(m["role"], m["content"]) for m in request.messages
+        )
+        return TokenUsage(prompt, self.counter.text(answer))
+
+    async def _record(self, session: AsyncSession, user_id: int, usage: TokenUsage) -> None:
+        if self.usage is not None:
+            await self.usage.record(
+                session,
+                user_id=user_id,
+                model=self.model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
+
+    def _request(
         self, summary: str | None, turns: list[tuple[int, str, str]], limit: int
-    ) -> str:
+    ) -> ChatRequest:
         words = int(limit * WORDS_PER_TOKEN)
         previous = summary.split("\n", 1)[1] if summary and "\n" in summary else "(none yet)"
         transcript = "\n".join(f"{role.capitalize()}: {content}" for _, role, content in turns)
-        request = ChatRequest(
+        return ChatRequest(
             model=self.model,
             messages=[
                 {"role": "system", "content": INSTRUCTIONS.format(words=words)},
@@ -174,7 +202,6 @@ class Summarizer:
             temperature=0.2,
             use_max_completion_tokens=self.openai.is_public_openai,
         )
-        return await complete(self.llm, request)
 
     async def drain(self, grace: float) -> None:
         """At shutdown: let running summaries finish for up to `grace` seconds, then cancel;

@@ -15,7 +15,7 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.models import MemoryMode
 from app.delivery.stream import AnswerStream, DraftSupport
-from app.llm.chat import ChatRequest, LLMError, stream_answer
+from app.llm.chat import ChatRequest, LLMError, StreamReport, TokenUsage, stream_answer
 from app.memory.context import (
     Assembled,
     ContextBuilder,
@@ -26,6 +26,8 @@ from app.memory.context import (
 from app.memory.service import Conversation, MemoryService
 from app.memory.summary import Summarizer
 from app.services.refs import PersonaRef
+from app.services.usage import UsageService
+from app.views.usage import budget_refusal
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,20 @@ class ChatService:
         chat_settings: ChatSettings,
         *,
         summarizer: Summarizer | None = None,
+        usage: UsageService | None = None,
         stream_interval: float = 1.0,
     ) -> None:
         self.memory = memory
         self.summarizer = summarizer
+        self.usage = usage
         self.llm = llm
         self.openai = openai_settings
         self.chat = chat_settings
         self.stream_interval = stream_interval
         self.drafts = DraftSupport()
+        # An answer's stored count minus this is its completion tokens (our fallback count
+        # when the server reports no usage).
+        self._answer_overhead = memory.counter.message("assistant", "")
 
     async def reply(
         self,
@@ -73,6 +80,8 @@ class ChatService:
         draft_id: int,
         telegram_message_id: int | None = None,
     ) -> None:
+        if await self._over_budget(bot, session, chat_id, user_id):
+            return
         turn = self.memory.user_turn(text)
         builder = await self._builder(bot, session, chat_id, settings, turn)
         if builder is None:
@@ -103,6 +112,8 @@ class ChatService:
         if last is None or last.id is None:
             await bot.send_message(chat_id, texts.NOTHING_TO_RETRY)
             return
+        if await self._over_budget(bot, session, chat_id, user_id):
+            return
         builder = await self._builder(bot, session, chat_id, settings, last)
         if builder is None:
             return
@@ -132,6 +143,8 @@ class ChatService:
         if found is None or last is None or found != (conversation.id, last.id):
             await bot.send_message(chat_id, texts.EDIT_OF_OLDER_MESSAGE)
             return
+        if await self._over_budget(bot, session, chat_id, user_id):
+            return
         builder = await self._builder(bot, session, chat_id, settings, self.memory.user_turn(text))
         if builder is None:
             return
@@ -141,6 +154,19 @@ class ChatService:
         await self.memory.replace_user_turn(session, conversation, found[1], text)
         await session.commit()
         await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+
+    async def _over_budget(
+        self, bot: Bot, session: AsyncSession, chat_id: int, user_id: int
+    ) -> bool:
+        """True once a user over a limit is told which and when it resets: the message then
+        goes neither to the model nor into the history."""
+        if self.usage is None:
+            return False
+        over = await self.usage.check(session, user_id)
+        if over is None:
+            return False
+        await bot.send_message(chat_id, budget_refusal(over, self.usage.currency))
+        return True
 
     async def _builder(
         self, bot: Bot, session: AsyncSession, chat_id: int, settings: UserSettings, turn: Turn
@@ -205,8 +231,9 @@ class ChatService:
             bot, chat_id, draft_id, drafts=self.drafts, interval=self.stream_interval
         )
         answer = ""
+        report = StreamReport()
         try:
-            chunks = stream_answer(self.llm, request)
+            chunks = stream_answer(self.llm, request, report)
             async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
                 answer = await anext(chunks, "")
             await stream.show(answer)
@@ -221,15 +248,31 @@ class ChatService:
                 await stream.finish(answer + "\n\n" + texts.answer_interrupted(exc.kind))
             else:
                 await bot.send_message(chat_id, texts.model_failed(exc.kind))
+            # What was streamed before the failure was paid for; a request that failed
+            # before any output reports nothing and costs nothing.
+            if report.usage is not None or answer:
+                usage = report.usage or TokenUsage(
+                    assembled.prompt_tokens, self.memory.counter.text(answer)
+                )
+                await self._record_alone(session, conversation.user_id, settings.model, usage)
             return
         if not answer.strip():
             log.warning("The model returned an empty answer for user %s", conversation.user_id)
             await bot.send_message(chat_id, texts.EMPTY_ANSWER)
+            usage = report.usage or TokenUsage(
+                assembled.prompt_tokens, self.memory.counter.text(answer)
+            )
+            await self._record_alone(session, conversation.user_id, settings.model, usage)
             return
+        turn = Turn("assistant", answer, self.memory.counter.message("assistant", answer))
+        # The server's own figures; without them our exact counts of what was sent and said.
+        usage = report.usage or TokenUsage(
+            assembled.prompt_tokens, turn.tokens - self._answer_overhead
+        )
         # Stored while it is delivered: neither waits for the other, and a Telegram failure
         # cannot lose what the model said.
         results = await asyncio.gather(
-            self._store(session, conversation, answer),
+            self._store(session, conversation, turn, settings.model, usage),
             stream.finish(answer),
             return_exceptions=True,
         )
@@ -249,8 +292,39 @@ class ChatService:
         ):
             return
         limit = int(breakdown.conversation_budget * self.memory.shares.summary)
-        self.summarizer.schedule(conversation.id, assembled.oldest_recent_id, limit)
+        self.summarizer.schedule(
+            conversation.id, assembled.oldest_recent_id, limit, user_id=conversation.user_id
+        )
 
-    async def _store(self, session: AsyncSession, conversation: Conversation, answer: str) -> None:
-        await self.memory.remember_answer(session, conversation, answer)
+    async def _store(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        turn: Turn,
+        model: str,
+        usage: TokenUsage,
+    ) -> None:
+        """The answer and what it cost, in one commit: no round trip of its own for usage."""
+        await self.memory.remember(session, conversation, turn)
+        await self._record(session, conversation.user_id, model, usage)
         await session.commit()
+
+    async def _record_alone(
+        self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage
+    ) -> None:
+        """The usage of a request whose answer is not stored, after the user was told."""
+        if self.usage is not None:
+            await self._record(session, user_id, model, usage)
+            await session.commit()
+
+    async def _record(
+        self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage
+    ) -> None:
+        if self.usage is not None:
+            await self.usage.record(
+                session,
+                user_id=user_id,
+                model=model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )

@@ -17,6 +17,12 @@ callable taking the request body) or ``queue_reply(text)``. Prompt tokens are co
 like OpenAI's cookbook does for chat models, with the offline ``cl100k_base``
 tokenizer. Streaming speed, context-window errors and faults are configurable.
 
+Usage: non-streaming responses carry ``usage``; a streaming request with
+``stream_options.include_usage`` gets one last chunk with ``choices: []`` and ``usage``
+(prompt tokens as counted for the context check, completion tokens as streamed). Set
+``report_usage = False`` to omit it everywhere, like servers that do not report usage, or
+``fixed_usage = (prompt, completion)`` to report those numbers instead of the counts.
+
 CLI for benchmarks::
 
     python -m tests.fakes.openai --port 8082 --api-key test-key \\
@@ -24,7 +30,7 @@ CLI for benchmarks::
 
 The server then also answers a JSON control API under ``/_fake/``: ``GET /_fake/stats``,
 ``POST /_fake/config`` (any of reply, first_token_latency, token_interval, chunk_tokens,
-latency, context_window), ``POST /_fake/queue_reply`` ({"text": ...}),
+latency, context_window, report_usage, fixed_usage), ``POST /_fake/queue_reply`` ({"text": ...}),
 ``POST /_fake/fail_next`` (the keyword arguments of ``fail_next``), ``POST /_fake/reset``.
 """
 
@@ -219,6 +225,8 @@ class FakeOpenAI:
         chunk_tokens: int = 1,
         latency: float = 0.0,
         strict_models: bool = False,
+        report_usage: bool = True,
+        fixed_usage: tuple[int, int] | None = None,
     ) -> None:
         self.api_key = api_key
         self.context_window = context_window
@@ -235,6 +243,10 @@ class FakeOpenAI:
         self.latency = latency
         #: Answer 404 model_not_found for models not in ``models``.
         self.strict_models = strict_models
+        #: False: no ``usage`` anywhere, as some OpenAI-compatible servers do.
+        self.report_usage = report_usage
+        #: (prompt_tokens, completion_tokens) to report instead of the real counts.
+        self.fixed_usage: tuple[int, int] | None = fixed_usage
 
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
@@ -622,10 +634,11 @@ class FakeOpenAI:
             finish_reason = "length"
         record.completion_tokens = len(tokens)
         record.finish_reason = finish_reason
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": len(tokens),
-            "total_tokens": prompt + len(tokens),
+        reported_prompt, reported_completion = self.fixed_usage or (prompt, len(tokens))
+        usage: dict[str, Any] | None = {
+            "prompt_tokens": reported_prompt,
+            "completion_tokens": reported_completion,
+            "total_tokens": reported_prompt + reported_completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
@@ -634,6 +647,8 @@ class FakeOpenAI:
                 "rejected_prediction_tokens": 0,
             },
         }
+        if not self.report_usage:
+            usage = None
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:29]}"
         created = int(time.time())
         if record.stream:
@@ -648,31 +663,30 @@ class FakeOpenAI:
         record.reply = text
         record.status = 200
         record.finished_at = time.monotonic()
-        return web.json_response(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {
-                            "role": "assistant",
-                            "content": text,
-                            "refusal": None,
-                            "annotations": [],
-                        },
-                        "logprobs": None,
-                        "finish_reason": finish_reason,
-                    }
-                ],
-                "usage": usage,
-                "service_tier": "default",
-                "system_fingerprint": "fp_fake",
-            },
-            headers={"x-request-id": f"req_{uuid.uuid4().hex[:24]}"},
-        )
+        response: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": text,
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+        if usage is not None:
+            response["usage"] = usage
+        return web.json_response(response, headers={"x-request-id": f"req_{uuid.uuid4().hex[:24]}"})
 
     async def _stream(
         self,
@@ -680,14 +694,17 @@ class FakeOpenAI:
         record: RequestRecord,
         body: dict[str, Any],
         tokens: list[int],
-        usage: dict[str, Any],
+        usage: dict[str, Any] | None,
         completion_id: str,
         created: int,
         cut_after: int | None,
     ) -> web.StreamResponse:
         stream_options = body.get("stream_options")
-        include_usage = isinstance(stream_options, dict) and bool(
-            stream_options.get("include_usage")
+        # A server that does not report usage ignores the option altogether.
+        include_usage = (
+            usage is not None
+            and isinstance(stream_options, dict)
+            and bool(stream_options.get("include_usage"))
         )
 
         def chunk(
@@ -830,11 +847,15 @@ class FakeOpenAI:
             "chunk_tokens",
             "latency",
             "context_window",
+            "report_usage",
+            "fixed_usage",
         }
         unknown = set(body) - allowed
         if unknown:
             raise web.HTTPBadRequest(text=f"unknown settings: {sorted(unknown)}")
         for key, value in body.items():
+            if key == "fixed_usage" and value is not None:
+                value = (int(value[0]), int(value[1]))
             setattr(self, key, value)
         return web.json_response({"ok": True})
 
@@ -867,6 +888,7 @@ async def _serve(args: argparse.Namespace) -> int:
         token_interval=args.token_interval,
         chunk_tokens=args.chunk_tokens,
         latency=args.latency,
+        report_usage=not args.no_usage,
     )
     get_encoding()  # load the tokenizer before the first request
     await fake.start(args.host, args.port)
@@ -894,6 +916,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="non-streaming latency")
     parser.add_argument("--reply", default=None, help="fixed reply (default: echo)")
     parser.add_argument("--model", action="append", help="model listed by /v1/models (repeatable)")
+    parser.add_argument(
+        "--no-usage", action="store_true", help="report no usage, like some compatible servers"
+    )
     return asyncio.run(_serve(parser.parse_args(argv)))
 
 

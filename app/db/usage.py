@@ -1,0 +1,176 @@
+"""Repository of token usage: one row per user, UTC day and model, added to as requests go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import BudgetUnit, Role, Usage, User
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Sums over some usage rows."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(
+            self.requests + other.requests,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost + other.cost,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """A user's budget settings and what they spent today and this month: the budget check's
+    one look-up."""
+
+    role: Role
+    unit: BudgetUnit | None
+    daily: float | None
+    monthly: float | None
+    day_tokens: int
+    day_cost: float
+    month_tokens: int
+    month_cost: float
+
+
+def _sums() -> tuple[Any, ...]:
+    return (
+        func.coalesce(func.sum(Usage.requests), 0),
+        func.coalesce(func.sum(Usage.prompt_tokens), 0),
+        func.coalesce(func.sum(Usage.completion_tokens), 0),
+        func.coalesce(func.sum(Usage.cost), 0.0),
+    )
+
+
+def _totals(requests: Any, prompt: Any, completion: Any, cost: Any) -> UsageTotals:
+    # PostgreSQL sums integers as numeric: asyncpg hands back Decimals.
+    return UsageTotals(int(requests), int(prompt), int(completion), float(cost))
+
+
+class UsageRepository:
+    """Adds to and sums the usage table; the caller owns the transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        *,
+        user_id: int,
+        day: date,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        requests: int = 1,
+    ) -> None:
+        """Add to the day's row for the model, creating it: one statement, no read first,
+        and safe against a concurrent writer of the same row."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(Usage).values(
+            user_id=user_id,
+            day=day,
+            model=model,
+            requests=requests,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+        )
+        new = statement.excluded
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Usage.user_id, Usage.day, Usage.model],
+                set_={
+                    "requests": Usage.requests + new.requests,
+                    "prompt_tokens": Usage.prompt_tokens + new.prompt_tokens,
+                    "completion_tokens": Usage.completion_tokens + new.completion_tokens,
+                    "cost": Usage.cost + new.cost,
+                },
+            )
+        )
+
+    async def spending(self, user_id: int, *, today: date, month_start: date) -> Spending | None:
+        """The user's limits with their spending today and since `month_start`, in one
+        query: the user's row by key and a range of their usage rows by the primary key."""
+        tokens = Usage.prompt_tokens + Usage.completion_tokens
+        is_today = Usage.day == today
+        row = (
+            await self.session.execute(
+                select(
+                    User.role,
+                    User.budget_unit,
+                    User.budget_daily,
+                    User.budget_monthly,
+                    func.coalesce(func.sum(case((is_today, tokens), else_=0)), 0),
+                    func.coalesce(func.sum(case((is_today, Usage.cost), else_=0.0)), 0.0),
+                    func.coalesce(func.sum(tokens), 0),
+                    func.coalesce(func.sum(Usage.cost), 0.0),
+                )
+                .select_from(User)
+                .outerjoin(Usage, (Usage.user_id == User.id) & (Usage.day >= month_start))
+                .where(User.id == user_id)
+                .group_by(User.id)
+            )
+        ).first()
+        if row is None:
+            return None
+        role, unit, daily, monthly, day_tokens, day_cost, month_tokens, month_cost = row
+        return Spending(
+            role=role,
+            unit=unit,
+            daily=daily,
+            monthly=monthly,
+            day_tokens=int(day_tokens),
+            day_cost=float(day_cost),
+            month_tokens=int(month_tokens),
+            month_cost=float(month_cost),
+        )
+
+    async def totals(self, user_id: int, *, since: date) -> UsageTotals:
+        """A user's usage from `since` (inclusive) on."""
+        row = (
+            await self.session.execute(
+                select(*_sums()).where(Usage.user_id == user_id, Usage.day >= since)
+            )
+        ).one()
+        return _totals(*row)
+
+    async def by_model(self, user_id: int, *, since: date) -> list[tuple[str, UsageTotals]]:
+        """A user's usage from `since` on, per model, the most used first."""
+        rows = (
+            await self.session.execute(
+                select(Usage.model, *_sums())
+                .where(Usage.user_id == user_id, Usage.day >= since)
+                .group_by(Usage.model)
+            )
+        ).all()
+        result = [(str(row[0]), _totals(*row[1:])) for row in rows]
+        result.sort(key=lambda item: (-item[1].tokens, item[0]))
+        return result
+
+    async def per_user(self, *, since: date, until: date | None = None) -> dict[int, UsageTotals]:
+        """Every user's usage from `since` up to `until` (both inclusive), for the admins'
+        list; users who spent nothing are absent."""
+        query = select(Usage.user_id, *_sums()).where(Usage.day >= since)
+        if until is not None:
+            query = query.where(Usage.day <= until)
+        rows = (await self.session.execute(query.group_by(Usage.user_id))).all()
+        return {int(row[0]): _totals(*row[1:]) for row in rows}

@@ -1,0 +1,28 @@
+"""/usage: what the user has spent today and this month, and what their budget leaves."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.filters import HasAccess
+from app.services.usage import UsageService
+from app.services.users import UserContext
+from app.views.usage import usage_text
+
+
+async def show_usage(
+    message: Message, user: UserContext, session: AsyncSession, usage: UsageService
+) -> None:
+    report = await usage.report(session, user)
+    await message.answer(usage_text(report))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    # One check of the command name turns every chat message away before the access filter.
+    router.message.filter(Command("usage"), HasAccess())
+    router.message.register(show_usage)
+    return router

@@ -1,0 +1,240 @@
+"""What users spend on the model, priced from the owner's table, and their budgets.
+
+Days are UTC days and months calendar months in UTC, for everyone: one boundary that the
+database rows (one per user, day and model) and the reset times agree on.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import BudgetSettings
+from app.db.models import BudgetUnit, Role
+from app.db.usage import Spending, UsageRepository, UsageTotals
+from app.services.users import UserContext
+
+# Money sums are floats: a spend equal to the limit must not pass as a hair below it.
+MONEY_EPSILON = 1e-9
+
+
+class Period(enum.StrEnum):
+    """What a limit covers."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The budget that applies to a user; a None limit means none for that period."""
+
+    unit: BudgetUnit
+    daily: float | None
+    monthly: float | None
+
+    def of(self, period: Period) -> float | None:
+        return self.daily if period is Period.DAY else self.monthly
+
+
+@dataclass(frozen=True, slots=True)
+class OverBudget:
+    """Why a message is refused: the limit reached, what was spent, and when it resets."""
+
+    period: Period
+    unit: BudgetUnit
+    spent: float
+    limit: float
+    resets_at: datetime
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    """A user's usage in one period, with the limit that applies (None: no limit)."""
+
+    period: Period
+    totals: UsageTotals
+    by_model: list[tuple[str, UsageTotals]]
+    limit: float | None
+    resets_at: datetime
+
+    def spent(self, unit: BudgetUnit) -> float:
+        return self.totals.cost if unit is BudgetUnit.MONEY else self.totals.tokens
+
+    def remaining(self, unit: BudgetUnit) -> float | None:
+        return None if self.limit is None else max(self.limit - self.spent(unit), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """What /usage shows: today and this month, and the budget (None for admins)."""
+
+    today: PeriodUsage
+    month: PeriodUsage
+    limits: Limits | None
+    exempt: bool  # an admin: never limited
+    show_cost: bool  # prices are configured, or the budget is in money
+    currency: str
+    now: datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_day(now: datetime) -> datetime:
+    """The next 00:00 UTC after `now`: when a daily limit resets."""
+    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
+
+
+def next_month(now: datetime) -> datetime:
+    """00:00 UTC on the 1st of the next month: when a monthly limit resets."""
+    today = now.astimezone(UTC).date()
+    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def resets_at(period: Period, now: datetime) -> datetime:
+    return next_day(now) if period is Period.DAY else next_month(now)
+
+
+def limits_for(
+    defaults: BudgetSettings,
+    *,
+    is_admin: bool,
+    unit: BudgetUnit | None,
+    daily: float | None,
+    monthly: float | None,
+) -> Limits | None:
+    """The user's own limits when they have a unit, else the owner's defaults; None for
+    admins, who are never limited."""
+    if is_admin:
+        return None
+    if unit is not None:
+        return Limits(unit, daily, monthly)
+    return Limits(defaults.unit, defaults.daily, defaults.monthly)
+
+
+def over_budget(
+    limits: Limits | None, day_spent: float, month_spent: float, now: datetime
+) -> OverBudget | None:
+    """The limit a user has reached, if any: spent >= limit is refused. When both are
+    reached, the monthly one, whose reset comes last and is the one to wait for."""
+    if limits is None:
+        return None
+    margin = MONEY_EPSILON if limits.unit is BudgetUnit.MONEY else 0.0
+    for period, spent in ((Period.MONTH, month_spent), (Period.DAY, day_spent)):
+        limit = limits.of(period)
+        if limit is not None and spent >= limit - margin:
+            return OverBudget(period, limits.unit, spent, limit, resets_at(period, now), now)
+    return None
+
+
+class UsageService:
+    """Records what requests cost and checks budgets before a message goes to the model."""
+
+    def __init__(self, settings: BudgetSettings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    @property
+    def currency(self) -> str:
+        return self.settings.currency
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        return self.settings.cost(model, prompt_tokens, completion_tokens)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        user_id: int,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """Add one request to today's row, priced now, in the caller's transaction: the
+        chat answer's usage is written with the answer itself, in the same commit."""
+        await UsageRepository(session).add(
+            user_id=user_id,
+            day=self.clock().astimezone(UTC).date(),
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=self.cost(model, prompt_tokens, completion_tokens),
+        )
+
+    async def check(self, session: AsyncSession, user_id: int) -> OverBudget | None:
+        """The limit the user has reached, or None when they may send a message: one
+        query for their limits and their spending."""
+        now = self.clock()
+        today = now.astimezone(UTC).date()
+        spending = await UsageRepository(session).spending(
+            user_id, today=today, month_start=month_start(today)
+        )
+        if spending is None:
+            return None
+        limits = self._limits_of_spending(spending)
+        if limits is None or (limits.daily is None and limits.monthly is None):
+            return None
+        if limits.unit is BudgetUnit.MONEY:
+            return over_budget(limits, spending.day_cost, spending.month_cost, now)
+        return over_budget(limits, spending.day_tokens, spending.month_tokens, now)
+
+    def limits(self, user: UserContext) -> Limits | None:
+        return limits_for(
+            self.settings,
+            is_admin=user.is_admin,
+            unit=user.budget_unit,
+            daily=user.budget_daily,
+            monthly=user.budget_monthly,
+        )
+
+    def _limits_of_spending(self, spending: Spending) -> Limits | None:
+        return limits_for(
+            self.settings,
+            is_admin=spending.role is Role.ADMIN,
+            unit=spending.unit,
+            daily=spending.daily,
+            monthly=spending.monthly,
+        )
+
+    async def report(self, session: AsyncSession, user: UserContext) -> UsageReport:
+        """Today's and this month's usage of the user, per model, with their budget."""
+        now = self.clock()
+        today = now.astimezone(UTC).date()
+        repository = UsageRepository(session)
+        month_models = await repository.by_model(user.id, since=month_start(today))
+        day_models = await repository.by_model(user.id, since=today)
+        limits = self.limits(user)
+        periods = []
+        for period, models in ((Period.DAY, day_models), (Period.MONTH, month_models)):
+            totals = sum((t for _, t in models), UsageTotals())
+            periods.append(
+                PeriodUsage(
+                    period,
+                    totals,
+                    models,
+                    limits.of(period) if limits else None,
+                    resets_at(period, now),
+                )
+            )
+        return UsageReport(
+            today=periods[0],
+            month=periods[1],
+            limits=limits,
+            exempt=user.is_admin,
+            show_cost=bool(self.settings.prices)
+            or (limits is not None and limits.unit is BudgetUnit.MONEY),
+            currency=self.settings.currency,
+            now=now,
+        )

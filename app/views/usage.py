@@ -1,0 +1,141 @@
+"""/usage as text, and the message that refuses a message over budget."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+
+from app.db.models import BudgetUnit
+from app.db.usage import UsageTotals
+from app.services.usage import OverBudget, Period, PeriodUsage, UsageReport
+
+
+def money(value: float, currency: str) -> str:
+    """Cents for sums of a unit or more; small sums, as single requests cost, to 4 decimals
+    so they do not show as 0.00."""
+    if abs(value) >= 1 or value == 0:
+        number = f"{value:,.2f}"
+    else:
+        number = f"{value:.4f}".rstrip("0")
+        if len(number.split(".")[1]) < 2:
+            number = f"{value:.2f}"
+    # "$1.50", but "1.50 EUR" and "1.50 ₽": only a few symbols go before the number.
+    if currency in ("$", "€", "£", "¥"):
+        return currency + number
+    return f"{number} {escape(currency)}"
+
+
+def tokens(count: float) -> str:
+    number = int(count)
+    return ngettext("{count} token", "{count} tokens", number).format(count=f"{number:,}")
+
+
+def amount(value: float, unit: BudgetUnit, currency: str) -> str:
+    return money(value, currency) if unit is BudgetUnit.MONEY else tokens(value)
+
+
+def wait(resets_at: datetime, now: datetime) -> str:
+    """'in 5 h 12 min': how long until a reset."""
+    minutes = max(int((resets_at - now).total_seconds() + 59) // 60, 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return _("in {days} d {hours} h").format(days=days, hours=hours)
+    if hours:
+        return _("in {hours} h {minutes} min").format(hours=hours, minutes=minutes)
+    if minutes:
+        return _("in {minutes} min").format(minutes=minutes)
+    return _("in less than a minute")
+
+
+def reset(resets_at: datetime, now: datetime) -> str:
+    """'2030-05-16 00:00 UTC (in 2 h 30 min)'."""
+    return _("{time} UTC ({wait})").format(
+        time=resets_at.strftime("%Y-%m-%d %H:%M"), wait=wait(resets_at, now)
+    )
+
+
+def budget_refusal(over: OverBudget, currency: str) -> str:
+    spent = amount(over.spent, over.unit, currency)
+    limit = amount(over.limit, over.unit, currency)
+    when = reset(over.resets_at, over.now)
+    if over.period is Period.DAY:
+        text = _(
+            "You have reached your daily limit: {spent} of {limit} used today. It resets at "
+            "{reset}. Your message was not sent to the model and not saved."
+        )
+    else:
+        text = _(
+            "You have reached your monthly limit: {spent} of {limit} used this month. It "
+            "resets at {reset}. Your message was not sent to the model and not saved."
+        )
+    return text.format(spent=spent, limit=limit, reset=when)
+
+
+def _requests(count: int) -> str:
+    return ngettext("{count} request", "{count} requests", count).format(count=f"{count:,}")
+
+
+def _totals_line(totals: UsageTotals, show_cost: bool, currency: str) -> str:
+    parts = [
+        _("{tokens_in} in, {tokens_out} out").format(
+            tokens_in=f"{totals.prompt_tokens:,}", tokens_out=f"{totals.completion_tokens:,}"
+        )
+    ]
+    if show_cost:
+        parts.append(money(totals.cost, currency))
+    parts.append(_requests(totals.requests))
+    return ", ".join(parts)
+
+
+def _budget_line(usage: PeriodUsage, report: UsageReport) -> str | None:
+    if report.exempt:
+        return None
+    limits = report.limits
+    if limits is None or usage.limit is None:
+        if usage.period is Period.DAY:
+            return _("Daily limit: none.")
+        return _("Monthly limit: none.")
+    unit, currency = limits.unit, report.currency
+    values = {
+        "limit": amount(usage.limit, unit, currency),
+        "left": amount(usage.remaining(unit) or 0, unit, currency),
+        "reset": reset(usage.resets_at, report.now),
+    }
+    if usage.period is Period.DAY:
+        return _("Daily limit: {limit}; {left} left; resets {reset}.").format(**values)
+    return _("Monthly limit: {limit}; {left} left; resets {reset}.").format(**values)
+
+
+def _period(title: str, usage: PeriodUsage, report: UsageReport) -> list[str]:
+    totals = usage.totals
+    lines = [f"<b>{title}</b>"]
+    lines.append(
+        _("Tokens: {tokens_in} in, {tokens_out} out").format(
+            tokens_in=f"{totals.prompt_tokens:,}", tokens_out=f"{totals.completion_tokens:,}"
+        )
+    )
+    if report.show_cost:
+        lines.append(_("Cost: {cost}").format(cost=money(totals.cost, report.currency)))
+    lines.append(_("Requests: {count}").format(count=f"{totals.requests:,}"))
+    if len(usage.by_model) > 1:
+        for model, model_totals in usage.by_model:
+            line = _totals_line(model_totals, report.show_cost, report.currency)
+            lines.append(f"• <code>{escape(model)}</code>: {line}")
+    budget = _budget_line(usage, report)
+    if budget is not None:
+        lines.append(budget)
+    return lines
+
+
+def usage_text(report: UsageReport) -> str:
+    lines = [_("<b>Your usage</b> (days and months in UTC)"), ""]
+    lines += _period(_("Today"), report.today, report)
+    lines.append("")
+    lines += _period(_("This month"), report.month, report)
+    if report.exempt:
+        lines += ["", _("You are an admin: no limits apply to you.")]
+    return "\n".join(lines)
