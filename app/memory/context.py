@@ -125,6 +125,8 @@ class ContextBuilder:
     new_message: Turn
     budget: Budget
     shares: Shares = field(default_factory=Shares)
+    # The user's answer-length instruction, sent after the persona; counted with it.
+    style: Turn | None = None
     summary: Turn | None = None
     _history: list[Turn] = field(default_factory=list)
     _recalled: list[Turn] = field(default_factory=list)
@@ -137,7 +139,7 @@ class ContextBuilder:
 
     def __post_init__(self) -> None:
         limit = self.budget.prompt_limit
-        persona_part = REPLY_PRIMING + self.persona.tokens
+        persona_part = REPLY_PRIMING + self.persona.tokens + self._style_tokens
         if persona_part >= limit:
             raise PersonaTooLarge(persona_part, limit)
         if persona_part + self.new_message.tokens > limit:
@@ -147,6 +149,10 @@ class ContextBuilder:
         self._room = budget - self._recall_room
         summary, self.summary = self.summary, None
         self.use_summary(summary)
+
+    @property
+    def _style_tokens(self) -> int:
+        return self.style.tokens if self.style is not None else 0
 
     def use_summary(self, summary: Turn | None) -> bool:
         """Put the conversation's summary ahead of the turns, if it fits its share; call
@@ -231,12 +237,14 @@ class ContextBuilder:
         else:
             history = list(reversed(self._history))
         summary = [self.summary] if self.summary is not None else []
-        turns = [*self.persona.turns(), *summary, *history, self.new_message]
+        style = [self.style] if self.style is not None else []
+        turns = [*self.persona.turns(), *style, *summary, *history, self.new_message]
         summary_tokens = self.summary.tokens if self.summary is not None else 0
         recalled_tokens = sum(turn.tokens for turn in self._recalled)
         recent_tokens = sum(turn.tokens for turn in self._history)
         used = summary_tokens + recalled_tokens + recent_tokens
-        prompt_tokens = REPLY_PRIMING + self.persona.tokens + self.new_message.tokens + used
+        persona = self.persona.tokens + self._style_tokens
+        prompt_tokens = REPLY_PRIMING + persona + self.new_message.tokens + used
         return Assembled(
             turns,
             prompt_tokens,
@@ -245,7 +253,7 @@ class ContextBuilder:
                 prompt_limit=self.budget.prompt_limit,
                 answer_reserve=self.budget.answer_reserve,
                 conversation_budget=self._conversation_budget,
-                persona=self.persona.tokens,
+                persona=persona,
                 new_message=self.new_message.tokens,
                 summary=summary_tokens,
                 recalled=recalled_tokens,

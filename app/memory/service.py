@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import MemorySettings, OpenAISettings
 from app.db.messages import MessageRepository
-from app.db.models import MemoryKind, MemoryMode, Message, MessageRole
+from app.db.models import AnswerLength, MemoryKind, MemoryMode, Message, MessageRole
 from app.db.personas import PersonaRepository
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
@@ -36,6 +36,14 @@ FIRST_PAGE = 32
 MAX_PAGE = 512
 # Personas whose memory is kept in this process (a few hundred entries each at most).
 PERSONA_CACHE = 256
+# A short answer still gets room for a few sentences in any language.
+MIN_SHORT_ANSWER = 128
+# What the model is told of the answer length a user chose in /settings. English whatever
+# the user's language: it is an instruction to the model, which answers in the user's.
+STYLE_INSTRUCTIONS: dict[AnswerLength, str] = {
+    AnswerLength.SHORT: "Keep your answers short: a few sentences at most, unless asked for more.",
+    AnswerLength.LONG: "Answer in depth, with detail and examples where they help.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +91,18 @@ class MemoryService:
         self._openai = openai
         self.settings = memory or MemorySettings(_env_file=None)
         self.shares = Shares(self.settings.summary_share, self.settings.recall_share)
-        self._budgets: dict[tuple[str, MemoryMode], Budget] = {}
+        self._budgets: dict[tuple[str, MemoryMode, AnswerLength], Budget] = {}
+        self._styles: dict[AnswerLength, Turn] = {}
         self._personas: dict[int, tuple[int, PersonaMemory]] = {}
 
-    def budget_for(self, model: str, mode: MemoryMode = MemoryMode.CHAT) -> Budget:
-        budget = self._budgets.get((model, mode))
+    def budget_for(
+        self,
+        model: str,
+        mode: MemoryMode = MemoryMode.CHAT,
+        length: AnswerLength = AnswerLength.NORMAL,
+    ) -> Budget:
+        key = (model, mode, length)
+        budget = self._budgets.get(key)
         if budget is None:
             chat = Budget.for_model(
                 model,
@@ -95,14 +110,29 @@ class MemoryService:
                 answer_reserve=self._openai.max_answer_tokens,
                 margin=self._openai.safety_margin_tokens,
             )
-            budget = chat
+            # Half the window at most, so a long answer still leaves some conversation.
+            half = (chat.window - chat.margin) // 2
+            reserve = chat.answer_reserve
             if mode is MemoryMode.TASK:
-                # Half the window at most, so task mode still keeps some conversation.
-                half = (chat.window - chat.margin) // 2
-                reserve = max(chat.answer_reserve, min(self.settings.task_answer_tokens, half))
-                budget = Budget(chat.window, reserve, chat.margin)
-            self._budgets[(model, mode)] = budget
+                reserve = max(reserve, min(self.settings.task_answer_tokens, half))
+            if length is AnswerLength.SHORT:
+                reserve = max(MIN_SHORT_ANSWER, reserve // 4)
+            elif length is AnswerLength.LONG:
+                reserve = max(reserve, min(reserve * 2, half))
+            budget = Budget(chat.window, reserve, chat.margin)
+            self._budgets[key] = budget
         return budget
+
+    def style(self, length: AnswerLength) -> Turn | None:
+        """The instruction that tells the model the answer length the user chose (None for
+        normal), counted once."""
+        text = STYLE_INSTRUCTIONS.get(length)
+        if text is None:
+            return None
+        turn = self._styles.get(length)
+        if turn is None:
+            turn = self._styles[length] = Turn("system", text, self.counter.message("system", text))
+        return turn
 
     async def persona_memory(self, session: AsyncSession, persona: PersonaRef) -> PersonaMemory:
         """The persona's memory; kept between messages while its revision stays the same."""
@@ -280,9 +310,11 @@ class MemoryService:
         new_turn: Turn,
         model: str,
         mode: MemoryMode = MemoryMode.CHAT,
+        length: AnswerLength = AnswerLength.NORMAL,
     ) -> ContextBuilder:
         """Raises PersonaTooLarge or MessageTooLong before anything is stored or sent."""
-        return ContextBuilder(persona, new_turn, self.budget_for(model, mode), self.shares)
+        budget = self.budget_for(model, mode, length)
+        return ContextBuilder(persona, new_turn, budget, self.shares, style=self.style(length))
 
     async def assemble(
         self,

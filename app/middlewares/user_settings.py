@@ -1,4 +1,5 @@
-"""Injects the user's settings (persona, model, temperature, memory mode), defaults filled in."""
+"""Injects the user's settings (persona, model, temperature, memory mode, answer length), with
+the owner's defaults filled in."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
 from app.config import MemorySettings, OpenAISettings
-from app.db.models import MemoryMode
+from app.db.models import AnswerLength, MemoryMode
 from app.services.chat import UserSettings
 from app.services.personas import persona_for
 from app.services.users import UserContext
@@ -20,6 +21,7 @@ class UserSettingsMiddleware(BaseMiddleware):
 
     def __init__(self, defaults: OpenAISettings, memory: MemorySettings) -> None:
         self.defaults = defaults
+        self.models = frozenset(defaults.choosable_models)
         self.default_mode = MemoryMode(memory.default_mode)
 
     async def __call__(
@@ -32,10 +34,12 @@ class UserSettingsMiddleware(BaseMiddleware):
         if user is not None:
             data["user_settings"] = UserSettings(
                 persona=user.persona or await persona_for(data["session"], user.persona_id),
-                model=user.model or self.defaults.model,
+                # A model the owner no longer offers falls back to the default one.
+                model=user.model if user.model in self.models else self.defaults.model,
                 temperature=(
                     user.temperature if user.temperature is not None else self.defaults.temperature
                 ),
                 mode=user.memory_mode or self.default_mode,
+                answer_length=user.answer_length or AnswerLength.NORMAL,
             )
         return await handler(event, data)

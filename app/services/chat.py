@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.config import ChatSettings, OpenAISettings
-from app.db.models import MemoryMode
+from app.db.models import AnswerLength, MemoryMode
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.llm.chat import ChatRequest, LLMError, StreamReport, TokenUsage, stream_answer
 from app.memory.context import (
@@ -40,6 +40,7 @@ class UserSettings:
     model: str
     temperature: float
     mode: MemoryMode = MemoryMode.CHAT
+    answer_length: AnswerLength = AnswerLength.NORMAL
 
 
 class ChatService:
@@ -183,7 +184,9 @@ class ChatService:
             return None
         persona = await self.memory.persona_memory(session, settings.persona)
         try:
-            return self.memory.builder(persona, turn, settings.model, settings.mode)
+            return self.memory.builder(
+                persona, turn, settings.model, settings.mode, settings.answer_length
+            )
         except PersonaTooLarge as exc:
             log.warning(
                 "Persona %r (id %s) is too large for model %s: %s",
