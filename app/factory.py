@@ -35,6 +35,7 @@ from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.user_settings import UserSettingsMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.settings import SettingsService
 from app.services.personas import PersonaService, ensure_default_persona
 from app.services.usage import UsageService
 from app.services.users import UserService
@@ -134,6 +135,7 @@ def create_dispatcher(
         personas=personas,
         usage=usage,
         i18n=i18n,
+        user_choices=SettingsService(settings.openai.choosable_models),
         access_requests=AccessRequestService(
             timedelta(hours=settings.access.access_request_cooldown_hours)
         ),
@@ -154,7 +156,7 @@ def create_dispatcher(
 
     async def on_startup(bot: Bot) -> None:
         await prepare_database(resources)
-        await register_menu(bot)
+        await register_menu(bot, i18n, settings.access.admin_ids)
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)

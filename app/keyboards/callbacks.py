@@ -100,3 +100,26 @@ class AccessDecision(CallbackData, prefix="ad"):
 
     request_id: int
     approve: bool
+
+
+class SettingsSection(enum.StrEnum):
+    """The parts of /settings."""
+
+    MENU = "m"
+    PERSONA = "p"
+    MODEL = "o"
+    TEMPERATURE = "t"
+    LENGTH = "l"
+    MODE = "d"
+    LANGUAGE = "g"
+    CLOSE = "x"
+
+
+class SettingsButton(CallbackData, prefix="st"):
+    """A /settings button: open a section (no value) or choose a value in it.
+
+    Values are short codes checked when pressed (a persona id, an index into the owner's
+    model list, a temperature, a length, a mode, a language); a forged one is refused."""
+
+    section: SettingsSection
+    value: str = ""

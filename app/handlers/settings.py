@@ -1,0 +1,207 @@
+"""/settings: persona, model, temperature, answer length, memory mode and language.
+
+One message, edited in place: the overview opens a screen per setting, a choice saves at
+once and returns to the overview. Only a typed temperature needs a dialog state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import texts
+from app.config import Settings
+from app.db.models import AnswerLength, MemoryMode
+from app.fsm.settings import SettingsData, SettingsDialog
+from app.i18n import locale_for
+from app.keyboards.callbacks import SettingsButton, SettingsSection
+from app.memory.service import MemoryService
+from app.services.chat import UserSettings
+from app.services.personas import PersonaService
+from app.services.settings import SettingInvalid, SettingsService, parse_temperature
+from app.services.users import UserContext
+from app.views import dialog
+from app.views import settings as views
+from app.views.dialog import Screen
+
+
+def _current(user: UserContext, user_settings: UserSettings, i18n: I18n) -> views.Current:
+    return views.Current(
+        persona=user_settings.persona.name,
+        model=user_settings.model,
+        temperature=user_settings.temperature,
+        own_temperature=user.temperature is not None,
+        answer_length=user_settings.answer_length,
+        mode=user_settings.mode,
+        language=user.language,
+        locale=i18n.current_locale,
+    )
+
+
+async def open_settings(
+    message: Message, user: UserContext, user_settings: UserSettings, i18n: I18n
+) -> None:
+    screen = views.overview(_current(user, user_settings, i18n))
+    await message.answer(screen.text, reply_markup=screen.markup)
+
+
+async def open_section(
+    callback: CallbackQuery,
+    callback_data: SettingsButton,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    personas: PersonaService,
+    settings: Settings,
+    i18n: I18n,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    section = callback_data.section
+    if await state.get_state() == SettingsDialog.typing_temperature.state:
+        await state.clear()  # a button instead of the typed value: the typing is over
+    current = _current(user, user_settings, i18n)
+    if section is SettingsSection.PERSONA:
+        usable = await personas.usable(session, user)
+        screen = views.personas(usable, user_settings.persona.id)
+    elif section is SettingsSection.MODEL:
+        screen = views.models(settings.openai.choosable_models, current.model)
+    elif section is SettingsSection.TEMPERATURE:
+        screen = views.temperatures(
+            current.temperature, settings.openai.temperature, current.own_temperature
+        )
+    elif section is SettingsSection.LENGTH:
+        screen = views.lengths(current.answer_length)
+    elif section is SettingsSection.MODE:
+        screen = views.modes(current.mode)
+    elif section is SettingsSection.LANGUAGE:
+        screen = views.languages(current.language)
+    elif section is SettingsSection.CLOSE:
+        screen = views.closed()
+    else:
+        screen = views.overview(current)
+    await _show(callback, bot, user.id, screen)
+
+
+async def choose(
+    callback: CallbackQuery,
+    callback_data: SettingsButton,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    personas: PersonaService,
+    memory: MemoryService,
+    user_choices: SettingsService,
+    settings: Settings,
+    i18n: I18n,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    current = _current(user, user_settings, i18n)
+    value = callback_data.value
+    try:
+        match callback_data.section:
+            case SettingsSection.PERSONA:
+                usable = {str(ref.id): ref for ref in await personas.usable(session, user)}
+                if value not in usable:
+                    await callback.answer(views.unavailable(), show_alert=True)
+                    return
+                await personas.switch(session, user.id, usable[value].id)
+                current = dataclasses.replace(current, persona=usable[value].name)
+            case SettingsSection.MODEL:
+                models = settings.openai.choosable_models
+                model = models[int(value)] if value.isdigit() and int(value) < len(models) else ""
+                await user_choices.set_model(session, user.id, model)
+                current = dataclasses.replace(current, model=model)
+            case SettingsSection.TEMPERATURE:
+                if value == views.TYPE_VALUE:
+                    await _ask_temperature(callback, state, bot, user.id)
+                    return
+                own = value != views.DEFAULT
+                temperature = parse_temperature(value) if own else None
+                await user_choices.set_temperature(session, user.id, temperature)
+                shown = settings.openai.temperature if temperature is None else temperature
+                current = dataclasses.replace(current, temperature=shown, own_temperature=own)
+            case SettingsSection.LENGTH:
+                length = AnswerLength(value)
+                await user_choices.set_answer_length(session, user.id, length)
+                current = dataclasses.replace(current, answer_length=length)
+            case SettingsSection.MODE:
+                mode = MemoryMode(value)
+                await memory.set_mode(session, user.id, mode)
+                current = dataclasses.replace(current, mode=mode)
+            case SettingsSection.LANGUAGE:
+                chosen = None if value == views.TELEGRAM_LANGUAGE else value
+                await user_choices.set_language(session, user.id, chosen)
+                locale = locale_for(chosen, user.telegram_language)
+                current = dataclasses.replace(current, language=chosen, locale=locale)
+            case _:
+                raise SettingInvalid(value)
+    except (SettingInvalid, ValueError):
+        # Not a value any keyboard of ours offers: a forged or outdated button.
+        await callback.answer(texts.stale_button(), show_alert=True)
+        return
+    if await state.get_state() == SettingsDialog.typing_temperature.state:
+        await state.clear()
+    with i18n.use_locale(current.locale):
+        screen = views.overview(current, views.saved())
+    await _show(callback, bot, user.id, screen)
+
+
+async def _ask_temperature(
+    callback: CallbackQuery, state: FSMContext, bot: Bot, chat_id: int
+) -> None:
+    menu_id = callback.message.message_id if callback.message else None
+    await state.set_state(SettingsDialog.typing_temperature)
+    await state.set_data(SettingsData(menu_id=menu_id).model_dump())
+    await _show(callback, bot, chat_id, views.type_temperature())
+
+
+async def typed_temperature(
+    message: Message,
+    user: UserContext,
+    user_settings: UserSettings,
+    session: AsyncSession,
+    user_choices: SettingsService,
+    i18n: I18n,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    try:
+        temperature = parse_temperature(message.text or "")
+    except SettingInvalid:
+        await message.answer(views.temperature_invalid())
+        return
+    await user_choices.set_temperature(session, user.id, temperature)
+    data = SettingsData.model_validate(await state.get_data())
+    await state.clear()
+    current = dataclasses.replace(
+        _current(user, user_settings, i18n), temperature=temperature, own_temperature=True
+    )
+    await dialog.replace(bot, user.id, data.menu_id, views.overview(current, views.saved()))
+
+
+async def _show(callback: CallbackQuery, bot: Bot, chat_id: int, screen: Screen) -> None:
+    message_id = callback.message.message_id if callback.message else None
+    await dialog.edit(bot, chat_id, message_id, screen)
+    await callback.answer()
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(open_settings, Command("settings"))
+    router.message.register(
+        typed_temperature,
+        StateFilter(SettingsDialog.typing_temperature),
+        F.text,
+        ~F.text.startswith("/"),
+    )
+    router.callback_query.register(open_section, SettingsButton.filter(F.value == ""))
+    router.callback_query.register(choose, SettingsButton.filter(F.value != ""))
+    return router

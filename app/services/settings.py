@@ -1,0 +1,62 @@
+"""What a user changes in /settings, validated and stored on their record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import AnswerLength, User
+from app.i18n import LANGUAGES
+
+TEMPERATURE_MIN = 0.0
+TEMPERATURE_MAX = 2.0  # the OpenAI API's range; compatible servers take the same
+
+
+class SettingInvalid(ValueError):
+    """A value the setting does not take."""
+
+
+def parse_temperature(text: str) -> float:
+    """'0.7', '0,7', ' 1 ' -> a temperature from 0 to 2, to two decimals."""
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError:
+        raise SettingInvalid(text) from None
+    if not TEMPERATURE_MIN <= value <= TEMPERATURE_MAX or value != value:  # NaN
+        raise SettingInvalid(text)
+    return round(value, 2)
+
+
+class SettingsService:
+    """Stores a user's choices; None puts a setting back to the owner's default."""
+
+    def __init__(self, models: tuple[str, ...]) -> None:
+        self.models = models
+
+    async def set_model(self, session: AsyncSession, user_id: int, model: str | None) -> None:
+        if model is not None and model not in self.models:
+            raise SettingInvalid(model)
+        await self._set(session, user_id, model=model)
+
+    async def set_temperature(
+        self, session: AsyncSession, user_id: int, value: float | None
+    ) -> None:
+        if value is not None and not TEMPERATURE_MIN <= value <= TEMPERATURE_MAX:
+            raise SettingInvalid(str(value))
+        await self._set(session, user_id, temperature=value)
+
+    async def set_answer_length(
+        self, session: AsyncSession, user_id: int, length: AnswerLength
+    ) -> None:
+        await self._set(session, user_id, answer_length=length)
+
+    async def set_language(self, session: AsyncSession, user_id: int, language: str | None) -> None:
+        if language is not None and language not in LANGUAGES:
+            raise SettingInvalid(language)
+        await self._set(session, user_id, language=language)
+
+    @staticmethod
+    async def _set(session: AsyncSession, user_id: int, **values: Any) -> None:
+        await session.execute(update(User).where(User.id == user_id).values(**values))

@@ -1,0 +1,188 @@
+"""The /settings screens: an overview of the user's choices and one screen per choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from app import texts
+from app.db.models import AnswerLength, MemoryMode
+from app.i18n import LANGUAGES
+from app.keyboards.callbacks import SettingsButton, SettingsSection
+from app.services.refs import PersonaRef
+from app.views.dialog import Screen
+
+# Offered as buttons; any other value from 0 to 2 can be typed.
+TEMPERATURE_PRESETS = ("0", "0.3", "0.7", "1", "1.3")
+TELEGRAM_LANGUAGE = "tg"  # the language button that follows the user's Telegram app
+DEFAULT = "default"  # the button that puts a setting back to the owner's default
+TYPE_VALUE = "type"
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """What the overview shows: the user's settings and whether each is their own choice."""
+
+    persona: str
+    model: str
+    temperature: float
+    own_temperature: bool
+    answer_length: AnswerLength
+    mode: MemoryMode
+    language: str | None  # chosen; None: from Telegram
+    locale: str  # the language in use
+
+
+def length_name(length: AnswerLength) -> str:
+    names = {
+        AnswerLength.SHORT: _("Short"),
+        AnswerLength.NORMAL: _("Normal"),
+        AnswerLength.LONG: _("Long"),
+    }
+    return names[length]
+
+
+def _button(section: SettingsSection, value: str = "") -> str:
+    return SettingsButton(section=section, value=value).pack()
+
+
+def overview(current: Current, note: str | None = None) -> Screen:
+    temperature = f"{current.temperature:g}"
+    if not current.own_temperature:
+        temperature = _("{value} (default)").format(value=temperature)
+    language = LANGUAGES[current.locale]
+    if current.language is None:
+        language = _("{language} (from Telegram)").format(language=language)
+    lines = [
+        _("⚙️ <b>Settings</b>"),
+        "",
+        _("🎭 Persona: <b>{value}</b>").format(value=escape(current.persona)),
+        _("🤖 Model: <b>{value}</b>").format(value=escape(current.model)),
+        _("🌡 Temperature: <b>{value}</b>").format(value=temperature),
+        _("📏 Answer length: <b>{value}</b>").format(value=length_name(current.answer_length)),
+        _("🧠 Memory mode: <b>{value}</b>").format(value=texts.mode_name(current.mode.value)),
+        _("🌐 Language: <b>{value}</b>").format(value=language),
+    ]
+    if note:
+        lines += ["", note]
+    keyboard = InlineKeyboardBuilder()
+    for label, section in (
+        (_("🎭 Persona"), SettingsSection.PERSONA),
+        (_("🤖 Model"), SettingsSection.MODEL),
+        (_("🌡 Temperature"), SettingsSection.TEMPERATURE),
+        (_("📏 Answer length"), SettingsSection.LENGTH),
+        (_("🧠 Memory mode"), SettingsSection.MODE),
+        (_("🌐 Language"), SettingsSection.LANGUAGE),
+        (_("✖️ Close"), SettingsSection.CLOSE),
+    ):
+        keyboard.button(text=label, callback_data=_button(section))
+    keyboard.adjust(2)
+    return Screen("\n".join(lines), keyboard.as_markup())
+
+
+def closed() -> Screen:
+    return Screen(_("⚙️ Settings saved. /settings opens them again."))
+
+
+def _choices(
+    section: SettingsSection, options: list[tuple[str, str]], current: str, columns: int = 1
+) -> InlineKeyboardMarkup:
+    keyboard = InlineKeyboardBuilder()
+    for label, value in options:
+        mark = "✓ " if value == current else ""
+        keyboard.button(text=mark + label, callback_data=_button(section, value))
+    keyboard.adjust(columns)
+    keyboard.row()
+    keyboard.button(text=_("‹ Back"), callback_data=_button(SettingsSection.MENU))
+    return keyboard.as_markup()
+
+
+def personas(choices: list[PersonaRef], current: int) -> Screen:
+    options = [(ref.name, str(ref.id)) for ref in choices]
+    text = _("⚙️ Settings › 🎭 <b>Persona</b>\n\nWhom do you want to talk to?")
+    return Screen(text, _choices(SettingsSection.PERSONA, options, str(current), columns=2))
+
+
+def models(choices: tuple[str, ...], current: str) -> Screen:
+    options = [(name, str(index)) for index, name in enumerate(choices)]
+    text = _("⚙️ Settings › 🤖 <b>Model</b>\n\nThe models the owner offers:")
+    selected = str(choices.index(current)) if current in choices else ""
+    return Screen(text, _choices(SettingsSection.MODEL, options, selected))
+
+
+def temperatures(current: float, default: float, own: bool) -> Screen:
+    text = _(
+        "⚙️ Settings › 🌡 <b>Temperature</b>\n\nLower is more focused and predictable, "
+        "higher more varied and creative. Choose one, or type any value from 0 to 2."
+    )
+    options = [(value, value) for value in TEMPERATURE_PRESETS]
+    selected = f"{current:g}" if own else DEFAULT
+    keyboard = InlineKeyboardBuilder()
+    for label, value in options:
+        mark = "✓ " if value == selected else ""
+        keyboard.button(
+            text=mark + label, callback_data=_button(SettingsSection.TEMPERATURE, value)
+        )
+    keyboard.adjust(len(options))
+    mark = "✓ " if selected == DEFAULT else ""
+    keyboard.row()
+    keyboard.button(
+        text=mark + _("Default ({value})").format(value=f"{default:g}"),
+        callback_data=_button(SettingsSection.TEMPERATURE, DEFAULT),
+    )
+    keyboard.button(
+        text=_("✏️ Type a value"), callback_data=_button(SettingsSection.TEMPERATURE, TYPE_VALUE)
+    )
+    keyboard.row()
+    keyboard.button(text=_("‹ Back"), callback_data=_button(SettingsSection.MENU))
+    return Screen(text, keyboard.as_markup())
+
+
+def type_temperature() -> Screen:
+    return Screen(
+        _("⚙️ Settings › 🌡 <b>Temperature</b>\n\nSend a number from 0 to 2, like 0.7, or /cancel.")
+    )
+
+
+def temperature_invalid() -> str:
+    return _("That is not a temperature: send a number from 0 to 2, like 0.7, or /cancel.")
+
+
+def lengths(current: AnswerLength) -> Screen:
+    text = _(
+        "⚙️ Settings › 📏 <b>Answer length</b>\n\n<b>Short</b>: a few sentences. "
+        "<b>Normal</b>: as the question needs. <b>Long</b>: in depth, with room for a long "
+        "answer (less room for history)."
+    )
+    options = [(length_name(length), length.value) for length in AnswerLength]
+    return Screen(text, _choices(SettingsSection.LENGTH, options, current.value, columns=3))
+
+
+def modes(current: MemoryMode) -> Screen:
+    text = _(
+        "⚙️ Settings › 🧠 <b>Memory mode</b>\n\n<b>Chat</b> keeps as much of our conversation "
+        "as possible. <b>Task</b> reserves room for a long answer (code, documents) and keeps "
+        "less history."
+    )
+    options = [(texts.mode_name(mode.value), mode.value) for mode in MemoryMode]
+    return Screen(text, _choices(SettingsSection.MODE, options, current.value, columns=2))
+
+
+def languages(chosen: str | None) -> Screen:
+    text = _("⚙️ Settings › 🌐 <b>Language</b>")
+    options = [(name, code) for code, name in LANGUAGES.items()]
+    options.append((_("As in Telegram"), TELEGRAM_LANGUAGE))
+    selected = chosen or TELEGRAM_LANGUAGE
+    return Screen(text, _choices(SettingsSection.LANGUAGE, options, selected, columns=2))
+
+
+def saved() -> str:
+    return _("Saved.")
+
+
+def unavailable() -> str:
+    return _("This choice is no longer available.")
