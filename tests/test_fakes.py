@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import openai
@@ -658,6 +659,84 @@ async def test_openai_stream_timing(oa: FakeOpenAI, client: AsyncOpenAI) -> None
     assert len(arrivals) == 5
     assert arrivals[0] >= 0.15
     assert arrivals[-1] - arrivals[0] >= 4 * 0.02 * 0.9
+
+
+async def raw_stream(oa: FakeOpenAI, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON chunks of a streamed answer, as sent (the typed client hides `usage: null`)."""
+    chunks = []
+    headers = {"Authorization": f"Bearer {oa.api_key}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{oa.base_url}/chat/completions", json=body, headers=headers) as resp,
+    ):
+        async for line in resp.content:
+            data = line.decode().strip().removeprefix("data: ")
+            if data and data != "[DONE]":
+                chunks.append(json.loads(data))
+    return chunks
+
+
+async def test_openai_usage_chunk_comes_last_with_no_choices(oa: FakeOpenAI) -> None:
+    oa.reply = "one two three"
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    with_usage = await raw_stream(oa, {**body, "stream_options": {"include_usage": True}})
+    assert with_usage[-1]["choices"] == []
+    assert with_usage[-1]["usage"] == {
+        **with_usage[-1]["usage"],
+        "prompt_tokens": count_prompt_tokens(MESSAGES),
+        "completion_tokens": 3,
+        "total_tokens": count_prompt_tokens(MESSAGES) + 3,
+    }
+    assert all(chunk["usage"] is None for chunk in with_usage[:-1])
+    without = await raw_stream(oa, body)
+    assert all("usage" not in chunk and chunk["choices"] for chunk in without)
+
+
+async def test_openai_usage_can_be_omitted_like_some_compatible_servers(
+    oa: FakeOpenAI, client: AsyncOpenAI
+) -> None:
+    oa.report_usage = False
+    oa.reply = "one two three"
+    chunks = await raw_stream(
+        oa,
+        {
+            "model": "m",
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == oa.reply
+    assert all("usage" not in chunk and chunk["choices"] for chunk in chunks)
+    plain = await client.chat.completions.create(model="m", messages=MESSAGES)
+    assert plain.usage is None
+    assert oa.records[-1].completion_tokens == 3  # still counted for the tests' own use
+
+
+async def test_openai_usage_can_report_fixed_numbers(oa: FakeOpenAI, client: AsyncOpenAI) -> None:
+    oa.fixed_usage = (1234, 56)
+    stream = await client.chat.completions.create(
+        model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    reported = [chunk.usage async for chunk in stream if chunk.usage is not None]
+    assert [(u.prompt_tokens, u.completion_tokens, u.total_tokens) for u in reported] == [
+        (1234, 56, 1290)
+    ]
+    plain = await client.chat.completions.create(model="m", messages=MESSAGES)
+    assert plain.usage is not None
+    assert (plain.usage.prompt_tokens, plain.usage.completion_tokens) == (1234, 56)
+    assert oa.records[-1].prompt_tokens == count_prompt_tokens(MESSAGES)  # the real count
+
+
+async def test_openai_usage_switches_are_in_the_control_api(oa: FakeOpenAI) -> None:
+    async with aiohttp.ClientSession() as http:
+        config = f"http://127.0.0.1:{oa.port}/_fake/config"
+        async with http.post(config, json={"fixed_usage": [7, 8]}) as resp:
+            assert resp.status == 200
+        assert oa.fixed_usage == (7, 8)
+        async with http.post(config, json={"report_usage": False, "fixed_usage": None}) as resp:
+            assert resp.status == 200
+    assert (oa.report_usage, oa.fixed_usage) == (False, None)
 
 
 def test_count_prompt_tokens_formula() -> None:

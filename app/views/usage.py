@@ -59,7 +59,9 @@ def reset(resets_at: datetime, now: datetime) -> str:
 
 
 def budget_refusal(over: OverBudget, currency: str) -> str:
-    spent = amount(over.spent, over.unit, currency)
+    # "900 of 1,000 tokens", "$4.50 of $5.00"
+    money_unit = over.unit is BudgetUnit.MONEY
+    spent = money(over.spent, currency) if money_unit else f"{int(over.spent):,}"
     limit = amount(over.limit, over.unit, currency)
     when = reset(over.resets_at, over.now)
     if over.period is Period.DAY:
