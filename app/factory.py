@@ -35,9 +35,10 @@ from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.user_settings import UserSettingsMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
-from app.services.settings import SettingsService
 from app.services.personas import PersonaService, ensure_default_persona
+from app.services.settings import SettingsService
 from app.services.usage import UsageService
+from app.services.user_admin import UserAdminService
 from app.services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def create_dispatcher(
         usage=usage,
         i18n=i18n,
         user_choices=SettingsService(settings.openai.choosable_models),
+        user_admin=UserAdminService(settings.access),
         access_requests=AccessRequestService(
             timedelta(hours=settings.access.access_request_cooldown_hours)
         ),

@@ -30,6 +30,7 @@ from app.handlers import (
     unknown,
     unsupported,
     usage,
+    users,
 )
 from app.rights import Right
 
@@ -72,7 +73,12 @@ def get_routers() -> list[Router]:
         ),
         needing(Right.EDIT_PERSONAS, edit_persona.create_router(), name="edit_personas"),
         needing(Right.CREATE_PERSONAS, new_persona.create_router(), name="create_personas"),
-        needing(Right.ADMIN, access_request.create_admin_router(), name="admin"),
+        needing(
+            Right.ADMIN,
+            users.create_router(),
+            access_request.create_admin_router(),
+            name="admin",
+        ),
         # Inside a dialog, what no dialog step took; outside, chat and other content.
         needing(
             Right.CHAT,

@@ -123,3 +123,33 @@ class SettingsButton(CallbackData, prefix="st"):
 
     section: SettingsSection
     value: str = ""
+
+
+class UsersAction(enum.StrEnum):
+    """Buttons of the admins' /users dialog."""
+
+    LIST = "ls"
+    OPEN = "op"
+    ALLOW = "al"
+    BLOCK = "bl"
+    GRANT = "gr"
+    REVOKE = "rv"
+    PERSONAS = "ps"
+    SET_PERSONA = "sp"
+    BUDGET = "bg"
+    UNIT = "un"
+    LIMIT = "lm"
+    DEFAULTS = "df"
+    CLOSE = "cl"
+
+
+class UsersButton(CallbackData, prefix="us"):
+    """A /users button: the action, the user it is about and the list page to return to.
+
+    Only admins get past the router group these buttons belong to, so the user id in it
+    cannot be turned into an admin action by anyone else; every value is checked again."""
+
+    action: UsersAction
+    user_id: int = 0
+    page: int = 0
+    value: str = ""

@@ -60,3 +60,19 @@ class SettingsService:
     @staticmethod
     async def _set(session: AsyncSession, user_id: int, **values: Any) -> None:
         await session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+def parse_limit(text: str, *, money: bool) -> float | None:
+    """A typed budget limit -> the number, or None for '0' or '-' (no limit). Tokens:
+    '200000', '200 000', '200,000'. Money: '2.50', '$2.5', '2,5'."""
+    cleaned = text.strip().replace(" ", "").replace("\u00a0", "").strip("$€£₽")
+    cleaned = cleaned.replace(",", "." if money else "")
+    if cleaned in ("0", "-"):
+        return None
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise SettingInvalid(text) from None
+    if not 0 < value < float("inf") or (not money and value != int(value)):
+        raise SettingInvalid(text)
+    return value
