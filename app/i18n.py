@@ -81,3 +81,9 @@ class UserLocaleMiddleware(I18nMiddleware):
             return locale_for(user.language, user.telegram_language)
         tg_user = data.get("event_from_user")
         return locale_for(None, tg_user.language_code if tg_user else None)
+
+
+def N_(message: str) -> str:
+    """Marks a text for extraction without translating it (gettext_noop): for a text made
+    before the user's language is known and translated when it is shown."""
+    return message

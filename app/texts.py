@@ -1,8 +1,17 @@
-"""Everything the bot says to users, in one place so it can be reviewed and translated."""
+"""Everything the bot says to users, in one place so it can be reviewed and translated.
+
+Every text is a function, called while an update is handled: `_()` then answers in the
+user's language (app/i18n.py). English is the source text; the Russian is in
+app/locales/ru/LC_MESSAGES/messages.po.
+"""
 
 from __future__ import annotations
 
 from html import escape
+
+from aiogram.utils.i18n import get_i18n, ngettext
+from aiogram.utils.i18n import gettext as _
+from babel.numbers import format_decimal
 
 from app.llm.chat import FailureKind
 
@@ -10,186 +19,365 @@ from app.llm.chat import FailureKind
 CHARS_PER_TOKEN = 4
 
 
+def number(value: int) -> str:
+    """A count the way the user's language writes it: 12,345 in English, 12 345 in Russian
+    (where a comma would read as a decimal point)."""
+    return format_decimal(value, locale=get_i18n().current_locale)
+
+
+def token_count(count: int) -> str:
+    return ngettext("{count} token", "{count} tokens", count).format(count=number(count))
+
+
+def character_count(count: int) -> str:
+    return ngettext("{count} character", "{count} characters", count).format(count=number(count))
+
+
 def start(first_name: str, user_id: int, has_access: bool, persona: str | None) -> str:
-    name = escape(first_name) or "there"
-    lines = [f"Hello, {name}! I am an AI assistant.", f"Your Telegram id: <code>{user_id}</code>"]
+    # Translators: the greeting's name when the user has none (“Hello, there!”).
+    name = escape(first_name) or _("there")
+    lines = [
+        _("Hello, {name}! I am an AI assistant.").format(name=name),
+        _("Your Telegram id: <code>{user_id}</code>").format(user_id=user_id),
+    ]
     if has_access:
-        lines.append(f"You have access. You are talking to <b>{escape(persona or '')}</b>.")
-        lines.append("Just write me a message. /help lists the commands.")
+        lines.append(
+            _("You have access. You are talking to <b>{persona}</b>.").format(
+                persona=escape(persona or "")
+            )
+        )
+        lines.append(_("Just write me a message. /help lists the commands."))
     else:
         lines.append(
-            "You don't have access yet. Send your id to the bot's owner and ask them to add you."
+            _("You don't have access yet. Send your id to the bot's owner and ask them to add you.")
         )
     return "\n".join(lines)
 
 
-NO_ACCESS = (
-    "You don't have access to this bot yet. Your Telegram id is <code>{user_id}</code>: "
-    "send it to the bot's owner and ask them to add you."
-)
-
-
 def help_text(commands: list[tuple[str, str]]) -> str:
-    lines = ["<b>Commands</b>"]
+    lines = [_("<b>Commands</b>")]
     lines += [f"/{name} — {escape(description)}" for name, description in commands]
     return "\n".join(lines)
 
 
-HELP_CHAT = "Anything else you write goes to the assistant."
-UNKNOWN_COMMAND = "I don't know that command. /help lists the ones I do."
-NOTHING_TO_CANCEL = "There is nothing to cancel."
-CANCELLED = "Cancelled."
-NEW_CONVERSATION = (
-    "Started a new conversation with <b>{persona}</b>. Earlier messages are kept but no "
-    "longer sent to the model."
-)
-EMPTY_MESSAGE = "Your message is empty, so there is nothing to answer. Write me some text."
-UNSUPPORTED_CONTENT = (
-    "I can only read text messages for now: stickers, photos, voice messages and files "
-    "are not supported yet. Please write your message as text."
-)
-NOTHING_TO_RETRY = "There is no message of yours to answer again yet."
-EDIT_OF_OLDER_MESSAGE = (
-    "I see you edited an earlier message. I only answer again when you edit your latest "
-    "message; the earlier one stays in our conversation as it was."
-)
-EMPTY_ANSWER = "The model returned an empty answer. Please try again or rephrase."
+def help_chat() -> str:
+    return _("Anything else you write goes to the assistant.")
 
 
-def too_many_characters(length: int, limit: int) -> str:
-    return (
-        f"Your message is too long: {length:,} characters, and I accept at most {limit:,}. "
-        "Please shorten it or send it in parts."
+def unknown_command() -> str:
+    return _("I don't know that command. /help lists the ones I do.")
+
+
+def nothing_to_cancel() -> str:
+    return _("There is nothing to cancel.")
+
+
+def cancelled() -> str:
+    return _("Cancelled.")
+
+
+def new_conversation(persona: str) -> str:
+    return _(
+        "Started a new conversation with <b>{persona}</b>. Earlier messages are kept but no "
+        "longer sent to the model."
+    ).format(persona=escape(persona))
+
+
+def empty_message() -> str:
+    return _("Your message is empty, so there is nothing to answer. Write me some text.")
+
+
+def unsupported_content() -> str:
+    return _(
+        "I can only read text messages for now: stickers, photos, voice messages and files "
+        "are not supported yet. Please write your message as text."
     )
 
 
+def nothing_to_retry() -> str:
+    return _("There is no message of yours to answer again yet.")
+
+
+def edit_of_older_message() -> str:
+    return _(
+        "I see you edited an earlier message. I only answer again when you edit your latest "
+        "message; the earlier one stays in our conversation as it was."
+    )
+
+
+def empty_answer() -> str:
+    return _("The model returned an empty answer. Please try again or rephrase.")
+
+
+def too_many_characters(length: int, limit: int) -> str:
+    return _(
+        "Your message is too long: {length}, and I accept at most {limit}. "
+        "Please shorten it or send it in parts."
+    ).format(length=character_count(length), limit=number(limit))
+
+
 def message_too_long(tokens: int, limit: int) -> str:
-    return (
-        f"Your message is too long for the model: {tokens:,} tokens, and at most {limit:,} "
-        f"tokens (about {limit * CHARS_PER_TOKEN:,} characters) fit beside this persona's "
-        "memory. Please shorten it."
+    return _(
+        "Your message is too long for the model: {tokens}, and at most {limit} "
+        "(about {characters}) fit beside this persona's memory. Please shorten it."
+    ).format(
+        tokens=token_count(tokens),
+        limit=token_count(limit),
+        characters=character_count(limit * CHARS_PER_TOKEN),
     )
 
 
 def persona_too_large(persona: str, tokens: int, limit: int) -> str:
-    return (
-        f"The memory of persona <b>{escape(persona)}</b> takes {tokens:,} tokens and leaves no "
-        f"room for a conversation (the limit is {limit:,}). Its owner must shorten it, or "
-        "choose a model with a larger context window."
-    )
+    return _(
+        "The memory of persona <b>{persona}</b> takes {tokens} and leaves no room for a "
+        "conversation (the limit is {limit}). Its owner must shorten it, or choose a model "
+        "with a larger context window."
+    ).format(persona=escape(persona), tokens=token_count(tokens), limit=number(limit))
 
 
-_FAILURES: dict[FailureKind, str] = {
-    FailureKind.AUTH: "The AI service rejected the bot's credentials; the owner has to fix it.",
-    FailureKind.RATE_LIMIT: "The AI service is overloaded right now. Please try again shortly.",
-    FailureKind.UNAVAILABLE: "The AI service had an internal error. Please try again shortly.",
-    FailureKind.TIMEOUT: "The AI service did not answer in time. Please try again.",
-    FailureKind.CONNECTION: "I could not reach the AI service. Please try again shortly.",
-    FailureKind.REJECTED: "The AI service refused this request. Please rephrase and try again.",
-    FailureKind.INTERRUPTED: "The AI service broke off its answer. Please try again.",
-}
+def _failure(kind: FailureKind) -> str:
+    match kind:
+        case FailureKind.AUTH:
+            return _("The AI service rejected the bot's credentials; the owner has to fix it.")
+        case FailureKind.RATE_LIMIT:
+            return _("The AI service is overloaded right now. Please try again shortly.")
+        case FailureKind.UNAVAILABLE:
+            return _("The AI service had an internal error. Please try again shortly.")
+        case FailureKind.TIMEOUT:
+            return _("The AI service did not answer in time. Please try again.")
+        case FailureKind.CONNECTION:
+            return _("I could not reach the AI service. Please try again shortly.")
+        case FailureKind.REJECTED:
+            return _("The AI service refused this request. Please rephrase and try again.")
+        case FailureKind.INTERRUPTED:
+            return _("The AI service broke off its answer. Please try again.")
 
 
 def model_failed(kind: FailureKind) -> str:
-    return _FAILURES[kind] + " Your message is saved in the conversation."
+    return _("{problem} Your message is saved in the conversation.").format(problem=_failure(kind))
 
 
 def answer_interrupted(kind: FailureKind) -> str:
-    return "⚠️ The answer was cut off: " + _FAILURES[kind]
+    return _("⚠️ The answer was cut off: {problem}").format(problem=_failure(kind))
 
 
 # --- personas -------------------------------------------------------------------------------
 
-SAVED = "Saved."
-DELETED = "Deleted."
-SHARED = "Everyone with access can now choose this persona."
-UNSHARED = "Only you (and admins) can choose this persona now."
-IN_DIALOG = (
-    "You are in {dialog}: {expected}. Your message was not sent to the assistant; "
-    "/cancel leaves the dialog."
-)
-STALE_BUTTON = "This button no longer works: its menu was closed or replaced."
+
+def saved() -> str:
+    return _("Saved.")
+
+
+def deleted() -> str:
+    return _("Deleted.")
+
+
+def shared() -> str:
+    return _("Everyone with access can now choose this persona.")
+
+
+def unshared() -> str:
+    return _("Only you (and admins) can choose this persona now.")
+
+
+def in_dialog(dialog: str, expected: str) -> str:
+    # Translators: {dialog} is a dialog's name, e.g. “the persona editor (/edit_bot)”;
+    # {expected} what it waits for, e.g. “send the new fact as a text message”.
+    return _(
+        "You are in {dialog}: {expected}. Your message was not sent to the assistant; "
+        "/cancel leaves the dialog."
+    ).format(dialog=dialog, expected=expected)
+
+
+def stale_button() -> str:
+    return _("This button no longer works: its menu was closed or replaced.")
 
 
 def cannot_edit(persona: str) -> str:
-    return (
-        f"You can't edit the persona “{escape(persona)}”: only its owner and admins can. "
+    return _(
+        "You can't edit the persona “{persona}”: only its owner and admins can. "
         "/new_persona creates your own."
-    )
+    ).format(persona=escape(persona))
 
 
 def try_again(problem: str) -> str:
-    return f"That didn't work: {escape(problem)}. Please send it again, or /cancel."
+    return _("That didn't work: {problem}. Please send it again, or /cancel.").format(
+        problem=escape(problem)
+    )
 
 
 def not_saved(problem: str) -> str:
-    return f"Not saved: {problem}."
+    """A pop-up (plain text, no HTML)."""
+    return _("Not saved: {problem}.").format(problem=problem)
 
 
-NEW_PERSONA_NAME = (
-    "🎭 <b>New persona</b> › name\n\nSend a name for the persona (up to 40 characters: "
-    "letters, digits, spaces)."
-)
-NEW_PERSONA_PROMPT = (
-    "🎭 <b>New persona “{name}”</b> › description\n\nDescribe who it is and how it talks: "
-    "this becomes its system prompt. For example: <i>You are Captain Jack, a cheerful pirate "
-    "who answers every question with sea stories.</i>"
-)
+def new_persona_name() -> str:
+    return _(
+        "🎭 <b>New persona</b> › name\n\nSend a name for the persona (up to 40 characters: "
+        "letters, digits, spaces)."
+    )
+
+
+def new_persona_prompt(name: str) -> str:
+    return _(
+        "🎭 <b>New persona “{name}”</b> › description\n\nDescribe who it is and how it talks: "
+        "this becomes its system prompt. For example: <i>You are Captain Jack, a cheerful "
+        "pirate who answers every question with sea stories.</i>"
+    ).format(name=escape(name))
 
 
 def new_persona_memory(name: str, memory: list[tuple[str, str, str | None]], tokens: int) -> str:
+    entries = ngettext("{count} entry", "{count} entries", len(memory)).format(
+        count=number(len(memory))
+    )
     lines = [
-        f"🎭 <b>New persona “{escape(name)}”</b> › first memory (optional)",
+        _("🎭 <b>New persona “{name}”</b> › first memory (optional)").format(name=escape(name)),
         "",
-        f"Memory so far: {len(memory)} entries, {tokens:,} tokens.",
+        _("Memory so far: {entries}, {tokens}.").format(
+            entries=entries, tokens=token_count(tokens)
+        ),
     ]
     for kind, text, answer in memory[-5:]:
         line = f"📌 {text}" if kind == "fact" else f"💬 {text} → {answer}"
         lines.append(escape(line[:120]))
-    lines += ["", "Add facts or question/answer pairs that give it character, or press Done."]
+    lines += [
+        "",
+        _("Add facts or question/answer pairs that give it character, or press Done."),
+    ]
     return "\n".join(lines)
 
 
-NEW_PERSONA_FACT = "🎭 <b>New persona “{name}”</b> › fact\n\nSend the fact as a message."
-NEW_PERSONA_QUESTION = "🎭 <b>New persona “{name}”</b> › question\n\nSend the question."
-NEW_PERSONA_ANSWER = (
-    "🎭 <b>New persona “{name}”</b> › answer\n\nSend the persona's answer to:\n<i>{question}</i>"
-)
-NEW_PERSONA_CREATED = "🎭 Persona “{name}” is created. Talk to it now?"
-SWITCHED = "Now you are talking to <b>{name}</b>. Each persona keeps its own conversation with you."
-STAYED = "Persona “{name}” is saved; /persona switches to it whenever you like."
-CHOOSE_PERSONA = "🎭 <b>Personas</b>\n\nYou are talking to <b>{current}</b>. Choose another:"
-PERSONA_UNAVAILABLE = "That persona is not available to you any more."
-EXPORT_CAPTION = "Persona “{name}”: send this file to /import_persona to recreate it."
-IMPORT_ASK = "📥 Send the persona's .json file (made by /export_persona), or /cancel."
-IMPORTED = (
-    "📥 Imported persona <b>{name}</b> with {entries} memory entries. /persona switches to it."
-)
+def new_persona_fact(name: str) -> str:
+    return _("🎭 <b>New persona “{name}”</b> › fact\n\nSend the fact as a message.").format(
+        name=escape(name)
+    )
+
+
+def new_persona_question(name: str) -> str:
+    return _("🎭 <b>New persona “{name}”</b> › question\n\nSend the question.").format(
+        name=escape(name)
+    )
+
+
+def new_persona_answer(name: str, question: str) -> str:
+    return _(
+        "🎭 <b>New persona “{name}”</b> › answer\n\nSend the persona's answer to:\n"
+        "<i>{question}</i>"
+    ).format(name=escape(name), question=escape(question))
+
+
+def new_persona_created(name: str) -> str:
+    return _("🎭 Persona “{name}” is created. Talk to it now?").format(name=escape(name))
+
+
+def switched(name: str) -> str:
+    return _(
+        "Now you are talking to <b>{name}</b>. Each persona keeps its own conversation with you."
+    ).format(name=escape(name))
+
+
+def stayed(name: str) -> str:
+    return _("Persona “{name}” is saved; /persona switches to it whenever you like.").format(
+        name=escape(name)
+    )
+
+
+def choose_persona(current: str) -> str:
+    return _("🎭 <b>Personas</b>\n\nYou are talking to <b>{current}</b>. Choose another:").format(
+        current=escape(current)
+    )
+
+
+def persona_unavailable() -> str:
+    return _("That persona is not available to you any more.")
+
+
+def export_caption(name: str) -> str:
+    return _("Persona “{name}”: send this file to /import_persona to recreate it.").format(
+        name=escape(name)
+    )
+
+
+def import_ask() -> str:
+    return _("📥 Send the persona's .json file (made by /export_persona), or /cancel.")
+
+
+def imported(name: str, entries: int) -> str:
+    return ngettext(
+        "📥 Imported persona <b>{name}</b> with {entries} memory entry. /persona switches to it.",
+        "📥 Imported persona <b>{name}</b> with {entries} memory entries. /persona switches to it.",
+        entries,
+    ).format(name=escape(name), entries=number(entries))
 
 
 def import_failed(problem: str) -> str:
-    return f"Could not import this file: {escape(problem)}. Send another file, or /cancel."
+    return _("Could not import this file: {problem}. Send another file, or /cancel.").format(
+        problem=escape(problem)
+    )
+
+
+def import_too_large(kilobytes: int) -> str:
+    # Translators: the reason an import failed, shown after “Could not import this file:”.
+    return _("it is larger than {size} KB").format(size=number(kilobytes))
 
 
 # --- memory ---------------------------------------------------------------------------------
 
-MODE_NAMES = {"chat": "Chat", "task": "Task"}
-MODE_MENU = (
-    "🧠 <b>Memory mode</b>: {current}\n\n"
-    "<b>Chat</b> keeps as much of our conversation as possible, with answers of moderate "
-    "length.\n<b>Task</b> reserves room for a long answer (code, documents) and keeps less "
-    "history."
-)
-MODE_SET = "🧠 Memory mode: <b>{mode}</b>. It applies from your next message."
-FORGET_ASK = (
-    "🗑 Delete this conversation with <b>{persona}</b> for good? Its {turns:,} messages and "
-    "its summary are erased and cannot be brought back."
-)
-FORGET_YES = "Delete for good"
-FORGET_NO = "Keep it"
-FORGOTTEN = "🗑 Deleted. We start afresh with <b>{persona}</b>."
-FORGET_KEPT = "Nothing was deleted."
-NOTHING_TO_FORGET = "There is nothing to forget yet: this conversation is empty."
+
+def mode_name(mode: str) -> str:
+    """The memory mode's name ("chat" or "task") as buttons and reports show it."""
+    if mode == "chat":
+        # Translators: the memory mode that keeps more history (/mode).
+        return _("Chat")
+    if mode == "task":
+        # Translators: the memory mode that keeps room for long answers (/mode).
+        return _("Task")
+    return mode
+
+
+def mode_menu(current: str) -> str:
+    return _(
+        "🧠 <b>Memory mode</b>: {current}\n\n"
+        "<b>Chat</b> keeps as much of our conversation as possible, with answers of moderate "
+        "length.\n<b>Task</b> reserves room for a long answer (code, documents) and keeps less "
+        "history."
+    ).format(current=mode_name(current))
+
+
+def mode_set(mode: str) -> str:
+    return _("🧠 Memory mode: <b>{mode}</b>. It applies from your next message.").format(
+        mode=mode_name(mode)
+    )
+
+
+def forget_ask(persona: str, turns: int) -> str:
+    return ngettext(
+        "🗑 Delete this conversation with <b>{persona}</b> for good? Its {turns} message and "
+        "its summary are erased and cannot be brought back.",
+        "🗑 Delete this conversation with <b>{persona}</b> for good? Its {turns} messages and "
+        "its summary are erased and cannot be brought back.",
+        turns,
+    ).format(persona=escape(persona), turns=number(turns))
+
+
+def forget_yes() -> str:
+    return _("Delete for good")
+
+
+def forget_no() -> str:
+    return _("Keep it")
+
+
+def forgotten(persona: str) -> str:
+    return _("🗑 Deleted. We start afresh with <b>{persona}</b>.").format(persona=escape(persona))
+
+
+def forget_kept() -> str:
+    return _("Nothing was deleted.")
+
+
+def nothing_to_forget() -> str:
+    return _("There is nothing to forget yet: this conversation is empty.")
 
 
 def memory_report(
@@ -203,20 +391,44 @@ def memory_report(
     summary: str | None,
 ) -> str:
     lines = [
-        f"🧠 <b>Memory of {escape(persona)}</b> · mode {MODE_NAMES.get(mode, mode)}",
-        f"Stored messages in this conversation: {stored_turns:,}",
+        _("🧠 <b>Memory of {persona}</b> · mode {mode}").format(
+            persona=escape(persona), mode=mode_name(mode)
+        ),
+        _("Stored messages in this conversation: {count}").format(count=number(stored_turns)),
         "",
     ]
     if parts is None:
-        lines.append("The persona's memory alone is too large for the model's window.")
+        lines.append(_("The persona's memory alone is too large for the model's window."))
     else:
-        used = sum(tokens for _, tokens in parts)
-        lines.append(f"Next request: {used:,} of {limit:,} tokens ({answer_reserve:,} more")
-        lines[-1] += " kept for the answer)"
-        lines += [f"• {name}: {tokens:,}" for name, tokens in parts]
+        used = sum(count for _name, count in parts)
+        lines.append(
+            ngettext(
+                "Next request: {used} of {limit} token ({reserve} more kept for the answer)",
+                "Next request: {used} of {limit} tokens ({reserve} more kept for the answer)",
+                limit,
+            ).format(used=number(used), limit=number(limit), reserve=number(answer_reserve))
+        )
+        lines += [f"• {escape(name)}: {number(count)}" for name, count in parts]
     lines.append("")
     if summary:
-        lines += ["<b>Summary of earlier messages</b>", escape(summary)]
+        lines += [_("<b>Summary of earlier messages</b>"), escape(summary)]
     else:
-        lines.append("No summary yet: everything said so far still fits.")
+        lines.append(_("No summary yet: everything said so far still fits."))
     return "\n".join(lines)
+
+
+# Constants of old, now functions: what callers not yet converted still read as
+# `texts.NAME` (app/services/chat.py), each the text in the current language.
+_CONSTANTS = {
+    "NOTHING_TO_RETRY": nothing_to_retry,
+    "EDIT_OF_OLDER_MESSAGE": edit_of_older_message,
+    "EMPTY_MESSAGE": empty_message,
+    "EMPTY_ANSWER": empty_answer,
+}
+
+
+def __getattr__(name: str) -> str:
+    text = _CONSTANTS.get(name)
+    if text is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return text()

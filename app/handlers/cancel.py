@@ -12,10 +12,10 @@ from app import texts
 
 async def cancel(message: Message, state: FSMContext) -> None:
     if await state.get_state() is None:
-        await message.answer(texts.NOTHING_TO_CANCEL)
+        await message.answer(texts.nothing_to_cancel())
         return
     await state.clear()
-    await message.answer(texts.CANCELLED, reply_markup=ReplyKeyboardRemove())
+    await message.answer(texts.cancelled(), reply_markup=ReplyKeyboardRemove())
 
 
 def create_router() -> Router:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -39,7 +37,7 @@ async def list_personas(
 ) -> None:
     usable = await personas.usable(session, user)
     current = user_settings.persona
-    text = texts.CHOOSE_PERSONA.format(current=escape(current.name))
+    text = texts.choose_persona(current.name)
     await message.answer(text, reply_markup=_keyboard(usable, current.id))
 
 
@@ -54,10 +52,10 @@ async def choose(
     usable = await personas.usable(session, user)
     chosen = next((ref for ref in usable if ref.id == callback_data.persona_id), None)
     if chosen is None:
-        await callback.answer(texts.PERSONA_UNAVAILABLE, show_alert=True)
+        await callback.answer(texts.persona_unavailable(), show_alert=True)
         return
     await personas.switch(session, user.id, chosen.id)
-    screen = Screen(texts.SWITCHED.format(name=escape(chosen.name)), _keyboard(usable, chosen.id))
+    screen = Screen(texts.switched(chosen.name), _keyboard(usable, chosen.id))
     message_id = callback.message.message_id if callback.message else None
     await dialog.edit(bot, callback.from_user.id, message_id, screen)
     await callback.answer()

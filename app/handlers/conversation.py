@@ -22,7 +22,7 @@ async def new_conversation(
     memory: MemoryService,
 ) -> None:
     await memory.new_conversation(session, user.id, user_settings.persona.id)
-    await message.answer(texts.NEW_CONVERSATION.format(persona=user_settings.persona.name))
+    await message.answer(texts.new_conversation(user_settings.persona.name))
 
 
 async def retry(

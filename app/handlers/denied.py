@@ -17,7 +17,7 @@ async def no_access(message: Message, user: UserContext) -> None:
 async def stale_button(callback: CallbackQuery) -> None:
     # No keyboard of ours that this user may use is open: an old, forged or foreign button
     # (an admin's button pressed by someone who is no admin ends here too).
-    await callback.answer(texts.STALE_BUTTON, show_alert=True)
+    await callback.answer(texts.stale_button(), show_alert=True)
 
 
 def create_router() -> Router:

@@ -12,14 +12,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
 from app import texts
-from app.fsm.personas import DIALOG_NAMES, EXPECTED
+from app.fsm.personas import dialog_name, expected_input
 
 
 async def in_dialog(message: Message, state: FSMContext) -> None:
     current = await state.get_state() or ""
-    dialog = DIALOG_NAMES.get(current.split(":", 1)[0], "a dialog")
-    expected = EXPECTED.get(current, "finish it")
-    await message.answer(texts.IN_DIALOG.format(dialog=dialog, expected=expected))
+    await message.answer(texts.in_dialog(dialog_name(current), expected_input(current)))
 
 
 def create_router() -> Router:

@@ -26,6 +26,7 @@ from app.services.users import UserContext
 from app.views import dialog
 from app.views import persona_editor as screens
 from app.views.dialog import Screen
+from app.views.persona_editor import Asked
 
 Dialog = EditPersonaDialog
 
@@ -124,11 +125,11 @@ async def on_open_entry(
         await callback.answer()
 
 
-_ASK: dict[EditorAction, tuple[str, State, str | None]] = {
-    EditorAction.ADD_FACT: ("New fact", Dialog.typing_fact, "fact"),
-    EditorAction.ADD_QA: ("Question", Dialog.typing_question, "qa"),
-    EditorAction.NAME: ("Name", Dialog.typing_name, None),
-    EditorAction.PROMPT: ("System prompt", Dialog.typing_prompt, None),
+_ASK: dict[EditorAction, tuple[Asked, State, str | None]] = {
+    EditorAction.ADD_FACT: (Asked.NEW_FACT, Dialog.typing_fact, "fact"),
+    EditorAction.ADD_QA: (Asked.QUESTION, Dialog.typing_question, "qa"),
+    EditorAction.NAME: (Asked.NAME, Dialog.typing_name, None),
+    EditorAction.PROMPT: (Asked.PROMPT, Dialog.typing_prompt, None),
 }
 
 
@@ -165,7 +166,7 @@ async def on_share(
         await personas.set_shared(session, view.id, not view.shared)
         screen = screens.overview(await personas.view(session, view.id), editor.page)
         await _show(bot, callback.from_user.id, state, editor, screen, Dialog.browsing)
-        await callback.answer(texts.SHARED if not view.shared else texts.UNSHARED)
+        await callback.answer(texts.shared() if not view.shared else texts.unshared())
 
 
 async def on_save(
@@ -192,7 +193,7 @@ async def on_save(
             bot, callback.from_user.id, state, editor, screens.overview(view, page), Dialog.browsing
         )
         await state.update_data(page=page, kind=None, text=None, answer=None)
-        await callback.answer(texts.SAVED)
+        await callback.answer(texts.saved())
 
 
 async def on_close(
@@ -244,7 +245,7 @@ async def on_entry_change(
         await callback.answer(str(exc), show_alert=True)
         screen = screens.overview(view, editor.page)
     await _show(bot, callback.from_user.id, state, editor, screen, Dialog.browsing)
-    await callback.answer(texts.DELETED if action is EntryAction.DELETE_YES else None)
+    await callback.answer(texts.deleted() if action is EntryAction.DELETE_YES else None)
 
 
 async def on_entry_edit(
@@ -266,7 +267,9 @@ async def on_entry_edit(
         await callback.answer(str(exc), show_alert=True)
         return
     answer = callback_data.action is EntryAction.EDIT_ANSWER
-    what = "Answer" if answer else ("Text" if item.kind is MemoryKind.FACT else "Question")
+    what = (
+        Asked.ANSWER if answer else (Asked.TEXT if item.kind is MemoryKind.FACT else Asked.QUESTION)
+    )
     screen = screens.ask(view, what, editor.page, item.answer if answer else item.text)
     await _show(bot, callback.from_user.id, state, editor, screen, Dialog.typing_entry_text)
     await state.update_data(entry_id=item.id, field="answer" if answer else "text")
@@ -287,7 +290,7 @@ async def on_question(
         await message.answer(texts.try_again(str(exc)))
         return
     view = await personas.view(session, editor.persona_id)
-    screen = screens.ask(view, "Answer", editor.page)
+    screen = screens.ask(view, Asked.ANSWER, editor.page)
     menu_id = await dialog.replace(bot, message.chat.id, editor.menu_id, screen)
     await state.update_data(text=question, menu_id=menu_id)
     await state.set_state(Dialog.typing_answer)

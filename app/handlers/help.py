@@ -11,10 +11,10 @@ from app.services.users import UserContext
 
 
 async def help_command(message: Message, user: UserContext) -> None:
-    available = [(c.name, c.description) for c in commands.available(user.rights)]
+    available = [(c.name, str(c.description)) for c in commands.available(user.rights)]
     text = texts.help_text(available)
     if user.has_access:
-        text += "\n\n" + texts.HELP_CHAT
+        text += "\n\n" + texts.help_chat()
     await message.answer(text)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -39,14 +37,14 @@ def _mode_keyboard(current: MemoryMode) -> InlineKeyboardMarkup:
     for mode in MemoryMode:
         mark = "✓ " if mode is current else ""
         keyboard.button(
-            text=mark + texts.MODE_NAMES[mode.value], callback_data=ModeChoice(mode=mode)
+            text=mark + texts.mode_name(mode.value), callback_data=ModeChoice(mode=mode)
         )
     return keyboard.as_markup()
 
 
 async def show_modes(message: Message, user_settings: UserSettings) -> None:
     current = user_settings.mode
-    text = texts.MODE_MENU.format(current=texts.MODE_NAMES[current.value])
+    text = texts.mode_menu(current.value)
     await message.answer(text, reply_markup=_mode_keyboard(current))
 
 
@@ -59,7 +57,7 @@ async def choose_mode(
     bot: Bot,
 ) -> None:
     await memory.set_mode(session, user.id, callback_data.mode)
-    text = texts.MODE_SET.format(mode=texts.MODE_NAMES[callback_data.mode.value])
+    text = texts.mode_set(callback_data.mode.value)
     message_id = callback.message.message_id if callback.message else None
     await dialog.edit(bot, user.id, message_id, Screen(text, _mode_keyboard(callback_data.mode)))
     await callback.answer()
@@ -75,15 +73,14 @@ async def ask_forget(
     conversation = await memory.conversation(session, user.id, user_settings.persona.id)
     turns = await memory.stored_turns(session, conversation)
     if turns == 0 and conversation.summary is None:
-        await message.answer(texts.NOTHING_TO_FORGET)
+        await message.answer(texts.nothing_to_forget())
         return
     keyboard = InlineKeyboardBuilder()
-    for label, confirm in ((texts.FORGET_YES, True), (texts.FORGET_NO, False)):
+    for label, confirm in ((texts.forget_yes(), True), (texts.forget_no(), False)):
         data = ForgetButton(conversation_id=conversation.id, confirm=confirm)
         keyboard.button(text=label, callback_data=data)
-    persona = escape(user_settings.persona.name)
     await message.answer(
-        texts.FORGET_ASK.format(persona=persona, turns=turns), reply_markup=keyboard.as_markup()
+        texts.forget_ask(user_settings.persona.name, turns), reply_markup=keyboard.as_markup()
     )
 
 
@@ -96,13 +93,13 @@ async def forget(
     memory: MemoryService,
     bot: Bot,
 ) -> None:
-    text = texts.FORGET_KEPT
+    text = texts.forget_kept()
     if callback_data.confirm:
         # An old or forged button names a conversation that is gone or not the user's.
         if not await memory.forget(session, user.id, callback_data.conversation_id):
-            await callback.answer(texts.STALE_BUTTON, show_alert=True)
+            await callback.answer(texts.stale_button(), show_alert=True)
             return
-        text = texts.FORGOTTEN.format(persona=escape(user_settings.persona.name))
+        text = texts.forgotten(user_settings.persona.name)
     message_id = callback.message.message_id if callback.message else None
     await dialog.edit(bot, user.id, message_id, Screen(text, None))
     await callback.answer()

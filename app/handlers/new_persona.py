@@ -5,14 +5,13 @@ Nothing is saved until the user presses Done, so a cancelled dialog leaves nothi
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.handler import CallbackType
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,15 +42,15 @@ def _memory_screen(draft: NewPersonaData, personas: PersonaService) -> Screen:
     memory = [(MemoryKind(k), t, a) for k, t, a in draft.memory]
     tokens = personas.new_memory_tokens(draft.prompt or "", memory)
     markup = _buttons(
-        ("➕ Fact", NewPersonaAction.ADD_FACT),
-        ("➕ Question/answer", NewPersonaAction.ADD_QA),
-        ("✅ Done", NewPersonaAction.DONE),
+        (_("➕ Fact"), NewPersonaAction.ADD_FACT),
+        (_("➕ Question/answer"), NewPersonaAction.ADD_QA),
+        (_("✅ Done"), NewPersonaAction.DONE),
     )
     return Screen(texts.new_persona_memory(draft.name or "", draft.memory, tokens), markup)
 
 
 async def start(message: Message, state: FSMContext) -> None:
-    await message.answer(texts.NEW_PERSONA_NAME)
+    await message.answer(texts.new_persona_name())
     await state.set_state(Dialog.typing_name)
     await state.set_data(NewPersonaData().model_dump())
 
@@ -64,7 +63,7 @@ async def on_name(
     except PersonaError as exc:
         await message.answer(texts.try_again(str(exc)))
         return
-    await message.answer(texts.NEW_PERSONA_PROMPT.format(name=escape(name)))
+    await message.answer(texts.new_persona_prompt(name))
     await state.update_data(name=name)
     await state.set_state(Dialog.typing_prompt)
 
@@ -91,8 +90,8 @@ async def on_add(
     bot: Bot,
 ) -> None:
     fact = callback_data.action is NewPersonaAction.ADD_FACT
-    template = texts.NEW_PERSONA_FACT if fact else texts.NEW_PERSONA_QUESTION
-    screen = Screen(template.format(name=escape(draft.name or "")))
+    text = texts.new_persona_fact if fact else texts.new_persona_question
+    screen = Screen(text(draft.name or ""))
     await dialog.edit(bot, callback.from_user.id, draft.menu_id, screen)
     await state.set_state(Dialog.typing_fact if fact else Dialog.typing_question)
     await callback.answer()
@@ -104,7 +103,7 @@ async def on_question(message: Message, draft: NewPersonaData, state: FSMContext
     except PersonaError as exc:
         await message.answer(texts.try_again(str(exc)))
         return
-    text = texts.NEW_PERSONA_ANSWER.format(name=escape(draft.name or ""), question=escape(question))
+    text = texts.new_persona_answer(draft.name or "", question)
     menu_id = await dialog.replace(bot, message.chat.id, draft.menu_id, Screen(text))
     await state.update_data(question=question, menu_id=menu_id)
     await state.set_state(Dialog.typing_answer)
@@ -151,15 +150,15 @@ async def on_done(
         await callback.answer(texts.not_saved(str(exc)), show_alert=True)
         return
     markup = _buttons(
-        ("▶ Talk to it now", NewPersonaAction.SWITCH),
-        ("Later", NewPersonaAction.STAY),
+        (_("▶ Talk to it now"), NewPersonaAction.SWITCH),
+        (_("Later"), NewPersonaAction.STAY),
         persona_id=ref.id,
     )
-    screen = Screen(texts.NEW_PERSONA_CREATED.format(name=escape(ref.name)), markup)
+    screen = Screen(texts.new_persona_created(ref.name), markup)
     await dialog.edit(bot, callback.from_user.id, draft.menu_id, screen)
     await state.update_data(persona_id=ref.id)
     await state.set_state(Dialog.offering_switch)
-    await callback.answer(texts.SAVED)
+    await callback.answer(texts.saved())
 
 
 async def on_switch_offer(
@@ -172,12 +171,12 @@ async def on_switch_offer(
     personas: PersonaService,
     bot: Bot,
 ) -> None:
-    name = escape(draft.name or "")
+    name = draft.name or ""
     if callback_data.action is NewPersonaAction.SWITCH and draft.persona_id:
         await personas.switch(session, user.id, draft.persona_id)
-        text = texts.SWITCHED.format(name=name)
+        text = texts.switched(name)
     else:
-        text = texts.STAYED.format(name=name)
+        text = texts.stayed(name)
     await dialog.edit(bot, callback.from_user.id, draft.menu_id, Screen(text))
     await state.clear()
     await callback.answer()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
@@ -33,13 +32,11 @@ async def export_persona(
         return
     filename = "persona-" + (re.sub(r"[^\w-]+", "-", view.name).strip("-") or "export") + ".json"
     document = BufferedInputFile(await personas.export(session, view.id), filename=filename)
-    await message.answer_document(
-        document, caption=texts.EXPORT_CAPTION.format(name=escape(view.name))
-    )
+    await message.answer_document(document, caption=texts.export_caption(view.name))
 
 
 async def ask_for_file(message: Message, state: FSMContext) -> None:
-    await message.answer(texts.IMPORT_ASK)
+    await message.answer(texts.import_ask())
     await state.set_state(ImportPersonaDialog.sending_file)
 
 
@@ -55,9 +52,7 @@ async def import_persona(
     if document is None:
         return
     if (document.file_size or 0) > IMPORT_MAX_BYTES:
-        await message.answer(
-            texts.import_failed(f"it is larger than {IMPORT_MAX_BYTES // 1024} KB")
-        )
+        await message.answer(texts.import_failed(texts.import_too_large(IMPORT_MAX_BYTES // 1024)))
         return
     buffer = io.BytesIO()
     await bot.download(document, destination=buffer)
@@ -68,7 +63,7 @@ async def import_persona(
         await message.answer(texts.import_failed(str(exc)))
         return
     await state.clear()
-    await message.answer(texts.IMPORTED.format(name=escape(ref.name), entries=entries))
+    await message.answer(texts.imported(ref.name, entries))
 
 
 def create_router() -> Router:

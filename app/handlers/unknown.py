@@ -19,7 +19,7 @@ def _is_unknown_command(text: str) -> bool:
 
 
 async def unknown_command(message: Message) -> None:
-    await message.answer(texts.UNKNOWN_COMMAND)
+    await message.answer(texts.unknown_command())
 
 
 async def not_allowed(message: Message) -> None:

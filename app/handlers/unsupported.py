@@ -10,7 +10,7 @@ from app.filters import HasAccess
 
 
 async def unsupported(message: Message) -> None:
-    await message.answer(texts.UNSUPPORTED_CONTENT)
+    await message.answer(texts.unsupported_content())
 
 
 def create_router() -> Router:

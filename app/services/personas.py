@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aiogram.utils.i18n import I18n
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import MemoryEntry, MemoryKind, Persona
 from app.db.personas import PersonaRepository
 from app.db.users import UserRepository
+from app.i18n import N_
 from app.memory.budget import Budget
 from app.memory.context import compose_system_message, pair_tokens
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
 from app.services.refs import PersonaRef
 from app.services.users import UserContext
+from app.texts import number
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,27 @@ class PersonaView:
 
 
 class PersonaError(Exception):
-    """A change that cannot be made; the message is for the user."""
+    """A change that cannot be made; `str()` of it is the reason, for the user.
+
+    The reason is translated when it is shown, not when it is raised: into the language of
+    the update being handled, and left in English outside one (the command line).
+    """
+
+    def __init__(self, reason: str, **values: str | int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.values = values
+
+    def __str__(self) -> str:
+        i18n = I18n.get_current(no_error=True)
+        if i18n is None:
+            reason = self.reason
+            values = {k: f"{v:,}" if isinstance(v, int) else v for k, v in self.values.items()}
+        else:
+            reason = i18n.gettext(self.reason)
+            values = {k: number(v) if isinstance(v, int) else v for k, v in self.values.items()}
+        # A reason without values may hold braces of its own (a name the user typed).
+        return reason.format(**values) if values else reason
 
 
 class NameInvalid(PersonaError):
@@ -90,7 +113,9 @@ class OverBudget(PersonaError):
     def __init__(self, tokens: int, limit: int) -> None:
         self.tokens = tokens
         self.limit = limit
-        super().__init__(f"memory would take {tokens} tokens; at most {limit}")
+        super().__init__(
+            N_("memory would take {tokens} tokens; at most {limit}"), tokens=tokens, limit=limit
+        )
 
 
 class NotFound(PersonaError):
@@ -122,20 +147,22 @@ class PersonaFile(BaseModel):
 def check_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
-        raise NameInvalid("the name is empty")
+        raise NameInvalid(N_("the name is empty"))
     if len(name) > NAME_MAX:
-        raise NameInvalid(f"the name is longer than {NAME_MAX} characters")
+        raise NameInvalid(N_("the name is longer than {limit} characters"), limit=NAME_MAX)
     if not _NAME.match(name):
-        raise NameInvalid("use letters, digits, spaces and . , ' ( ) - _ only")
+        raise NameInvalid(N_("use letters, digits, spaces and . , ' ( ) - _ only"))
     return name
 
 
 def check_text(text: str, limit: int = ENTRY_MAX) -> str:
     text = text.strip()
     if not text:
-        raise TextInvalid("the text is empty")
+        raise TextInvalid(N_("the text is empty"))
     if len(text) > limit:
-        raise TextInvalid(f"the text has {len(text):,} characters; at most {limit:,} fit")
+        raise TextInvalid(
+            N_("the text has {count} characters; at most {limit} fit"), count=len(text), limit=limit
+        )
     return text
 
 
@@ -207,7 +234,7 @@ class PersonaService:
         name = await self.free_name(session, name)
         prompt = check_text(prompt, PROMPT_MAX)
         self.new_memory_tokens(prompt, memory)
-        facts = [text for kind, text, _ in memory if kind is MemoryKind.FACT]
+        facts = [text for kind, text, _answer in memory if kind is MemoryKind.FACT]
         system_tokens = self.counter.message("system", compose_system_message(prompt, facts))
         persona = await PersonaRepository(session).add(
             Persona(
@@ -234,7 +261,7 @@ class PersonaService:
         self, prompt: str, memory: Sequence[tuple[MemoryKind, str, str | None]]
     ) -> int:
         """What a persona not yet saved would cost; raises OverBudget."""
-        facts = [text for kind, text, _ in memory if kind is MemoryKind.FACT]
+        facts = [text for kind, text, _answer in memory if kind is MemoryKind.FACT]
         total = self.counter.message("system", compose_system_message(prompt, facts))
         total += sum(
             pair_tokens(self.counter, text, answer or "")
@@ -253,7 +280,7 @@ class PersonaService:
         if exclude_id is not None:
             query = query.where(Persona.id != exclude_id)
         if await session.scalar(query.limit(1)) is not None:
-            raise NameTaken(f"a persona named “{name}” already exists")
+            raise NameTaken(N_("a persona named “{name}” already exists"), name=name)
         return name
 
     async def rename(self, session: AsyncSession, persona_id: int, name: str) -> None:
@@ -456,13 +483,13 @@ class PersonaService:
     async def _persona(self, session: AsyncSession, persona_id: int) -> Persona:
         persona = await PersonaRepository(session).get(persona_id)
         if persona is None:
-            raise NotFound("this persona no longer exists")
+            raise NotFound(N_("this persona no longer exists"))
         return persona
 
     async def _entry(self, session: AsyncSession, persona_id: int, entry_id: int) -> MemoryEntry:
         entry = await session.get(MemoryEntry, entry_id)
         if entry is None or entry.persona_id != persona_id:
-            raise NotFound("this entry no longer exists")
+            raise NotFound(N_("this entry no longer exists"))
         return entry
 
 
@@ -472,20 +499,22 @@ def _pairs_tokens(entries: Sequence[MemoryEntry]) -> int:
 
 def parse_persona_file(raw: bytes) -> PersonaFile:
     if len(raw) > IMPORT_MAX_BYTES:
-        raise BadImport(f"the file is larger than {IMPORT_MAX_BYTES // 1024} KB")
+        raise BadImport(N_("the file is larger than {size} KB"), size=IMPORT_MAX_BYTES // 1024)
     try:
         data: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadImport("the file is not JSON") from exc
+        raise BadImport(N_("the file is not JSON")) from exc
     try:
         document = PersonaFile.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the file"
-        raise BadImport(f"it is not a persona export ({where}: {first['msg']})") from exc
+        raise BadImport(
+            N_("it is not a persona export ({where}: {detail})"), where=where, detail=first["msg"]
+        ) from exc
     for entry in document.memory:
         if entry.kind == "qa" and not (entry.answer or "").strip():
-            raise BadImport("a question/answer pair has no answer")
+            raise BadImport(N_("a question/answer pair has no answer"))
     return document
 
 

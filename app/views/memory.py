@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aiogram.utils.i18n import gettext as _
+
 from app import texts
 from app.memory.service import MemoryReport
 
@@ -11,11 +13,11 @@ def report_text(report: MemoryReport) -> str:
     parts = None
     if b is not None:
         parts = [
-            ("persona memory", b.persona),
-            ("summary", b.summary),
-            (f"recalled messages ({b.recalled_turns})", b.recalled),
-            (f"recent messages ({b.recent_turns})", b.recent),
-            ("your newest message", b.new_message),
+            (_("persona memory"), b.persona),
+            (_("summary"), b.summary),
+            (_("recalled messages ({count})").format(count=b.recalled_turns), b.recalled),
+            (_("recent messages ({count})").format(count=b.recent_turns), b.recent),
+            (_("your newest message"), b.new_message),
         ]
     return texts.memory_report(
         persona=report.persona,

@@ -13,7 +13,6 @@ from app.config import MemorySettings, Settings
 from app.db.models import Conversation, Message
 from app.factory import resources_of
 from app.memory.context import SUMMARY_HEADING
-from app.texts import STALE_BUTTON
 from tests.conftest import ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.helpers import UserChat
@@ -201,7 +200,9 @@ async def test_forget_deletes_the_conversation_and_its_summary_for_good(
     contents = [m["content"] for m in chat_requests(llm)[-1]["messages"]]
     assert not any("Quillfeather" in c or SUMMARY in c for c in contents)
     # A button of an earlier question names a conversation that is gone.
-    assert await user.press_data(delete, question.message_id) == STALE_BUTTON
+    assert await user.press_data(delete, question.message_id) == (
+        "This button no longer works: its menu was closed or replaced."
+    )
     assert await stored_count(db) == 2
 
 
