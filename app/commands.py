@@ -2,40 +2,59 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiogram import Bot
-from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BotCommandScopeUnion,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import lazy_gettext as __
+from babel.support import LazyProxy
 
+from app.i18n import DEFAULT_LOCALE, LANGUAGES
 from app.rights import Right
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class CommandInfo:
-    """A command and the right it needs (None: anyone may use it)."""
+    """A command and the right it needs (None: anyone may use it).
+
+    `description` is translated when read (`str()` of it), in the language of the moment.
+    """
 
     name: str
-    description: str
+    description: LazyProxy
     right: Right | None = Right.CHAT
 
 
 COMMANDS: tuple[CommandInfo, ...] = (
-    CommandInfo("start", "Greeting, your id and access", right=None),
-    CommandInfo("help", "What I can do", right=None),
-    CommandInfo("new", "Start a new conversation"),
-    CommandInfo("retry", "Answer my last message again"),
-    CommandInfo("persona", "Choose whom to talk to"),
-    CommandInfo("edit_bot", "Edit the persona's memory", right=Right.EDIT_PERSONAS),
-    CommandInfo("new_persona", "Create a persona", right=Right.CREATE_PERSONAS),
-    CommandInfo("export_persona", "Save the persona as a file"),
-    CommandInfo("import_persona", "Recreate a persona from a file", right=Right.CREATE_PERSONAS),
-    CommandInfo("memory", "What the persona has in mind now"),
-    CommandInfo("mode", "Chat (more history) or task (longer answers)"),
-    CommandInfo("forget", "Delete this conversation for good"),
-    CommandInfo("settings", "Persona, model, answer length, language"),
-    CommandInfo("usage", "Tokens and money you have spent"),
-    CommandInfo("users", "Manage users, rights and budgets", right=Right.ADMIN),
-    CommandInfo("cancel", "Leave the current dialog", right=None),
+    CommandInfo("start", __("Greeting, your id and access"), right=None),
+    CommandInfo("help", __("What I can do"), right=None),
+    CommandInfo("new", __("Start a new conversation")),
+    CommandInfo("retry", __("Answer my last message again")),
+    CommandInfo("persona", __("Choose whom to talk to")),
+    CommandInfo("edit_bot", __("Edit the persona's memory"), right=Right.EDIT_PERSONAS),
+    CommandInfo("new_persona", __("Create a persona"), right=Right.CREATE_PERSONAS),
+    CommandInfo("export_persona", __("Save the persona as a file")),
+    CommandInfo(
+        "import_persona", __("Recreate a persona from a file"), right=Right.CREATE_PERSONAS
+    ),
+    CommandInfo("memory", __("What the persona has in mind now")),
+    CommandInfo("mode", __("Chat (more history) or task (longer answers)")),
+    CommandInfo("forget", __("Delete this conversation for good")),
+    CommandInfo("settings", __("Persona, model, answer length, language")),
+    CommandInfo("usage", __("Tokens and money you have spent")),
+    CommandInfo("users", __("Manage users, rights and budgets"), right=Right.ADMIN),
+    CommandInfo("cancel", __("Leave the current dialog"), right=None),
 )
 
 BY_NAME = {command.name: command for command in COMMANDS}
@@ -52,9 +71,29 @@ def command_name(text: str) -> str:
     return text.split(maxsplit=1)[0].removeprefix("/").split("@", 1)[0].lower()
 
 
-async def register_menu(bot: Bot) -> None:
-    """The menu Telegram shows next to the input field, for private chats."""
-    await bot.set_my_commands(
-        [BotCommand(command=c.name, description=c.description) for c in COMMANDS],
-        scope=BotCommandScopeAllPrivateChats(),
-    )
+async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
+    """The menu Telegram shows next to the input field, in every language we speak.
+
+    Everyone's menu (private chats) leaves out the admins' commands; each admin's own chat
+    gets all of them. English is the default, for every language we do not speak.
+    """
+    everyone = [c for c in COMMANDS if c.right is not Right.ADMIN]
+    await _set_menu(bot, i18n, everyone, BotCommandScopeAllPrivateChats())
+    for admin_id in sorted(set(admin_ids)):
+        try:
+            await _set_menu(bot, i18n, list(COMMANDS), BotCommandScopeChat(chat_id=admin_id))
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            # "chat not found": the admin has never written to the bot (or blocked it). Their
+            # menu is set at the next start after they have.
+            log.warning("Admin %s gets no admin menu yet: %s", admin_id, exc.message)
+
+
+async def _set_menu(
+    bot: Bot, i18n: I18n, commands: list[CommandInfo], scope: BotCommandScopeUnion
+) -> None:
+    for locale in LANGUAGES:
+        with i18n.context(), i18n.use_locale(locale):
+            menu = [BotCommand(command=c.name, description=str(c.description)) for c in commands]
+        await bot.set_my_commands(
+            menu, scope=scope, language_code=None if locale == DEFAULT_LOCALE else locale
+        )

@@ -387,9 +387,7 @@ async def test_the_command_menu_is_registered_at_start_up(
     start_bot: StartBot, telegram: FakeTelegram
 ) -> None:
     await start_bot()
-    [call] = telegram.calls_of("setMyCommands")
-    names = [c["command"] for c in call.params["commands"]]
-    assert names == [
+    everyone = [
         "start",
         "help",
         "new",
@@ -402,8 +400,16 @@ async def test_the_command_menu_is_registered_at_start_up(
         "memory",
         "mode",
         "forget",
+        "settings",
+        "usage",
         "cancel",
     ]
+    admins = [*everyone[:-1], "users", "cancel"]  # /users only in the admins' own menus
+    private, admin_chat = {"type": "all_private_chats"}, {"type": "chat", "chat_id": ADMIN}
+    for language in ("", "ru"):  # the default (English) and Russian
+        assert [c["command"] for c in telegram.commands(private, language)] == everyone
+        assert [c["command"] for c in telegram.commands(admin_chat, language)] == admins
+    assert len(telegram.calls_of("setMyCommands")) == 4
 
 
 async def test_admins_and_allowed_users_are_seeded_into_the_database(

@@ -86,6 +86,9 @@ CALLBACK_TOO_OLD = (
     "Bad Request: query is too old and response timeout expired or query ID is invalid"
 )
 
+#: The default ``language_code`` of pushed updates: the user's own (see ``language_codes``).
+USERS_LANGUAGE: Any = object()
+
 _DEFAULT_DESCRIPTIONS = {
     400: "Bad Request: injected fault",
     401: "Unauthorized",
@@ -1141,6 +1144,9 @@ class FakeTelegram:
         self.strict_html_ampersand = True
         #: Answer 400 "chat not found" for chats no user has written from.
         self.strict_chats = False
+        #: The language each user's Telegram app is set to (``language_code`` of what they
+        #: send, unless a push names another); "en" for users not listed.
+        self.language_codes: dict[int, str | None] = {}
         #: A new getUpdates ends an older pending one with 409 Conflict (like Telegram).
         self.conflict_on_concurrent_polls = True
 
@@ -1326,8 +1332,10 @@ class FakeTelegram:
         first_name: str,
         last_name: str | None,
         username: str | None,
-        language_code: str | None,
+        language_code: Any,
     ) -> dict[str, Any]:
+        if language_code is USERS_LANGUAGE:
+            language_code = self.language_codes.get(user_id, "en")
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
         if last_name is not None:
             user["last_name"] = last_name
@@ -1363,7 +1371,7 @@ class FakeTelegram:
         first_name: str = "User",
         last_name: str | None = None,
         username: str | None = None,
-        language_code: str | None = "en",
+        language_code: Any = USERS_LANGUAGE,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A user writes to the bot in a private chat; returns the queued update."""
@@ -1396,7 +1404,7 @@ class FakeTelegram:
         first_name: str = "User",
         last_name: str | None = None,
         username: str | None = None,
-        language_code: str | None = "en",
+        language_code: Any = USERS_LANGUAGE,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The user edits one of their messages; returns the queued ``edited_message``."""
@@ -1428,7 +1436,7 @@ class FakeTelegram:
         first_name: str = "User",
         last_name: str | None = None,
         username: str | None = None,
-        language_code: str | None = "en",
+        language_code: Any = USERS_LANGUAGE,
     ) -> dict[str, Any]:
         """The user presses an inline button with ``data`` under ``message_id``."""
         user = self._user(user_id, first_name, last_name, username, language_code)
@@ -2174,6 +2182,11 @@ class FakeTelegram:
 
     async def _m_set_my_commands(self, ctx: _Ctx) -> bool:
         p = ctx.params
+        scope = p.get("scope")
+        if isinstance(scope, dict) and "chat_id" in scope:
+            # A chat scope names a chat Telegram must know: "chat not found" otherwise
+            # (with strict_chats, for a user who has never written to the bot).
+            self._chat({"chat_id": scope["chat_id"]})
         commands = p.get("commands")
         if not isinstance(commands, list):
             raise _TgError(400, 'Bad Request: parameter "commands" is required')
