@@ -6,7 +6,6 @@ from aiogram import Bot, F, Router
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.filters import HasAccess
 from app.services.chat import ChatService, UserSettings
 from app.services.users import UserContext
 
@@ -54,8 +53,7 @@ async def edited_message(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(HasAccess())
-    router.edited_message.filter(HasAccess(), F.chat.type == "private")
+    router.edited_message.filter(F.chat.type == "private")
     router.message.register(chat_message, F.text, ~F.text.startswith("/"))
     router.edited_message.register(edited_message, F.text, ~F.text.startswith("/"))
     return router

@@ -9,7 +9,6 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.filters import HasAccess
 from app.keyboards.callbacks import PersonaChoice
 from app.services.chat import UserSettings
 from app.services.personas import PersonaService
@@ -63,8 +62,6 @@ async def choose(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(HasAccess())
-    router.callback_query.filter(HasAccess())
     router.message.register(list_personas, Command("persona"))
     router.callback_query.register(choose, PersonaChoice.filter())
     return router

@@ -8,7 +8,6 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.filters import HasAccess
 from app.memory.service import MemoryService
 from app.services.chat import ChatService, UserSettings
 from app.services.users import UserContext
@@ -45,7 +44,6 @@ async def retry(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(HasAccess())
     router.message.register(new_conversation, Command("new"))
     router.message.register(retry, Command("retry"))
     return router

@@ -12,7 +12,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
 from app import texts
-from app.fsm.personas import dialog_name, expected_input
+from app.fsm.hints import dialog_name, expected_input
 
 
 async def in_dialog(message: Message, state: FSMContext) -> None:

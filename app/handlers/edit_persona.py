@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.db.models import MemoryKind
-from app.filters import ActiveEditor, HasAccess
+from app.filters import ActiveEditor
 from app.fsm.personas import EditorData, EditPersonaDialog
 from app.keyboards.callbacks import EditorAction, EditorButton, EntryAction, EntryButton
 from app.services.chat import UserSettings
@@ -359,8 +359,6 @@ async def on_new_text(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(HasAccess())
-    router.callback_query.filter(HasAccess())
     router.message.register(open_editor, Command("edit_bot"), StateFilter(None))
 
     def editor_button(handler: CallbackType, *actions: EditorAction) -> None:

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.db.models import MemoryMode
-from app.filters import HasAccess
 from app.keyboards.callbacks import ForgetButton, ModeChoice
 from app.memory.service import MemoryService
 from app.services.chat import UserSettings
@@ -109,8 +108,7 @@ def create_router() -> Router:
     router = Router(name=__name__)
     # Every chat message passes this router on its way to the chat one: one check of the
     # command name turns it away before any handler's filters run (bench/load.py).
-    router.message.filter(Command("memory", "mode", "forget"), HasAccess())
-    router.callback_query.filter(HasAccess())
+    router.message.filter(Command("memory", "mode", "forget"))
     router.message.register(show_memory, Command("memory"))
     router.message.register(show_modes, Command("mode"))
     router.message.register(ask_forget, Command("forget"))

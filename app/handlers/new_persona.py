@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.db.models import MemoryKind
-from app.filters import ActiveNewPersona, HasAccess
+from app.filters import ActiveNewPersona
 from app.fsm.personas import NewPersonaData, NewPersonaDialog
 from app.keyboards.callbacks import NewPersonaAction, NewPersonaButton
 from app.services.personas import PROMPT_MAX, PersonaError, PersonaService, check_text
@@ -184,8 +184,6 @@ async def on_switch_offer(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(HasAccess())
-    router.callback_query.filter(HasAccess())
     typed = (F.text, ~F.text.startswith("/"))
     router.message.register(start, Command("new_persona"), StateFilter(None))
     router.message.register(on_name, StateFilter(Dialog.typing_name), *typed)

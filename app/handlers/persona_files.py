@@ -12,7 +12,6 @@ from aiogram.types import BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.filters import HasAccess
 from app.fsm.personas import ImportPersonaDialog
 from app.services.chat import UserSettings
 from app.services.personas import IMPORT_MAX_BYTES, PersonaError, PersonaService
@@ -66,10 +65,15 @@ async def import_persona(
     await message.answer(texts.imported(ref.name, entries))
 
 
-def create_router() -> Router:
-    router = Router(name=__name__)
-    router.message.filter(HasAccess())
+def create_export_router() -> Router:
+    router = Router(name=__name__ + ".export")
     router.message.register(export_persona, Command("export_persona"))
+    return router
+
+
+def create_import_router() -> Router:
+    """Importing creates a persona: it needs the right to create them."""
+    router = Router(name=__name__ + ".import")
     router.message.register(ask_for_file, Command("import_persona"), StateFilter(None))
     router.message.register(
         import_persona, StateFilter(ImportPersonaDialog.sending_file), F.document

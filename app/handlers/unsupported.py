@@ -6,7 +6,6 @@ from aiogram import F, Router
 from aiogram.types import Message
 
 from app import texts
-from app.filters import HasAccess
 
 
 async def unsupported(message: Message) -> None:
@@ -15,6 +14,5 @@ async def unsupported(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.filter(HasAccess())
     router.message.register(unsupported, ~F.text)
     return router

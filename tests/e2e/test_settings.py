@@ -195,3 +195,24 @@ async def test_forged_settings_buttons_change_nothing(
         None,
     )
     assert user.memory_mode is None
+
+
+async def test_while_a_temperature_is_awaited_a_sticker_is_explained(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    chat = await open_settings(await start_bot(), telegram)
+    await chat.press("Temperature")
+    await chat.press("Type a value")
+    sticker = {
+        "file_id": "s",
+        "file_unique_id": "s",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    answer = await chat.send(extra={"sticker": sticker})
+    text = answer.text or ""
+    assert "the settings (/settings)" in text and "from 0 to 2" in text
+    assert llm.requests == []
