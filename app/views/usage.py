@@ -5,36 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
+from babel.numbers import format_decimal
 
 from app.db.models import BudgetUnit
 from app.db.usage import UsageTotals
 from app.services.usage import OverBudget, Period, PeriodUsage, UsageReport
+from app.texts import number, token_count
 
 
 def money(value: float, currency: str) -> str:
-    """Cents for sums of a unit or more; small sums, as single requests cost, to 4 decimals
-    so they do not show as 0.00."""
-    if abs(value) >= 1 or value == 0:
-        number = f"{value:,.2f}"
-    else:
-        number = f"{value:.4f}".rstrip("0")
-        if len(number.split(".")[1]) < 2:
-            number = f"{value:.2f}"
+    """Cents for sums of a unit or more; small sums, as single requests cost, to up to 4
+    decimals so that they do not show as 0.00. Written the user's language's way."""
+    pattern = "#,##0.00" if value >= 1 else "#,##0.00##"
+    amount = format_decimal(value, format=pattern, locale=get_i18n().current_locale)
     # "$1.50", but "1.50 EUR" and "1.50 ₽": only a few symbols go before the number.
     if currency in ("$", "€", "£", "¥"):
-        return currency + number
-    return f"{number} {escape(currency)}"
-
-
-def tokens(count: float) -> str:
-    number = int(count)
-    return ngettext("{count} token", "{count} tokens", number).format(count=f"{number:,}")
+        return currency + amount
+    return f"{amount} {escape(currency)}"
 
 
 def amount(value: float, unit: BudgetUnit, currency: str) -> str:
-    return money(value, currency) if unit is BudgetUnit.MONEY else tokens(value)
+    return money(value, currency) if unit is BudgetUnit.MONEY else token_count(int(value))
 
 
 def wait(resets_at: datetime, now: datetime) -> str:
@@ -61,7 +54,7 @@ def reset(resets_at: datetime, now: datetime) -> str:
 def budget_refusal(over: OverBudget, currency: str) -> str:
     # "900 of 1,000 tokens", "$4.50 of $5.00"
     money_unit = over.unit is BudgetUnit.MONEY
-    spent = money(over.spent, currency) if money_unit else f"{int(over.spent):,}"
+    spent = money(over.spent, currency) if money_unit else number(int(over.spent))
     limit = amount(over.limit, over.unit, currency)
     when = reset(over.resets_at, over.now)
     if over.period is Period.DAY:
@@ -78,13 +71,13 @@ def budget_refusal(over: OverBudget, currency: str) -> str:
 
 
 def _requests(count: int) -> str:
-    return ngettext("{count} request", "{count} requests", count).format(count=f"{count:,}")
+    return ngettext("{count} request", "{count} requests", count).format(count=number(count))
 
 
 def _totals_line(totals: UsageTotals, show_cost: bool, currency: str) -> str:
     parts = [
         _("{tokens_in} in, {tokens_out} out").format(
-            tokens_in=f"{totals.prompt_tokens:,}", tokens_out=f"{totals.completion_tokens:,}"
+            tokens_in=number(totals.prompt_tokens), tokens_out=number(totals.completion_tokens)
         )
     ]
     if show_cost:
@@ -117,12 +110,12 @@ def _period(title: str, usage: PeriodUsage, report: UsageReport) -> list[str]:
     lines = [f"<b>{title}</b>"]
     lines.append(
         _("Tokens: {tokens_in} in, {tokens_out} out").format(
-            tokens_in=f"{totals.prompt_tokens:,}", tokens_out=f"{totals.completion_tokens:,}"
+            tokens_in=number(totals.prompt_tokens), tokens_out=number(totals.completion_tokens)
         )
     )
     if report.show_cost:
         lines.append(_("Cost: {cost}").format(cost=money(totals.cost, report.currency)))
-    lines.append(_("Requests: {count}").format(count=f"{totals.requests:,}"))
+    lines.append(_("Requests: {count}").format(count=number(totals.requests)))
     if len(usage.by_model) > 1:
         for model, model_totals in usage.by_model:
             line = _totals_line(model_totals, report.show_cost, report.currency)

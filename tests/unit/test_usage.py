@@ -86,13 +86,23 @@ def test_prices_are_per_million_tokens_input_and_output() -> None:
     assert budget.cost("unlisted", 10**9, 10**9) == 0.0
 
 
-def test_money_shows_small_sums_to_four_decimals_and_the_currency_where_it_belongs() -> None:
+def test_money_shows_small_sums_to_four_decimals_and_the_currency_where_it_belongs(
+    english: None,
+) -> None:
     assert money(0.0012, "$") == "$0.0012"
     assert money(0.5, "$") == "$0.50"
     assert money(1234.567, "$") == "$1,234.57"
     assert money(0, "€") == "€0.00"
     assert money(2.5, "EUR") == "2.50 EUR"
     assert money(2.5, "₽") == "2.50 ₽"
+    assert money(0.00001, "$") == "$0.00"
+
+
+def test_money_is_written_the_users_language_way() -> None:
+    i18n = create_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        assert money(1234.5, "₽") == "1\xa0234,50 ₽"
+        assert money(0.0012, "$") == "$0,0012"
 
 
 def test_admins_have_no_limits() -> None:
