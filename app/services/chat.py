@@ -111,7 +111,7 @@ class ChatService:
         conversation = await self.memory.conversation(session, user_id, settings.persona.id)
         last = await self.memory.last_user_turn(session, conversation)
         if last is None or last.id is None:
-            await bot.send_message(chat_id, texts.NOTHING_TO_RETRY)
+            await bot.send_message(chat_id, texts.nothing_to_retry())
             return
         if await self._over_budget(bot, session, chat_id, user_id):
             return
@@ -142,7 +142,7 @@ class ChatService:
         found = await self.memory.find_user_message(session, user_id, telegram_message_id)
         last = await self.memory.last_user_turn(session, conversation)
         if found is None or last is None or found != (conversation.id, last.id):
-            await bot.send_message(chat_id, texts.EDIT_OF_OLDER_MESSAGE)
+            await bot.send_message(chat_id, texts.edit_of_older_message())
             return
         if await self._over_budget(bot, session, chat_id, user_id):
             return
@@ -175,7 +175,7 @@ class ChatService:
         """The request's budget for this message, or None once the user is told why not."""
         text = turn.content
         if not text.strip():
-            await bot.send_message(chat_id, texts.EMPTY_MESSAGE)
+            await bot.send_message(chat_id, texts.empty_message())
             return None
         if len(text) > self.chat.max_input_chars:
             await bot.send_message(
@@ -261,7 +261,7 @@ class ChatService:
             return
         if not answer.strip():
             log.warning("The model returned an empty answer for user %s", conversation.user_id)
-            await bot.send_message(chat_id, texts.EMPTY_ANSWER)
+            await bot.send_message(chat_id, texts.empty_answer())
             usage = report.usage or TokenUsage(
                 assembled.prompt_tokens, self.memory.counter.text(answer)
             )
