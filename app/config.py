@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.db.models import BudgetUnit
 from app.rights import Right, parse_right
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 PUBLIC_OPENAI_API = "https://api.openai.com/v1"
@@ -41,6 +44,9 @@ HINTS: dict[str, str] = {
     "MEMORY_SUMMARY_SHARE": "a fraction between 0 and 0.5, like 0.15",
     "MEMORY_RECALL_SHARE": "a fraction between 0 and 0.5, like 0.15",
 }
+
+
+_Composed = TypeVar("_Composed", bound="DataclassInstance")
 
 
 class _Section(BaseSettings):
@@ -294,18 +300,7 @@ class Settings:
     @classmethod
     def load(cls, env_file: Path | str | None = ".env") -> Settings:
         """Read every section; raise `SettingsError` naming every bad variable at once."""
-        env = Path(env_file) if env_file is not None and Path(env_file).is_file() else None
-        values: dict[str, Any] = {}
-        problems: list[str] = []
-        for item in fields(cls):
-            section: type[_Section] = _SECTIONS[item.name]
-            try:
-                values[item.name] = section(_env_file=env)
-            except ValidationError as exc:
-                problems.extend(_describe(exc, section.model_config.get("env_prefix", "")))
-        if problems:
-            raise SettingsError(problems)
-        return cls(**values)
+        return load_sections(cls, env_file)
 
     @property
     def log_level(self) -> int:
@@ -323,6 +318,27 @@ _SECTIONS: dict[str, type[_Section]] = {
     "budget": BudgetSettings,
     "logging": LoggingSettings,
 }
+
+
+def load_sections(
+    kind: type[_Composed], env_file: Path | str | None = ".env", **given: dict[str, Any]
+) -> _Composed:
+    """Build `kind`, a dataclass of sections named as in `Settings`, reading only those
+    sections (a tool that needs only the database does not need the bot token). `given`
+    holds values per section that the environment need not provide. Raise `SettingsError`
+    naming every bad variable at once."""
+    env = Path(env_file) if env_file is not None and Path(env_file).is_file() else None
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for item in fields(kind):
+        section: type[_Section] = _SECTIONS[item.name]
+        try:
+            values[item.name] = section(_env_file=env, **given.get(item.name, {}))
+        except ValidationError as exc:
+            problems.extend(_describe(exc, section.model_config.get("env_prefix", "")))
+    if problems:
+        raise SettingsError(problems)
+    return kind(**values)
 
 
 class SettingsError(Exception):
