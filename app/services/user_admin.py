@@ -1,0 +1,419 @@
+"""Admin operations on users: who may do what, their persona and budget. The one place that
+changes rights; the `users` command line and the /users dialog both call it.
+
+Every method takes the caller's `AsyncSession` (the caller commits) and returns plain frozen
+dataclasses. A change that cannot be made raises a `UserAdminError` subclass whose message is
+an English sentence for the command line; the Telegram dialog maps the types to its texts.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import AccessSettings
+from app.db.models import BudgetUnit, Persona, RequestStatus, Role, User, utcnow
+from app.db.users import UserOverviewRow, UserRepository
+from app.rights import COLUMNS, Right
+from app.services.users import rights_of
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class UserStatus(enum.StrEnum):
+    """Where a user stands, in the order `list_users` shows them."""
+
+    ADMIN = "admin"
+    PENDING = "pending"  # asked for access; an admin has not decided yet
+    ALLOWED = "allowed"  # may chat
+    NO_ACCESS = "no_access"
+    BLOCKED = "blocked"  # no access, and may not ask for it
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    """Tokens (in + out) and cost over all models in a period."""
+
+    tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class UserBudget:
+    """A user's own limits in `unit`; a None limit means no limit of that period."""
+
+    unit: BudgetUnit
+    daily: float | None
+    monthly: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user as an admin sees them."""
+
+    id: int
+    first_name: str  # empty for a user allowed before they ever wrote
+    username: str | None
+    status: UserStatus
+    # What they may do now (admins everything, the others only with chat), and what is
+    # granted in the database, which for a user without chat is not in effect yet.
+    rights: frozenset[Right]
+    granted: frozenset[Right]
+    persona_id: int | None  # None: the default persona
+    persona_name: str | None
+    today: PeriodUsage
+    month: PeriodUsage
+    budget: UserBudget | None  # None: the owner's defaults (BUDGET_*)
+    listed_admin: bool  # in ADMIN_IDS: may not be blocked nor lose the admin role
+    created_at: datetime
+
+    @property
+    def display_name(self) -> str:
+        """'Ann @ann', 'Ann', '@ann', or '' for a user who never wrote to the bot."""
+        return " ".join(part for part in (self.first_name, _at(self.username)) if part)
+
+
+class Note(enum.StrEnum):
+    """Something an admin should know about a change that was made."""
+
+    CREATED = "created"  # the user had never written to the bot; their record was created
+    NEEDS_CHAT = "needs_chat"  # the right is stored but counts only once they have chat
+    ADMIN_HAS_ALL = "admin_has_all"  # they are an admin, who may do everything regardless
+    EVERYONE_ALLOWED = "everyone_allowed"  # ALLOWED_USER_IDS=* still lets them chat
+    LISTED_ALLOWED = "listed_allowed"  # in ALLOWED_USER_IDS: chat comes back at the bot's start
+    WAS_ADMIN = "was_admin"  # blocking took their admin role away
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The user after a change; `changed` is False when they already were so."""
+
+    user: UserSummary
+    changed: bool
+    notes: tuple[Note, ...] = ()
+
+
+class AdminAction(enum.StrEnum):
+    """What was refused to protect an admin."""
+
+    BLOCK = "block"
+    REVOKE_ADMIN = "revoke_admin"
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class UserAdminError(Exception):
+    """A change that cannot be made; the message is one English sentence."""
+
+
+class UserNotFound(UserAdminError):
+    """No user with this id has written to the bot or been allowed."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        super().__init__(
+            f"User {user_id} is not known to the bot: they appear once they write to it, "
+            "or once you allow them."
+        )
+
+
+class InvalidUserId(UserAdminError):
+    """Not a Telegram user id (those are positive whole numbers)."""
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+        super().__init__(f"{user_id} is not a Telegram user id; those are positive numbers.")
+
+
+class ListedAdmin(UserAdminError):
+    """The user is in ADMIN_IDS: the settings, not the database, make them an admin."""
+
+    def __init__(self, user_id: int, action: AdminAction) -> None:
+        self.user_id = user_id
+        self.action = action
+        what = "be blocked" if action is AdminAction.BLOCK else "lose the admin role"
+        super().__init__(
+            f"User {user_id} is listed in ADMIN_IDS and cannot {what}; remove them from "
+            "ADMIN_IDS in .env first."
+        )
+
+
+class LastAdmin(UserAdminError):
+    """The change would leave the bot without an admin."""
+
+    def __init__(self, user_id: int, action: AdminAction) -> None:
+        self.user_id = user_id
+        self.action = action
+        what = "be blocked" if action is AdminAction.BLOCK else "lose the admin role"
+        super().__init__(
+            f"User {user_id} is the last admin and cannot {what}; make someone else an admin first."
+        )
+
+
+class PersonaNotFound(UserAdminError):
+    """No persona has this id."""
+
+    def __init__(self, persona_id: int) -> None:
+        self.persona_id = persona_id
+        super().__init__(f"There is no persona with id {persona_id}.")
+
+
+class InvalidBudget(UserAdminError):
+    """Limits must be positive numbers, and limits need a unit."""
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class UserAdminService:
+    """Lists users and changes their access, rights, persona and budget."""
+
+    def __init__(self, access: AccessSettings, *, today: Callable[[], date] = utc_today) -> None:
+        self.access = access
+        # Usage is recorded per UTC day; tests pass a fixed day.
+        self._today = today
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def list_users(
+        self, session: AsyncSession, *, offset: int = 0, limit: int | None = 50
+    ) -> tuple[list[UserSummary], int]:
+        """One page of users and how many there are in all. Admins first, then pending
+        access requests, allowed users, users without access, blocked users; newest first
+        within each. `limit=None` returns everyone from `offset` on."""
+        users = UserRepository(session)
+        rows = await users.overview(
+            today=self._today(),
+            everyone_allowed=self.access.everyone_allowed,
+            offset=max(0, offset),
+            limit=limit,
+        )
+        return [self._summary(row) for row in rows], await users.count()
+
+    async def get(self, session: AsyncSession, user_id: int) -> UserSummary:
+        """One user with their usage and budget; raises `UserNotFound`."""
+        rows = await UserRepository(session).overview(
+            today=self._today(), everyone_allowed=self.access.everyone_allowed, user_id=user_id
+        )
+        if not rows:
+            raise UserNotFound(user_id)
+        return self._summary(rows[0])
+
+    # --- access ------------------------------------------------------------------------------
+
+    async def allow(self, session: AsyncSession, user_id: int, *, by: int | None = None) -> Change:
+        """Let the user chat: grant chat and unblock them. A user who never wrote to the bot
+        is created (the owner may allow someone in advance). Their pending access request,
+        if any, is approved (`by`: the deciding admin, recorded on it)."""
+        user, created = await self._get_or_create(session, user_id)
+        changed = created or not user.has_access or user.blocked
+        user.has_access, user.blocked = True, False
+        users = UserRepository(session)
+        await users.decide_pending_requests(user_id, RequestStatus.APPROVED, by=by, at=utcnow())
+        await session.flush()
+        return await self._change(session, user, changed, created)
+
+    async def block(self, session: AsyncSession, user_id: int, *, by: int | None = None) -> Change:
+        """Block the user: no access, and no access requests. An admin loses the role too
+        (else the role would still let them in); refused for those in ADMIN_IDS and for the
+        last admin. A pending request is denied."""
+        user = await self._existing(session, user_id)
+        notes: list[Note] = []
+        if user.role is Role.ADMIN:
+            await self._may_demote(session, user_id, AdminAction.BLOCK)
+            user.role = Role.USER
+            notes.append(Note.WAS_ADMIN)
+        changed = bool(notes) or not user.blocked or user.has_access
+        user.blocked, user.has_access = True, False
+        users = UserRepository(session)
+        await users.decide_pending_requests(user_id, RequestStatus.DENIED, by=by, at=utcnow())
+        await session.flush()
+        return Change(await self.get(session, user_id), changed, tuple(notes))
+
+    # --- rights ------------------------------------------------------------------------------
+
+    async def grant(self, session: AsyncSession, user_id: int, right: Right) -> Change:
+        """Grant a right; a user who never wrote to the bot is created.
+
+        `chat` is the same as `allow`. `admin` gives the role (and unblocks). The persona
+        rights are stored even without chat, with `Note.NEEDS_CHAT` in the result."""
+        if right is Right.CHAT:
+            return await self.allow(session, user_id)
+        user, created = await self._get_or_create(session, user_id)
+        if right is Right.ADMIN:
+            changed = user.role is not Role.ADMIN or user.blocked
+            user.role, user.blocked, user.has_access = Role.ADMIN, False, True
+        else:
+            changed = not getattr(user, COLUMNS[right])
+            setattr(user, COLUMNS[right], True)
+        await session.flush()
+        return await self._change(session, user, changed or created, created, granted=right)
+
+    async def revoke(self, session: AsyncSession, user_id: int, right: Right) -> Change:
+        """Take a right away. Without `chat` the user has no access (but is not blocked);
+        revoking `admin` is refused for those in ADMIN_IDS and for the last admin."""
+        user = await self._existing(session, user_id)
+        if right is Right.ADMIN:
+            changed = user.role is Role.ADMIN
+            if changed:
+                await self._may_demote(session, user_id, AdminAction.REVOKE_ADMIN)
+            user.role = Role.USER
+        else:  # chat and the persona rights are columns; without chat: no access
+            changed = bool(getattr(user, COLUMNS[right]))
+            setattr(user, COLUMNS[right], False)
+        await session.flush()
+        return await self._change(session, user, changed, False, revoked=right)
+
+    # --- persona and budget ------------------------------------------------------------------
+
+    async def set_persona(
+        self, session: AsyncSession, user_id: int, persona_id: int | None
+    ) -> Change:
+        """Choose the persona the user talks to; None: the default one."""
+        user = await self._existing(session, user_id)
+        if persona_id is not None and await session.get(Persona, persona_id) is None:
+            raise PersonaNotFound(persona_id)
+        changed = user.persona_id != persona_id
+        user.persona_id = persona_id
+        await session.flush()
+        return await self._change(session, user, changed, False)
+
+    async def set_budget(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        unit: BudgetUnit | None,
+        daily: float | None = None,
+        monthly: float | None = None,
+    ) -> Change:
+        """Give the user their own limits in `unit` (a None limit: none for that period), or
+        with `unit=None` put them back on the owner's defaults. Limits must be positive."""
+        user = await self._existing(session, user_id)
+        if unit is None and (daily is not None or monthly is not None):
+            raise InvalidBudget("Limits need a unit, tokens or money.")
+        for limit in (daily, monthly):
+            if limit is not None and not (math.isfinite(limit) and limit > 0):
+                raise InvalidBudget(f"A limit must be a positive number, not {limit}.")
+        new = (unit, daily, monthly)
+        changed = (user.budget_unit, user.budget_daily, user.budget_monthly) != new
+        user.budget_unit, user.budget_daily, user.budget_monthly = new
+        await session.flush()
+        return await self._change(session, user, changed, False)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _existing(self, session: AsyncSession, user_id: int) -> User:
+        user = await UserRepository(session).get(user_id)
+        if user is None:
+            raise UserNotFound(user_id)
+        return user
+
+    async def _get_or_create(self, session: AsyncSession, user_id: int) -> tuple[User, bool]:
+        users = UserRepository(session)
+        user = await users.get(user_id)
+        if user is not None:
+            return user, False
+        if user_id <= 0:
+            raise InvalidUserId(user_id)
+        rights = self.access.new_user_rights
+        user = await users.add(
+            User(
+                id=user_id,
+                first_name="",
+                role=Role.ADMIN if user_id in self.access.admin_ids else Role.USER,
+                has_access=False,
+                can_create_personas=Right.CREATE_PERSONAS in rights,
+                can_edit_personas=Right.EDIT_PERSONAS in rights,
+            )
+        )
+        return user, True
+
+    async def _may_demote(self, session: AsyncSession, user_id: int, action: AdminAction) -> None:
+        if user_id in self.access.admin_ids:
+            raise ListedAdmin(user_id, action)
+        # Admins in ADMIN_IDS count even before the bot has seeded them into the database.
+        others = set(await UserRepository(session).other_admin_ids(user_id))
+        if not others | (self.access.admin_ids - {user_id}):
+            raise LastAdmin(user_id, action)
+
+    async def _change(
+        self,
+        session: AsyncSession,
+        user: User,
+        changed: bool,
+        created: bool,
+        *,
+        granted: Right | None = None,
+        revoked: Right | None = None,
+    ) -> Change:
+        summary = await self.get(session, user.id)
+        notes: list[Note] = [Note.CREATED] if created else []
+        if granted is not None and granted not in summary.rights:
+            notes.append(Note.NEEDS_CHAT)  # only persona rights get here: chat is `allow`
+        if revoked is not None and revoked is not Right.ADMIN:
+            if summary.status is UserStatus.ADMIN:
+                notes.append(Note.ADMIN_HAS_ALL)
+            elif revoked is Right.CHAT and Right.CHAT in summary.rights:
+                notes.append(Note.EVERYONE_ALLOWED)
+        if revoked is Right.CHAT and self._listed_allowed(user.id):
+            notes.append(Note.LISTED_ALLOWED)
+        return Change(summary, changed, tuple(notes))
+
+    def _listed_allowed(self, user_id: int) -> bool:
+        allowed = self.access.allowed_user_ids
+        return allowed != "*" and user_id in allowed and user_id not in self.access.admin_ids
+
+    def _summary(self, row: UserOverviewRow) -> UserSummary:
+        user = row.user
+        rights = rights_of(user, self.access.everyone_allowed)
+        return UserSummary(
+            id=user.id,
+            first_name=user.first_name,
+            username=user.username,
+            status=_status(user, rights, row.pending_request),
+            rights=rights,
+            granted=_granted(user),
+            persona_id=user.persona_id,
+            persona_name=row.persona_name,
+            today=PeriodUsage(row.today_tokens, row.today_cost),
+            month=PeriodUsage(row.month_tokens, row.month_cost),
+            budget=(
+                None
+                if user.budget_unit is None
+                else UserBudget(user.budget_unit, user.budget_daily, user.budget_monthly)
+            ),
+            listed_admin=user.id in self.access.admin_ids,
+            created_at=user.created_at,
+        )
+
+
+def _status(user: User, rights: frozenset[Right], pending: bool) -> UserStatus:
+    # The same precedence as the list's order (UserRepository.overview).
+    if user.role is Role.ADMIN:
+        return UserStatus.ADMIN
+    if user.blocked:
+        return UserStatus.BLOCKED
+    if Right.CHAT in rights:
+        return UserStatus.ALLOWED
+    return UserStatus.PENDING if pending else UserStatus.NO_ACCESS
+
+
+def _granted(user: User) -> frozenset[Right]:
+    granted = {right for right, column in COLUMNS.items() if getattr(user, column)}
+    if user.role is Role.ADMIN:
+        granted.add(Right.ADMIN)
+    return frozenset(granted)
+
+
+def _at(username: str | None) -> str:
+    return f"@{username}" if username else ""
