@@ -1,20 +1,20 @@
-"""`python -m app`: run the bot (default) or `python -m app migrate`."""
+"""`python -m app`: run the bot (default), `migrate`, or manage `users` and `personas`."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 
+from app import cli
 from app.config import Settings, SettingsError
-from app.runner import configure_logging, migrate, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate"])
-    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
-    args = parser.parse_args(argv)
+    args = cli.build_parser().parse_args(argv)
+    if args.command in ("users", "personas"):
+        return cli.main(args)
+    from app.runner import configure_logging, migrate, run  # the bot itself: only to run it
+
     try:
         settings = Settings.load(args.env_file)
     except SettingsError as exc:

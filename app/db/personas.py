@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import MemoryEntry, Persona
+from app.db.models import MemoryEntry, MemoryKind, Persona
 
 
 class PersonaRepository:
@@ -23,6 +23,24 @@ class PersonaRepository:
         return await self.session.scalar(
             select(Persona).where(Persona.is_default.is_(True)).order_by(Persona.id).limit(1)
         )
+
+    async def by_name(self, name: str) -> Persona | None:
+        """Case-insensitively, as names are unique (see PersonaService.free_name)."""
+        return await self.session.scalar(
+            select(Persona).where(func.lower(Persona.name) == name.lower()).limit(1)
+        )
+
+    async def overview(self) -> Sequence[tuple[Persona, int, int]]:
+        """Every persona with its number of memory entries and what its pairs cost, default
+        first, then by name."""
+        pairs = case((MemoryEntry.kind == MemoryKind.QA, MemoryEntry.token_count), else_=0)
+        result = await self.session.execute(
+            select(Persona, func.count(MemoryEntry.id), func.coalesce(func.sum(pairs), 0))
+            .outerjoin(MemoryEntry, MemoryEntry.persona_id == Persona.id)
+            .group_by(Persona.id)
+            .order_by(Persona.is_default.desc(), Persona.name)
+        )
+        return [(persona, int(entries), int(tokens)) for persona, entries, tokens in result]
 
     async def add(self, persona: Persona) -> Persona:
         self.session.add(persona)

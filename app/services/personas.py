@@ -71,6 +71,19 @@ class PersonaView:
         return max(0, self.prompt_limit - REPLY_PRIMING - self.memory_tokens)
 
 
+@dataclass(frozen=True, slots=True)
+class PersonaSummary:
+    """A persona in a list: who owns it, who may use it, and what its memory costs."""
+
+    id: int
+    name: str
+    owner_id: int | None  # None: the admins'
+    is_default: bool
+    shared: bool
+    entries: int
+    memory_tokens: int  # exact: system message + pairs
+
+
 class PersonaError(Exception):
     """A change that cannot be made; `str()` of it is the reason, for the user.
 
@@ -201,6 +214,28 @@ class PersonaService:
             memory_limit=self.budget.persona_limit,
             prompt_limit=self.budget.prompt_limit,
         )
+
+    async def list_all(self, session: AsyncSession) -> list[PersonaSummary]:
+        """Every persona, the default one first, then by name (for the owner's tools)."""
+        return [
+            PersonaSummary(
+                id=persona.id,
+                name=persona.name,
+                owner_id=persona.owner_id,
+                is_default=persona.is_default,
+                shared=persona.shared,
+                entries=entries,
+                memory_tokens=persona.system_message_tokens + pairs,
+            )
+            for persona, entries, pairs in await PersonaRepository(session).overview()
+        ]
+
+    async def find(self, session: AsyncSession, name: str) -> PersonaRef:
+        """The persona with this name, in any case; raises NotFound."""
+        persona = await PersonaRepository(session).by_name(" ".join(name.split()))
+        if persona is None:
+            raise NotFound(f"no persona is named “{name}”")
+        return PersonaRef(persona.id, persona.name, persona.revision)
 
     @staticmethod
     def can_edit(user: UserContext, view: PersonaView | Persona) -> bool:
@@ -428,9 +463,10 @@ class PersonaService:
         return json.dumps(document.model_dump(), ensure_ascii=False, indent=2).encode()
 
     async def import_file(
-        self, session: AsyncSession, owner_id: int, raw: bytes
+        self, session: AsyncSession, owner_id: int | None, raw: bytes
     ) -> tuple[PersonaRef, int]:
-        """Recreate a persona from an export; a taken name gets a number. Returns the entries."""
+        """Recreate a persona from an export; a taken name gets a number. Returns the entries.
+        `owner_id=None`: the persona belongs to the admins (an import from the command line)."""
         document = parse_persona_file(raw)
         name = check_name(document.name)
         for suffix in range(2, 100):
