@@ -193,7 +193,7 @@ def test_a_user_id_that_is_not_one_is_a_usage_error(cli: Cli, bad: str) -> None:
     assert "is not a Telegram user id" in err
 
 
-def test_block(cli: Cli) -> None:
+def test_block_takes_access_away_and_blocks(cli: Cli) -> None:
     cli.add(User(id=5, first_name="Eve", has_access=True))
     assert cli.ok("users", "block", "5") == "Blocked Eve (5).\n"
     row = cli.user(5)
