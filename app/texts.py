@@ -33,24 +33,23 @@ def character_count(count: int) -> str:
     return ngettext("{count} character", "{count} characters", count).format(count=number(count))
 
 
-def start(first_name: str, user_id: int, has_access: bool, persona: str | None) -> str:
+def greeting(first_name: str, user_id: int) -> list[str]:
+    """The first lines of every /start answer, with or without access."""
     # Translators: the greeting's name when the user has none (“Hello, there!”).
     name = escape(first_name) or _("there")
-    lines = [
+    return [
         _("Hello, {name}! I am an AI assistant.").format(name=name),
         _("Your Telegram id: <code>{user_id}</code>").format(user_id=user_id),
     ]
-    if has_access:
-        lines.append(
-            _("You have access. You are talking to <b>{persona}</b>.").format(
-                persona=escape(persona or "")
-            )
-        )
-        lines.append(_("Just write me a message. /help lists the commands."))
-    else:
-        lines.append(
-            _("You don't have access yet. Send your id to the bot's owner and ask them to add you.")
-        )
+
+
+def start(first_name: str, user_id: int, persona: str) -> str:
+    """/start for a user with access (app/views/access.py greets the others)."""
+    lines = greeting(first_name, user_id)
+    lines.append(
+        _("You have access. You are talking to <b>{persona}</b>.").format(persona=escape(persona))
+    )
+    lines.append(_("Just write me a message. /help lists the commands."))
     return "\n".join(lines)
 
 

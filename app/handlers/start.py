@@ -13,8 +13,8 @@ from app.services.users import UserContext
 
 
 async def start(message: Message, user: UserContext, user_settings: UserSettings) -> None:
-    persona = user_settings.persona.name if user.has_access else None
-    await message.answer(texts.start(user.first_name, user.id, user.has_access, persona))
+    # Users without access never get here: the access-request router answers them first.
+    await message.answer(texts.start(user.first_name, user.id, user_settings.persona.name))
 
 
 def create_router() -> Router:

@@ -9,6 +9,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from app import texts
 from app.db.models import RequestStatus
 from app.keyboards.callbacks import AccessAsk, AccessDecision
 from app.services.access_requests import Requester
@@ -22,11 +23,7 @@ def moment(value: datetime) -> str:
 
 
 def _greeting(first_name: str, user_id: int) -> list[str]:
-    name = escape(first_name) or _("there")
-    return [
-        _("Hello, {name}! I am an AI assistant.").format(name=name),
-        _("Your Telegram id: <code>{user_id}</code>").format(user_id=user_id),
-    ]
+    return texts.greeting(first_name, user_id)
 
 
 def stranger_start(first_name: str, user_id: int) -> Screen:

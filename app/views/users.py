@@ -25,7 +25,9 @@ from app.services.user_admin import (
     UserStatus,
     UserSummary,
 )
+from app.texts import token_count
 from app.views.dialog import Screen
+from app.views.usage import amount, money
 
 PAGE_SIZE = 8
 
@@ -64,9 +66,9 @@ def _name(user: UserSummary) -> str:
 
 
 def _usage(usage: PeriodUsage, budget: BudgetSettings) -> str:
-    text = _("{tokens} tokens").format(tokens=f"{usage.tokens:,}")
+    text = token_count(usage.tokens)
     if budget.prices:
-        text += f" · {budget.currency}{usage.cost:,.2f}"
+        text += " · " + money(usage.cost, budget.currency)
     return text
 
 
@@ -114,9 +116,7 @@ def user_list(users: list[UserSummary], total: int, page: int, budget: BudgetSet
 def _limit(value: float | None, unit: BudgetUnit, currency: str) -> str:
     if value is None:
         return _("no limit")
-    if unit is BudgetUnit.MONEY:
-        return f"{currency}{value:,.2f}"
-    return _("{tokens} tokens").format(tokens=f"{int(value):,}")
+    return amount(value, unit, currency)
 
 
 def budget_line(user: UserSummary, budget: BudgetSettings) -> str:
