@@ -28,7 +28,6 @@ from app.services.settings import SettingInvalid, SettingsService, parse_tempera
 from app.services.users import UserContext
 from app.views import dialog
 from app.views import settings as views
-from app.views.dialog import Screen
 
 
 def _current(user: UserContext, user_settings: UserSettings, i18n: I18n) -> views.Current:
@@ -86,7 +85,7 @@ async def open_section(
         screen = views.closed()
     else:
         screen = views.overview(current)
-    await _show(callback, bot, user.id, screen)
+    await dialog.answer_with(callback, bot, screen)
 
 
 async def choose(
@@ -121,7 +120,7 @@ async def choose(
                 current = dataclasses.replace(current, model=model)
             case SettingsSection.TEMPERATURE:
                 if value == views.TYPE_VALUE:
-                    await _ask_temperature(callback, state, bot, user.id)
+                    await _ask_temperature(callback, state, bot)
                     return
                 own = value != views.DEFAULT
                 temperature = parse_temperature(value) if own else None
@@ -151,16 +150,14 @@ async def choose(
         await state.clear()
     with i18n.use_locale(current.locale):
         screen = views.overview(current, views.saved())
-    await _show(callback, bot, user.id, screen)
+    await dialog.answer_with(callback, bot, screen)
 
 
-async def _ask_temperature(
-    callback: CallbackQuery, state: FSMContext, bot: Bot, chat_id: int
-) -> None:
+async def _ask_temperature(callback: CallbackQuery, state: FSMContext, bot: Bot) -> None:
     menu_id = callback.message.message_id if callback.message else None
     await state.set_state(SettingsDialog.typing_temperature)
     await state.set_data(SettingsData(menu_id=menu_id).model_dump())
-    await _show(callback, bot, chat_id, views.type_temperature())
+    await dialog.answer_with(callback, bot, views.type_temperature())
 
 
 async def typed_temperature(
@@ -185,12 +182,6 @@ async def typed_temperature(
         _current(user, user_settings, i18n), temperature=temperature, own_temperature=True
     )
     await dialog.replace(bot, user.id, data.menu_id, views.overview(current, views.saved()))
-
-
-async def _show(callback: CallbackQuery, bot: Bot, chat_id: int, screen: Screen) -> None:
-    message_id = callback.message.message_id if callback.message else None
-    await dialog.edit(bot, chat_id, message_id, screen)
-    await callback.answer()
 
 
 def create_router() -> Router:

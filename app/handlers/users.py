@@ -70,10 +70,10 @@ async def press(
     if await state.get_state() == UsersDialog.typing_limit.state:
         await state.clear()  # a button instead of the typed limit: the typing is over
     if action is UsersAction.LIST:
-        await _show(callback, bot, user.id, await _page(session, user_admin, settings, page))
+        await dialog.answer_with(callback, bot, await _page(session, user_admin, settings, page))
         return
     if action is UsersAction.CLOSE:
-        await _show(callback, bot, user.id, views.closed())
+        await dialog.answer_with(callback, bot, views.closed())
         return
     try:
         target = await user_admin.get(session, callback_data.user_id)
@@ -96,7 +96,7 @@ async def press(
         await callback.answer(message, show_alert=True)
         return
     if screen is not None:
-        await _show(callback, bot, user.id, screen)
+        await dialog.answer_with(callback, bot, screen)
 
 
 async def _act(
@@ -210,12 +210,6 @@ async def _tell(bot: Bot, i18n: I18n, session: AsyncSession, user_id: int) -> No
     except TelegramAPIError as exc:
         # Never started the bot (allowed in advance), or blocked it: they learn it at /start.
         log.info("User %s not told of their access: %s", user_id, exc)
-
-
-async def _show(callback: CallbackQuery, bot: Bot, chat_id: int, screen: Screen) -> None:
-    message_id = callback.message.message_id if callback.message else None
-    await dialog.edit(bot, chat_id, message_id, screen)
-    await callback.answer()
 
 
 def create_router() -> Router:

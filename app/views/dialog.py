@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +50,10 @@ async def replace(bot: Bot, chat_id: int, message_id: int | None, screen: Screen
                     chat_id=chat_id, message_id=message_id, reply_markup=None
                 )
     return sent.message_id
+
+
+async def answer_with(callback: CallbackQuery, bot: Bot, screen: Screen) -> None:
+    """A button was pressed: show `screen` in the message it is under, and answer it."""
+    message_id = callback.message.message_id if callback.message else None
+    await edit(bot, callback.from_user.id, message_id, screen)
+    await callback.answer()
