@@ -21,7 +21,7 @@ async def show_usage(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    # One check of the command name turns every chat message away before the access filter.
+    # Every chat message passes here on its way to the chat router: one check of the name.
     router.message.filter(Command("usage"))
     router.message.register(show_usage)
     return router
