@@ -149,11 +149,12 @@ def create_dispatcher(
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)
+    user_settings = UserSettingsMiddleware(settings.openai, settings.memory, settings.budget)
     for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
         observer.outer_middleware(locale)
-        observer.middleware(UserSettingsMiddleware(settings.openai, settings.memory))
+        observer.middleware(user_settings)
     dp.include_routers(*get_routers())
 
     async def on_startup(bot: Bot) -> None:

@@ -415,19 +415,3 @@ def memory_report(
         lines.append(_("No summary yet: everything said so far still fits."))
     return "\n".join(lines)
 
-
-# Constants of old, now functions: what callers not yet converted still read as
-# `texts.NAME` (app/services/chat.py), each the text in the current language.
-_CONSTANTS = {
-    "NOTHING_TO_RETRY": nothing_to_retry,
-    "EDIT_OF_OLDER_MESSAGE": edit_of_older_message,
-    "EMPTY_MESSAGE": empty_message,
-    "EMPTY_ANSWER": empty_answer,
-}
-
-
-def __getattr__(name: str) -> str:
-    text = _CONSTANTS.get(name)
-    if text is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return text()

@@ -9,18 +9,22 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
-from app.config import MemorySettings, OpenAISettings
+from app.config import BudgetSettings, MemorySettings, OpenAISettings
 from app.db.models import AnswerLength, MemoryMode
 from app.services.chat import UserSettings
 from app.services.personas import persona_for
+from app.services.usage import limits_for
 from app.services.users import UserContext
 
 
 class UserSettingsMiddleware(BaseMiddleware):
     """Inner middleware: adds `user_settings`, from what the access middleware read."""
 
-    def __init__(self, defaults: OpenAISettings, memory: MemorySettings) -> None:
+    def __init__(
+        self, defaults: OpenAISettings, memory: MemorySettings, budget: BudgetSettings
+    ) -> None:
         self.defaults = defaults
+        self.budget = budget
         self.models = frozenset(defaults.choosable_models)
         self.default_mode = MemoryMode(memory.default_mode)
 
@@ -41,5 +45,17 @@ class UserSettingsMiddleware(BaseMiddleware):
                 ),
                 mode=user.memory_mode or self.default_mode,
                 answer_length=user.answer_length or AnswerLength.NORMAL,
+                limited=_limited(user, self.budget),
             )
         return await handler(event, data)
+
+
+def _limited(user: UserContext, budget: BudgetSettings) -> bool:
+    limits = limits_for(
+        budget,
+        is_admin=user.is_admin,
+        unit=user.budget_unit,
+        daily=user.budget_daily,
+        monthly=user.budget_monthly,
+    )
+    return limits is not None and (limits.daily is not None or limits.monthly is not None)

@@ -41,6 +41,8 @@ class UserSettings:
     temperature: float
     mode: MemoryMode = MemoryMode.CHAT
     answer_length: AnswerLength = AnswerLength.NORMAL
+    # Whether any budget limit applies (the user's own or the owner's; never to admins).
+    limited: bool = False
 
 
 class ChatService:
@@ -81,7 +83,7 @@ class ChatService:
         draft_id: int,
         telegram_message_id: int | None = None,
     ) -> None:
-        if await self._over_budget(bot, session, chat_id, user_id):
+        if await self._over_budget(bot, session, chat_id, user_id, settings):
             return
         turn = self.memory.user_turn(text)
         builder = await self._builder(bot, session, chat_id, settings, turn)
@@ -113,7 +115,7 @@ class ChatService:
         if last is None or last.id is None:
             await bot.send_message(chat_id, texts.nothing_to_retry())
             return
-        if await self._over_budget(bot, session, chat_id, user_id):
+        if await self._over_budget(bot, session, chat_id, user_id, settings):
             return
         builder = await self._builder(bot, session, chat_id, settings, last)
         if builder is None:
@@ -144,7 +146,7 @@ class ChatService:
         if found is None or last is None or found != (conversation.id, last.id):
             await bot.send_message(chat_id, texts.edit_of_older_message())
             return
-        if await self._over_budget(bot, session, chat_id, user_id):
+        if await self._over_budget(bot, session, chat_id, user_id, settings):
             return
         builder = await self._builder(bot, session, chat_id, settings, self.memory.user_turn(text))
         if builder is None:
@@ -157,12 +159,12 @@ class ChatService:
         await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
 
     async def _over_budget(
-        self, bot: Bot, session: AsyncSession, chat_id: int, user_id: int
+        self, bot: Bot, session: AsyncSession, chat_id: int, user_id: int, settings: UserSettings
     ) -> bool:
         """True once a user over a limit is told which and when it resets: the message then
         goes neither to the model nor into the history."""
-        if self.usage is None:
-            return False
+        if self.usage is None or not settings.limited:
+            return False  # admins, and everyone while no budget is set: no query at all
         over = await self.usage.check(session, user_id)
         if over is None:
             return False
