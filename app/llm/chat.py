@@ -14,6 +14,9 @@ from openai import AsyncOpenAI, AsyncStream
 
 log = logging.getLogger(__name__)
 
+# Base URLs of servers that answered 400 to `stream_options`: not asked for usage again.
+_REFUSE_STREAM_OPTIONS: set[str] = set()
+
 
 class FailureKind(enum.StrEnum):
     """Why the model gave no (complete) answer, in terms a user can act on."""
@@ -91,19 +94,25 @@ async def stream_answer(
         "messages": list(request.messages),
         "temperature": request.temperature,
         "stream": True,
-        # The usage arrives in one last chunk with no choices; a server that does not know
-        # the option ignores it and sends none (then the caller counts for itself).
-        "stream_options": {"include_usage": True},
         limit_key: request.max_answer_tokens,
     }
+    # The usage arrives in one last chunk with no choices; a server that does not know the
+    # option mostly ignores it and sends none (then the caller counts for itself).
+    asks_usage = str(client.base_url) not in _REFUSE_STREAM_OPTIONS
+    if asks_usage:
+        body["stream_options"] = {"include_usage": True}
     try:
-        stream = await client.post(
-            "/chat/completions",
-            body=body,
-            cast_to=object,
-            stream=True,
-            stream_cls=AsyncStream[object],
-        )
+        try:
+            stream = await _post_stream(client, body)
+        except openai.BadRequestError as exc:
+            if not asks_usage or "stream_options" not in str(exc):
+                raise
+            # A strict server refuses the option itself: ask again without it, and from
+            # now on never ask this server (our own counts stand in for its usage).
+            log.warning("%s refuses stream_options; usage is counted locally", client.base_url)
+            _REFUSE_STREAM_OPTIONS.add(str(client.base_url))
+            del body["stream_options"]
+            stream = await _post_stream(client, body)
         async with stream:
             async for chunk in stream:
                 for text in _texts(chunk):
@@ -113,6 +122,16 @@ async def stream_answer(
                     report.usage = _usage(chunk["usage"]) or report.usage
     except openai.APIError as exc:
         raise _classify(exc) from exc
+
+
+async def _post_stream(client: AsyncOpenAI, body: dict[str, Any]) -> AsyncStream[object]:
+    return await client.post(
+        "/chat/completions",
+        body=body,
+        cast_to=object,
+        stream=True,
+        stream_cls=AsyncStream[object],
+    )
 
 
 async def complete(client: AsyncOpenAI, request: ChatRequest) -> Completion:

@@ -112,6 +112,24 @@ async def test_a_streamed_answer_records_the_usage_the_server_reported(
     assert await usage_rows(db) == [(ALLOWED, TODAY, MODEL, 1, 1234, 56, 0.0)]
 
 
+async def test_a_server_that_refuses_stream_options_is_asked_without_them(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: Db,
+) -> None:
+    llm.strict_fields = True
+    user = await start(start_bot, make_settings(), telegram)
+    assert (await user.send("hello")).plain_text == "Echo: hello"
+    assert (await user.send("again")).plain_text == "Echo: again"
+    # Refused once, asked again without the option, and never asked with it since.
+    asked = ["stream_options" in body for body in llm.requests]
+    assert asked == [True, False, False]
+    rows = await usage_rows(db)
+    assert len(rows) == 1 and rows[0][3] == 2  # both answers counted by us
+
+
 async def test_without_a_reported_usage_our_exact_counts_are_recorded(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],

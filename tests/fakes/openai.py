@@ -227,6 +227,7 @@ class FakeOpenAI:
         strict_models: bool = False,
         report_usage: bool = True,
         fixed_usage: tuple[int, int] | None = None,
+        strict_fields: bool = False,
     ) -> None:
         self.api_key = api_key
         self.context_window = context_window
@@ -247,6 +248,9 @@ class FakeOpenAI:
         self.report_usage = report_usage
         #: (prompt_tokens, completion_tokens) to report instead of the real counts.
         self.fixed_usage: tuple[int, int] | None = fixed_usage
+        #: Answer 400 to request fields it does not know (``stream_options``), as some strict
+        #: OpenAI-compatible servers do.
+        self.strict_fields = strict_fields
 
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
@@ -567,6 +571,15 @@ class FakeOpenAI:
             elif fault.kind == "cut":
                 cut_after = fault.after_chunks
 
+        if self.strict_fields and "stream_options" in body:
+            return self._error(
+                record,
+                400,
+                "Unrecognized request argument supplied: stream_options",
+                "invalid_request_error",
+                None,
+                "stream_options",
+            )
         if not valid_messages:
             return self._error(
                 record,
