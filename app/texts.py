@@ -414,4 +414,3 @@ def memory_report(
     else:
         lines.append(_("No summary yet: everything said so far still fits."))
     return "\n".join(lines)
-

@@ -69,14 +69,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "can_create_personas", sa.Boolean(), server_default=sa.true(), nullable=False
-            )
+            sa.Column("can_create_personas", sa.Boolean(), server_default=sa.true(), nullable=False)
         )
         batch_op.add_column(
-            sa.Column(
-                "can_edit_personas", sa.Boolean(), server_default=sa.true(), nullable=False
-            )
+            sa.Column("can_edit_personas", sa.Boolean(), server_default=sa.true(), nullable=False)
         )
         batch_op.add_column(
             sa.Column("blocked", sa.Boolean(), server_default=sa.false(), nullable=False)
