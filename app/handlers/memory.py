@@ -27,7 +27,7 @@ async def show_memory(
     memory: MemoryService,
 ) -> None:
     s = user_settings
-    report = await memory.report(session, user.id, s.persona, s.model, s.mode)
+    report = await memory.report(session, user.id, s.persona, s.model, s.mode, s.answer_length)
     await message.answer(report_text(report))
 
 

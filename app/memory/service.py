@@ -190,6 +190,7 @@ class MemoryService:
         persona: PersonaRef,
         model: str,
         mode: MemoryMode,
+        length: AnswerLength = AnswerLength.NORMAL,
     ) -> MemoryReport:
         """The request /retry would send now (the newest message of the user as the new
         one, with what it recalls), part by part."""
@@ -198,7 +199,7 @@ class MemoryService:
         last = await self.last_user_turn(session, conversation)
         breakdown = None
         try:
-            builder = self.builder(memory, last or self.user_turn(""), model, mode)
+            builder = self.builder(memory, last or self.user_turn(""), model, mode, length)
         except (PersonaTooLarge, MessageTooLong):
             pass
         else:

@@ -216,3 +216,14 @@ async def test_while_a_temperature_is_awaited_a_sticker_is_explained(
     text = answer.text or ""
     assert "the settings (/settings)" in text and "from 0 to 2" in text
     assert llm.requests == []
+
+
+async def test_memory_reports_the_reserve_of_the_chosen_answer_length(
+    start_bot: StartBot, telegram: FakeTelegram
+) -> None:
+    chat = await open_settings(await start_bot(), telegram)
+    await chat.press("Answer length")
+    await chat.press("Short")
+    await chat.send("hello")
+    report = (await chat.send("/memory")).text or ""
+    assert "15,808 tokens (128 more kept for the answer)" in report
