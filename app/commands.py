@@ -80,12 +80,29 @@ async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
     everyone = [c for c in COMMANDS if c.right is not Right.ADMIN]
     await _set_menu(bot, i18n, everyone, BotCommandScopeAllPrivateChats())
     for admin_id in sorted(set(admin_ids)):
+        await set_admin_menu(bot, i18n, admin_id)
+
+
+async def set_admin_menu(bot: Bot, i18n: I18n, admin_id: int) -> None:
+    """An admin's own chat gets every command, /users included."""
+    try:
+        await _set_menu(bot, i18n, list(COMMANDS), BotCommandScopeChat(chat_id=admin_id))
+    except (TelegramBadRequest, TelegramForbiddenError) as exc:
+        # "chat not found": the admin has never written to the bot (or blocked it). Their
+        # menu is set at the next start after they have.
+        log.warning("Admin %s gets no admin menu yet: %s", admin_id, exc.message)
+
+
+async def remove_admin_menu(bot: Bot, admin_id: int) -> None:
+    """A former admin's chat falls back to everyone's menu."""
+    for locale in LANGUAGES:
         try:
-            await _set_menu(bot, i18n, list(COMMANDS), BotCommandScopeChat(chat_id=admin_id))
+            await bot.delete_my_commands(
+                scope=BotCommandScopeChat(chat_id=admin_id),
+                language_code=None if locale == DEFAULT_LOCALE else locale,
+            )
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
-            # "chat not found": the admin has never written to the bot (or blocked it). Their
-            # menu is set at the next start after they have.
-            log.warning("Admin %s gets no admin menu yet: %s", admin_id, exc.message)
+            log.warning("Admin menu of %s not removed: %s", admin_id, exc.message)
 
 
 async def _set_menu(

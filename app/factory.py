@@ -103,6 +103,9 @@ def create_dispatcher(
     summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory, usage=usage)
     users = UserService(pool, settings.access)
     i18n = create_i18n()
+    access_requests = AccessRequestService(
+        timedelta(hours=settings.access.access_request_cooldown_hours)
+    )
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
     resources = Resources(
         engine=engine,
@@ -138,9 +141,7 @@ def create_dispatcher(
         i18n=i18n,
         user_choices=SettingsService(settings.openai.choosable_models),
         user_admin=UserAdminService(settings.access),
-        access_requests=AccessRequestService(
-            timedelta(hours=settings.access.access_request_cooldown_hours)
-        ),
+        access_requests=access_requests,
     )
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
@@ -159,7 +160,10 @@ def create_dispatcher(
 
     async def on_startup(bot: Bot) -> None:
         await prepare_database(resources)
-        await register_menu(bot, i18n, settings.access.admin_ids)
+        async with pool() as session:
+            # Admins made in /users or on the command line, besides those in ADMIN_IDS.
+            admins = {admin.id for admin in await access_requests.admins(session)}
+        await register_menu(bot, i18n, admins | settings.access.admin_ids)
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)

@@ -18,6 +18,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
+from app.commands import remove_admin_menu, set_admin_menu
 from app.config import Settings
 from app.db.models import BudgetUnit, User
 from app.fsm.users import LimitData, UsersDialog
@@ -26,7 +27,7 @@ from app.keyboards.callbacks import UsersAction, UsersButton
 from app.rights import Right
 from app.services.personas import PersonaService
 from app.services.settings import SettingInvalid, parse_limit
-from app.services.user_admin import Change, UserAdminError, UserAdminService, UserSummary
+from app.services.user_admin import Change, Note, UserAdminError, UserAdminService, UserSummary
 from app.services.users import UserContext
 from app.views import dialog
 from app.views import users as views
@@ -124,12 +125,20 @@ async def _act(
                 await _tell(bot, i18n, session, uid)
         case UsersAction.BLOCK:
             change = await user_admin.block(session, uid, by=admin.id)
+            if Note.WAS_ADMIN in change.notes:
+                await remove_admin_menu(bot, uid)
         case UsersAction.GRANT:
-            change = await user_admin.grant(session, uid, Right(data.value))
-            if Right(data.value) is Right.CHAT and change.changed:
+            right = Right(data.value)
+            change = await user_admin.grant(session, uid, right)
+            if right is Right.CHAT and change.changed:
                 await _tell(bot, i18n, session, uid)
+            elif right is Right.ADMIN and change.changed:
+                await set_admin_menu(bot, i18n, uid)
         case UsersAction.REVOKE:
-            change = await user_admin.revoke(session, uid, Right(data.value))
+            right = Right(data.value)
+            change = await user_admin.revoke(session, uid, right)
+            if right is Right.ADMIN and change.changed:
+                await remove_admin_menu(bot, uid)
         case UsersAction.PERSONAS:
             return views.persona_choice(target, await personas.usable(session, admin), page)
         case UsersAction.SET_PERSONA:

@@ -132,6 +132,13 @@ async def test_granting_admin_gives_the_users_command(
     await admin.press("✗ Admin")
     assert "Status: admin" in (admin.last.text or "")
     assert "<b>Users</b>" in ((await user.send("/users")).text or "")
+    scope = {"type": "chat", "chat_id": ALLOWED}
+    for language in ("", "ru"):
+        menu = telegram.commands(scope, language)
+        assert "users" in [command["command"] for command in menu]
+    await admin.press("✓ Admin")
+    assert telegram.commands(scope) == [] and telegram.commands(scope, "ru") == []
+    assert "I don't know that command" in ((await user.send("/users")).text or "")
 
 
 async def test_an_admin_assigns_a_persona(
@@ -228,3 +235,18 @@ async def test_malformed_users_buttons_get_an_answer(
         assert await admin.press_data(data, listing.message_id) is not None
     answer = await admin.press_data("us:nonsense", listing.message_id)
     assert answer is not None
+
+
+async def test_an_admin_made_in_the_database_gets_the_admin_menu_at_start(
+    start_bot: StartBot, telegram: FakeTelegram, db: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await start_bot()
+    await UserChat(first, telegram, ALLOWED).send("/start")
+    await first.stop()
+    async with db() as session, session.begin():
+        user = await session.get(User, ALLOWED)
+        assert user is not None
+        user.role = Role.ADMIN
+    await start_bot()
+    menu = telegram.commands({"type": "chat", "chat_id": ALLOWED})
+    assert "users" in [command["command"] for command in menu]
