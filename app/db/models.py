@@ -113,7 +113,7 @@ class User(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     language_code: Mapped[str | None] = mapped_column(String(16))
     role: Mapped[Role] = mapped_column(
-        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        _enum(Role, 16),
         default=Role.USER,
     )
     # The "chat" right: may talk to the model. The other rights only matter with it.
@@ -128,11 +128,7 @@ class User(Base):
     model: Mapped[str | None] = mapped_column(String(128))
     temperature: Mapped[float | None]
     # NULL: the owner's default mode (MEMORY_DEFAULT_MODE).
-    memory_mode: Mapped[MemoryMode | None] = mapped_column(
-        Enum(
-            MemoryMode, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]
-        )
-    )
+    memory_mode: Mapped[MemoryMode | None] = mapped_column(_enum(MemoryMode, 8))
     # NULL: from the user's Telegram language.
     language: Mapped[str | None] = mapped_column(String(8))
     # NULL: normal.
@@ -220,11 +216,7 @@ class MemoryEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
-    kind: Mapped[MemoryKind] = mapped_column(
-        Enum(
-            MemoryKind, native_enum=False, length=8, values_callable=lambda e: [m.value for m in e]
-        )
-    )
+    kind: Mapped[MemoryKind] = mapped_column(_enum(MemoryKind, 8))
     # A fact's text, or a pair's question.
     text: Mapped[str] = mapped_column(Text)
     # A pair's answer; NULL for facts.
@@ -270,14 +262,7 @@ class Message(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
-    role: Mapped[MessageRole] = mapped_column(
-        Enum(
-            MessageRole,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        )
-    )
+    role: Mapped[MessageRole] = mapped_column(_enum(MessageRole, 16))
     content: Mapped[str] = mapped_column(Text)
     # Tokens this turn costs in the chat format (content + per-message overhead).
     token_count: Mapped[int] = mapped_column(Integer)
