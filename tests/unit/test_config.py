@@ -70,3 +70,30 @@ def test_every_setting_is_documented_in_env_example() -> None:
     ]
     missing = [name for name in names if f"{name}=" not in documented]
     assert missing == []
+
+
+def test_issue_6_settings_are_parsed(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\nOPENAI_MODEL=a\nOPENAI_MODELS=b, a,c\n"
+        "NEW_USER_RIGHTS=create-personas\nBUDGET_PRICES=a=0.15/0.60,b=2\n"
+        "BUDGET_UNIT=money\nBUDGET_DAILY=0.5\nBUDGET_MONTHLY=\n",
+    )
+    assert settings.openai.choosable_models == ("a", "b", "c")
+    assert {right.value for right in settings.access.new_user_rights} == {"create_personas"}
+    assert settings.budget.prices == {"a": (0.15, 0.6), "b": (2.0, 2.0)}
+    assert (settings.budget.daily, settings.budget.monthly) == (0.5, None)
+    assert settings.budget.cost("a", 1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert settings.budget.cost("unpriced", 10, 10) == 0.0
+
+
+def test_malformed_issue_6_settings_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as error:
+        load(
+            tmp_path,
+            "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\nNEW_USER_RIGHTS=admin\n"
+            "BUDGET_PRICES=a=cheap\nBUDGET_UNIT=gold\nBUDGET_DAILY=-3\n",
+        )
+    problems = " ".join(error.value.problems)
+    for name in ("NEW_USER_RIGHTS", "BUDGET_PRICES", "BUDGET_UNIT", "BUDGET_DAILY"):
+        assert f"{name} is not valid" in problems
