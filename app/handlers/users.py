@@ -21,6 +21,7 @@ from app import texts
 from app.commands import remove_admin_menu, set_admin_menu
 from app.config import Settings
 from app.db.models import BudgetUnit, User
+from app.fsm.rights import end_dialog_without_right
 from app.fsm.users import LimitData, UsersDialog
 from app.i18n import locale_for
 from app.keyboards.callbacks import UsersAction, UsersButton
@@ -125,6 +126,7 @@ async def _act(
                 await _tell(bot, i18n, session, uid)
         case UsersAction.BLOCK:
             change = await user_admin.block(session, uid, by=admin.id)
+            await end_dialog_without_right(state, uid, change.user.rights)
             if Note.WAS_ADMIN in change.notes:
                 await remove_admin_menu(bot, uid)
         case UsersAction.GRANT:
@@ -137,6 +139,7 @@ async def _act(
         case UsersAction.REVOKE:
             right = Right(data.value)
             change = await user_admin.revoke(session, uid, right)
+            await end_dialog_without_right(state, uid, change.user.rights)
             if right is Right.ADMIN and change.changed:
                 await remove_admin_menu(bot, uid)
         case UsersAction.PERSONAS:

@@ -8,11 +8,14 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.state import StatesGroup
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import commands
 from app.db.models import AccessRequest, MemoryMode, Message, Persona, User
+from app.fsm import personas, settings, users
+from app.fsm.rights import DIALOG_RIGHTS
 from app.keyboards import callbacks
 from app.keyboards.callbacks import (
     AccessAsk,
@@ -140,7 +143,8 @@ async def test_a_command_without_its_right_is_refused(
     assert await snapshot(db, user_id) == before
     assert llm.requests == []
     # No dialog was entered: the next message is refused the same way, not taken by one.
-    assert await bot.dp.fsm.get_context(bot.bot, user_id, user_id).get_state() is None  # type: ignore[union-attr]
+    assert bot.dp is not None and bot.bot is not None
+    assert await bot.dp.fsm.get_context(bot.bot, user_id, user_id).get_state() is None
 
 
 @pytest.mark.parametrize("kind", list(BUTTONS), ids=lambda kind: kind.__name__)
@@ -187,3 +191,13 @@ async def test_help_lists_only_what_the_user_may_use(
     text = (await UserChat(bot, telegram, RESTRICTED).send("/help")).text or ""
     assert "/edit_bot" in text and "/settings" in text
     assert "/new_persona" not in text and "/import_persona" not in text and "/users" not in text
+
+
+def test_every_dialog_names_its_right() -> None:
+    dialogs = {
+        cls
+        for module in (personas, settings, users)
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, StatesGroup) and cls is not StatesGroup
+    }
+    assert dialogs == set(DIALOG_RIGHTS)

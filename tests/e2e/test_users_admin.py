@@ -250,3 +250,18 @@ async def test_an_admin_made_in_the_database_gets_the_admin_menu_at_start(
     await start_bot()
     menu = telegram.commands({"type": "chat", "chat_id": ALLOWED})
     assert "users" in [command["command"] for command in menu]
+
+
+async def test_a_revoked_right_closes_the_dialog_the_user_is_in(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    bot = await start_bot()
+    user = UserChat(bot, telegram, ALLOWED)
+    assert "New persona" in ((await user.send("/new_persona")).text or "")
+    admin = await open_user(bot, telegram, ALLOWED)
+    await admin.press("✓ Create personas")
+    assert bot.dp is not None and bot.bot is not None
+    assert await bot.dp.fsm.get_context(bot.bot, ALLOWED, ALLOWED).get_state() is None
+    # What they type next is a chat message again, not a persona's name.
+    llm.reply = "Sure"
+    assert "Sure" in ((await user.send("Pirate")).text or "")
