@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.commands import register_menu
 from app.config import Settings
-from app.db.engine import create_engine, create_sessionmaker
+from app.db.engine import WriteGate, create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.db.updates import ProcessedUpdates, forget_old_updates
 from app.delivery.session import create_session
@@ -119,6 +119,7 @@ def create_dispatcher(
             settings.chat,
             summarizer=summarizer,
             usage=usage,
+            gate=WriteGate.for_engine(engine),
             stream_interval=stream_interval,
         ),
         summarizer=summarizer,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.config import ChatSettings, OpenAISettings
+from app.db.engine import WriteGate
 from app.db.models import AnswerLength, MemoryMode
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.llm.chat import ChatRequest, LLMError, StreamReport, TokenUsage, stream_answer
@@ -57,9 +58,12 @@ class ChatService:
         *,
         summarizer: Summarizer | None = None,
         usage: UsageService | None = None,
+        gate: WriteGate | None = None,
         stream_interval: float = 1.0,
     ) -> None:
         self.memory = memory
+        # The chat path's database work goes through it (app/db/engine.py WriteGate).
+        self.gate = gate or WriteGate()
         self.summarizer = summarizer
         self.usage = usage
         self.llm = llm
@@ -89,14 +93,15 @@ class ChatService:
         builder = await self._builder(bot, session, chat_id, settings, turn)
         if builder is None:
             return
-        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
-        # Read first, then write and commit at once: on SQLite the write lock is held for
-        # the insert alone, not across the reads (bench/load.py showed writers queueing).
-        assembled = await self.memory.assemble(session, builder, conversation, query=text)
-        await self.memory.remember(session, conversation, turn, telegram_message_id)
-        # The user's message is safe before the model is called, and no transaction is held
-        # open while the answer streams.
-        await session.commit()
+        async with self.gate.section(session):
+            conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+            # Read first, then write and commit at once: on SQLite the write lock is held for
+            # the insert alone, not across the reads (bench/load.py showed writers queueing).
+            assembled = await self.memory.assemble(session, builder, conversation, query=text)
+            await self.memory.remember(session, conversation, turn, telegram_message_id)
+            # The user's message is safe before the model is called, and no transaction is
+            # held open while the answer streams.
+            await session.commit()
         await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
 
     async def retry(
@@ -310,9 +315,10 @@ class ChatService:
         usage: TokenUsage,
     ) -> None:
         """The answer and what it cost, in one commit: no round trip of its own for usage."""
-        await self.memory.remember(session, conversation, turn)
-        await self._record(session, conversation.user_id, model, usage)
-        await session.commit()
+        async with self.gate.section(session):
+            await self.memory.remember(session, conversation, turn)
+            await self._record(session, conversation.user_id, model, usage)
+            await session.commit()
 
     async def _record_alone(
         self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage
