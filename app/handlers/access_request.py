@@ -19,6 +19,7 @@ from app.services.access_requests import (
     AccessRequestService,
     Admin,
     Asked,
+    AskResult,
     Decided,
     DecisionResult,
     Requester,
@@ -57,7 +58,7 @@ async def ask(
 ) -> None:
     result = await access_requests.ask(session, user.id)
     if result.outcome is not Asked.CREATED:
-        await callback.answer(_refusal(result.outcome, result), show_alert=True)
+        await callback.answer(_refusal(result), show_alert=True)
         return
     assert result.request_id is not None
     await session.commit()  # the request exists before any admin can press a button on it
@@ -74,16 +75,14 @@ async def ask(
     await callback.answer()
 
 
-def _refusal(outcome: Asked, result: object) -> str:
-    since = getattr(result, "since", None)
-    retry_at = getattr(result, "retry_at", None)
-    if outcome is Asked.PENDING and since is not None:
-        return access.request_pending(since)
-    if outcome is Asked.TOO_SOON and retry_at is not None:
-        return access.too_soon(retry_at)
-    if outcome is Asked.HAS_ACCESS:
+def _refusal(result: AskResult) -> str:
+    if result.outcome is Asked.PENDING and result.since is not None:
+        return access.request_pending(result.since)
+    if result.outcome is Asked.TOO_SOON and result.retry_at is not None:
+        return access.too_soon(result.retry_at)
+    if result.outcome is Asked.HAS_ACCESS:
         return access.already_allowed()
-    if outcome is Asked.BLOCKED:
+    if result.outcome is Asked.BLOCKED:
         return access.blocked()
     return access.no_admins()
 

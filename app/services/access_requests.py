@@ -38,7 +38,7 @@ class Requester:
 class AskResult:
     outcome: Asked
     request_id: int | None = None
-    since: datetime | None = None  # when the pending request was made
+    since: datetime | None = None  # when the pending request was made (UTC, aware)
     retry_at: datetime | None = None  # TOO_SOON: when the user may ask again
     admins: tuple[Admin, ...] = ()  # CREATED: whom to tell
 
@@ -87,7 +87,7 @@ class AccessRequestService:
             return AskResult(Asked.HAS_ACCESS)
         pending = await self._latest(session, user_id, RequestStatus.PENDING)
         if pending is not None:
-            return AskResult(Asked.PENDING, pending.id, since=pending.created_at)
+            return AskResult(Asked.PENDING, pending.id, since=_aware(pending.created_at))
         denied = await self._latest(session, user_id, RequestStatus.DENIED)
         if denied is not None and denied.decided_at is not None:
             retry_at = _aware(denied.decided_at) + self.cooldown
@@ -99,7 +99,7 @@ class AccessRequestService:
         request = AccessRequest(user_id=user_id, status=RequestStatus.PENDING, notices=[])
         session.add(request)
         await session.flush()
-        return AskResult(Asked.CREATED, request.id, since=request.created_at, admins=admins)
+        return AskResult(Asked.CREATED, request.id, since=_aware(request.created_at), admins=admins)
 
     async def pending_since(self, session: AsyncSession, user_id: int) -> datetime | None:
         pending = await self._latest(session, user_id, RequestStatus.PENDING)

@@ -17,17 +17,12 @@ from app.views.dialog import Screen
 
 
 def moment(value: datetime) -> str:
-    """A time users read: minutes, in UTC, said so."""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _greeting(first_name: str, user_id: int) -> list[str]:
-    return texts.greeting(first_name, user_id)
+    """A time users read (an aware datetime): minutes, in UTC, said so."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def stranger_start(first_name: str, user_id: int) -> Screen:
-    lines = _greeting(first_name, user_id)
+    lines = texts.greeting(first_name, user_id)
     lines.append(
         _(
             "You don't have access yet. Press the button to ask the admins; I will tell you "
@@ -38,7 +33,7 @@ def stranger_start(first_name: str, user_id: int) -> Screen:
 
 
 def pending_start(first_name: str, user_id: int, since: datetime) -> Screen:
-    lines = _greeting(first_name, user_id)
+    lines = texts.greeting(first_name, user_id)
     lines.append(
         _("Your access request is waiting for the admins (sent {when}).").format(when=moment(since))
     )
@@ -46,11 +41,11 @@ def pending_start(first_name: str, user_id: int, since: datetime) -> Screen:
 
 
 def blocked_start(first_name: str, user_id: int) -> Screen:
-    return Screen("\n".join([*_greeting(first_name, user_id), blocked()]))
+    return Screen("\n".join([*texts.greeting(first_name, user_id), blocked()]))
 
 
 def no_admins_start(first_name: str, user_id: int) -> Screen:
-    lines = _greeting(first_name, user_id)
+    lines = texts.greeting(first_name, user_id)
     lines.append(
         _(
             "You don't have access yet, and this bot has no admins to ask. Send your id to "
