@@ -30,13 +30,6 @@ class HasRight(Filter):
         return f"HasRight({self.right.value})"
 
 
-class HasAccess(HasRight):
-    """Passes when the user may talk to the model."""
-
-    def __init__(self) -> None:
-        super().__init__(Right.CHAT)
-
-
 class ActiveDialog(Filter):
     """Passes an update only inside the given dialog and, for a button press, only from the
     dialog message open now and for the persona the dialog is about. Hands the handler the

@@ -7,7 +7,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from app import commands, texts
-from app.filters import HasAccess
+from app.filters import HasRight
 from app.rights import Right
 
 
@@ -36,5 +36,5 @@ def create_router() -> Router:
     router = Router(name=__name__)
     router.message.register(unknown_command, F.text.func(_is_unknown_command))
     # A known command that its group turned away; without access at all, `denied` answers.
-    router.message.register(not_allowed, F.text.startswith("/"), HasAccess())
+    router.message.register(not_allowed, F.text.startswith("/"), HasRight(Right.CHAT))
     return router
