@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -67,12 +68,14 @@ class UserRepository:
         await self.session.flush()
 
     async def set_persona(self, user_id: int, persona_id: int | None) -> None:
-        await self.session.execute(
-            update(User).where(User.id == user_id).values(persona_id=persona_id)
-        )
+        await self.set_choices(user_id, persona_id=persona_id)
 
     async def set_memory_mode(self, user_id: int, mode: MemoryMode) -> None:
-        await self.session.execute(update(User).where(User.id == user_id).values(memory_mode=mode))
+        await self.set_choices(user_id, memory_mode=mode)
+
+    async def set_choices(self, user_id: int, **values: Any) -> None:
+        """Store what the user chose (columns of `users`; None: back to the default)."""
+        await self.session.execute(update(User).where(User.id == user_id).values(**values))
 
     # --- administration ----------------------------------------------------------------------
 

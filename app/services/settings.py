@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import AnswerLength, User
+from app.db.models import AnswerLength
+from app.db.users import UserRepository
 from app.i18n import LANGUAGES
 
 TEMPERATURE_MIN = 0.0
@@ -38,28 +36,24 @@ class SettingsService:
     async def set_model(self, session: AsyncSession, user_id: int, model: str | None) -> None:
         if model is not None and model not in self.models:
             raise SettingInvalid(model)
-        await self._set(session, user_id, model=model)
+        await UserRepository(session).set_choices(user_id, model=model)
 
     async def set_temperature(
         self, session: AsyncSession, user_id: int, value: float | None
     ) -> None:
         if value is not None and not TEMPERATURE_MIN <= value <= TEMPERATURE_MAX:
             raise SettingInvalid(str(value))
-        await self._set(session, user_id, temperature=value)
+        await UserRepository(session).set_choices(user_id, temperature=value)
 
     async def set_answer_length(
         self, session: AsyncSession, user_id: int, length: AnswerLength
     ) -> None:
-        await self._set(session, user_id, answer_length=length)
+        await UserRepository(session).set_choices(user_id, answer_length=length)
 
     async def set_language(self, session: AsyncSession, user_id: int, language: str | None) -> None:
         if language is not None and language not in LANGUAGES:
             raise SettingInvalid(language)
-        await self._set(session, user_id, language=language)
-
-    @staticmethod
-    async def _set(session: AsyncSession, user_id: int, **values: Any) -> None:
-        await session.execute(update(User).where(User.id == user_id).values(**values))
+        await UserRepository(session).set_choices(user_id, language=language)
 
 
 def parse_limit(text: str, *, money: bool) -> float | None:
