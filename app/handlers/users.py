@@ -97,8 +97,7 @@ async def press(
         message = views.refused(exc) if isinstance(exc, UserAdminError) else texts.stale_button()
         await callback.answer(message, show_alert=True)
         return
-    if screen is not None:
-        await dialog.answer_with(callback, bot, screen)
+    await dialog.answer_with(callback, bot, screen)
 
 
 async def _act(
@@ -113,8 +112,8 @@ async def _act(
     state: FSMContext,
     bot: Bot,
     i18n: I18n,
-) -> Screen | None:
-    """One button's action on `target`; the screen to show next (None: already shown)."""
+) -> Screen:
+    """One button's action on `target`; the screen to show next."""
     uid, page, budget = target.id, data.page, settings.budget
     change: Change | None = None
     match data.action:
