@@ -186,12 +186,3 @@ class UsageRepository:
         result = [(str(row[0]), _totals(*row[1:])) for row in rows]
         result.sort(key=lambda item: (-item[1].tokens, item[0]))
         return result
-
-    async def per_user(self, *, since: date, until: date | None = None) -> dict[int, UsageTotals]:
-        """Every user's usage from `since` up to `until` (both inclusive), for the admins'
-        list; users who spent nothing are absent."""
-        query = select(Usage.user_id, *_sums()).where(Usage.day >= since)
-        if until is not None:
-            query = query.where(Usage.day <= until)
-        rows = (await self.session.execute(query.group_by(Usage.user_id))).all()
-        return {int(row[0]): _totals(*row[1:]) for row in rows}
