@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AccessRequest, RequestStatus, Role, User, utcnow
@@ -166,10 +166,6 @@ class AccessRequestService:
             .order_by(User.id)
         )
         return tuple(Admin(*row) for row in rows)
-
-    async def pending_count(self, session: AsyncSession) -> int:
-        query = select(func.count()).where(AccessRequest.status == RequestStatus.PENDING)
-        return int((await session.execute(query)).scalar_one())
 
     async def _latest(
         self, session: AsyncSession, user_id: int, status: RequestStatus
