@@ -199,10 +199,6 @@ class ContextBuilder:
         self._room -= turn.tokens
         return True
 
-    def offer_all(self, turns: Iterable[Turn]) -> bool:
-        """Offer turns newest-first; False once the budget is full."""
-        return all(self.offer(turn) for turn in turns)
-
     def recall(self, candidates: Iterable[Turn]) -> int:
         """Take older turns, best match first, within the recall share; returns how many.
 
@@ -242,25 +238,27 @@ class ContextBuilder:
         summary_tokens = self.summary.tokens if self.summary is not None else 0
         recalled_tokens = sum(turn.tokens for turn in self._recalled)
         recent_tokens = sum(turn.tokens for turn in self._history)
-        used = summary_tokens + recalled_tokens + recent_tokens
         persona = self.persona.tokens + self._style_tokens
-        prompt_tokens = REPLY_PRIMING + persona + self.new_message.tokens + used
+        breakdown = Breakdown(
+            prompt_limit=self.budget.prompt_limit,
+            answer_reserve=self.budget.answer_reserve,
+            conversation_budget=self._conversation_budget,
+            persona=persona,
+            new_message=self.new_message.tokens,
+            summary=summary_tokens,
+            recalled=recalled_tokens,
+            recent=recent_tokens,
+            recalled_turns=len(self._recalled),
+            recent_turns=len(self._history),
+        )
+        prompt_tokens = (
+            REPLY_PRIMING + persona + self.new_message.tokens + breakdown.conversation_used
+        )
         return Assembled(
             turns,
             prompt_tokens,
             len(self._history) + len(self._recalled),
-            breakdown=Breakdown(
-                prompt_limit=self.budget.prompt_limit,
-                answer_reserve=self.budget.answer_reserve,
-                conversation_budget=self._conversation_budget,
-                persona=persona,
-                new_message=self.new_message.tokens,
-                summary=summary_tokens,
-                recalled=recalled_tokens,
-                recent=recent_tokens,
-                recalled_turns=len(self._recalled),
-                recent_turns=len(self._history),
-            ),
+            breakdown=breakdown,
             truncated=self._full,
             oldest_recent_id=self.oldest_recent_id,
         )

@@ -49,7 +49,8 @@ def test_system_message_lists_facts_after_the_prompt() -> None:
 def test_assembled_count_equals_an_independent_count_of_the_request() -> None:
     ann = persona(facts=("likes tea",), pairs=[("Who are you?", "I am Ann.")])
     builder = ContextBuilder(ann, turn("user", "Hi!"), Budget(10_000, 1_000, 0))
-    builder.offer_all(reversed(history(6)))
+    for past in reversed(history(6)):
+        builder.offer(past)
     assembled = builder.build()
     assert assembled.prompt_tokens == count_prompt_tokens(assembled.as_api())
 
@@ -57,7 +58,8 @@ def test_assembled_count_equals_an_independent_count_of_the_request() -> None:
 def test_request_order_is_system_pairs_history_new_message() -> None:
     ann = persona(pairs=[("Q1", "A1")])
     builder = ContextBuilder(ann, turn("user", "new"), Budget(10_000, 1_000, 0))
-    builder.offer_all(reversed(history(3)))
+    for past in reversed(history(3)):
+        builder.offer(past)
     roles_and_text = [(t["role"], t["content"]) for t in builder.build().as_api()]
     assert roles_and_text[0][0] == "system"
     assert roles_and_text[1:3] == [("user", "Q1"), ("assistant", "A1")]
@@ -74,7 +76,7 @@ def test_history_is_cut_exactly_where_the_next_turn_would_not_fit() -> None:
     room = sum(t.tokens for t in turns[-5:])
     limit = fixed + room + turns[-6].tokens - 1
     builder = ContextBuilder(ann, new, Budget(limit + 100, 100, 0))
-    assert builder.offer_all(reversed(turns)) is False
+    assert all(builder.offer(t) for t in reversed(turns)) is False
     assembled = builder.build()
     assert assembled.history_turns == 5
     assert assembled.prompt_tokens == fixed + room
@@ -141,7 +143,8 @@ def test_property_never_exceeds_keeps_everything_required_and_keeps_order(
     except (PersonaTooLarge, MessageTooLong):
         assert REPLY_PRIMING + ann.tokens + new.tokens > budget.prompt_limit
         return
-    builder.offer_all(reversed(past))
+    for older in reversed(past):
+        builder.offer(older)
     assembled = builder.build()
     request = assembled.as_api()
     assert count_prompt_tokens(request) == assembled.prompt_tokens <= budget.prompt_limit
