@@ -149,7 +149,7 @@ async def choose(
     if await state.get_state() == SettingsDialog.typing_temperature.state:
         await state.clear()
     with i18n.use_locale(current.locale):
-        screen = views.overview(current, views.saved())
+        screen = views.overview(current, texts.saved())
     await dialog.answer_with(callback, bot, screen)
 
 
@@ -181,7 +181,7 @@ async def typed_temperature(
     current = dataclasses.replace(
         _current(user, user_settings, i18n), temperature=temperature, own_temperature=True
     )
-    await dialog.replace(bot, user.id, data.menu_id, views.overview(current, views.saved()))
+    await dialog.replace(bot, user.id, data.menu_id, views.overview(current, texts.saved()))
 
 
 def create_router() -> Router:

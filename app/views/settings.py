@@ -180,9 +180,5 @@ def languages(chosen: str | None) -> Screen:
     return Screen(text, _choices(SettingsSection.LANGUAGE, options, selected, columns=2))
 
 
-def saved() -> str:
-    return _("Saved.")
-
-
 def unavailable() -> str:
     return _("This choice is no longer available.")
