@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import BudgetSettings
-from app.db.models import BudgetUnit, Role
+from app.db.models import BudgetUnit, Role, utcnow
 from app.db.usage import Spending, UsageRepository, UsageTotals
 from app.services.users import UserContext
 
@@ -81,10 +81,6 @@ class UsageReport:
     show_cost: bool  # prices are configured, or the budget is in money
     currency: str
     now: datetime
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def month_start(day: date) -> date:
