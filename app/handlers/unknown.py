@@ -11,11 +11,14 @@ from app.filters import HasRight
 from app.rights import Right
 
 
-def _is_unknown_command(text: str) -> bool:
+def _is_unknown_command(text: str | None) -> bool:
+    # A message without text (a voice, a photo) is no command.
+    if text is None or not text.startswith("/"):
+        return False
     # Admin commands are not admitted to exist for anyone else: an admin's command reaches
     # this router only when the user is not an admin.
     command = commands.BY_NAME.get(commands.command_name(text))
-    return text.startswith("/") and (command is None or command.right is Right.ADMIN)
+    return command is None or command.right is Right.ADMIN
 
 
 async def unknown_command(message: Message) -> None:

@@ -350,6 +350,15 @@ async def test_unsupported_content_gets_a_note(
     assert expected in await say(telegram, ALLOWED, None, extra=extra)
 
 
+async def test_a_voice_from_a_user_without_access_is_told_how_to_get_it(
+    start_bot: StartBot, telegram: FakeTelegram
+) -> None:
+    # A message without text is no command: it falls through to "no access", not a crash.
+    await start_bot()
+    voice = {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}}
+    assert "/start lets you ask the admins" in await say(telegram, STRANGER, None, extra=voice)
+
+
 async def test_whitespace_only_text_is_answered_politely_without_a_call(
     start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
 ) -> None:
