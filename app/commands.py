@@ -1,4 +1,8 @@
-"""The bot's commands: one list for the menu, /help and recognising unknown commands."""
+"""The bot's commands: one list for the menu, /help and recognising unknown commands.
+
+The right listed for each command is the one its router group in app/handlers/__init__.py
+demands: `get_routers` checks the two against each other and stops start-up if they differ.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CommandInfo:
-    """A command and the right it needs (None: anyone may use it).
+    """A command and the right its router group needs (None: anyone may use it).
 
     `description` is translated when read (`str()` of it), in the language of the moment.
     """

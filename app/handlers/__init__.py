@@ -5,12 +5,19 @@ filter (`HasRight`) lets an update in only for a user with that right. What a gr
 away falls through to the routers after it, and in the end to `unknown` (a known command
 without the right gets "you may not", an admin command the unknown-command answer) and to
 `denied` (no access at all, or a button that is not for this user).
+
+What /help, the menus and the unknown-command answer say a command needs is read from
+app/commands.py; `get_routers` walks the commands each group's routers take and stops
+start-up when that list and these groups disagree, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aiogram import Router
 
+from app import commands
 from app.filters import HasRight
 from app.handlers import (
     access_request,
@@ -35,9 +42,18 @@ from app.handlers import (
 from app.rights import Right
 
 
+class RightGroup(Router):
+    """Routers that only users with `right` reach or, not `granted`, only users without it."""
+
+    def __init__(self, right: Right, *, granted: bool, name: str) -> None:
+        super().__init__(name=name)
+        self.right = right
+        self.granted = granted
+
+
 def needing(right: Right, *routers: Router, name: str) -> Router:
     """A group of routers for users with `right` only."""
-    group = Router(name=name)
+    group = RightGroup(right, granted=True, name=name)
     group.message.filter(HasRight(right))
     group.edited_message.filter(HasRight(right))
     group.callback_query.filter(HasRight(right))
@@ -47,7 +63,7 @@ def needing(right: Right, *routers: Router, name: str) -> Router:
 
 def lacking(right: Right, *routers: Router, name: str) -> Router:
     """A group of routers for users without `right` (strangers asking for access)."""
-    group = Router(name=name)
+    group = RightGroup(right, granted=False, name=name)
     group.message.filter(~HasRight(right))
     group.callback_query.filter(~HasRight(right))
     group.include_routers(*routers)
@@ -55,7 +71,7 @@ def lacking(right: Right, *routers: Router, name: str) -> Router:
 
 
 def get_routers() -> list[Router]:
-    return [
+    routers = [
         lacking(Right.CHAT, access_request.create_router(), name="strangers"),
         # Anyone may use these, in any state.
         start.create_router(),
@@ -97,3 +113,53 @@ def get_routers() -> list[Router]:
         unknown.create_router(),
         denied.create_router(),
     ]
+    check_command_rights(routers)
+    return routers
+
+
+class CommandRightsMismatch(RuntimeError):
+    """app/commands.py and the router groups disagree on a command (a programming error)."""
+
+
+def check_command_rights(routers: Iterable[Router]) -> None:
+    """Every command a router takes is listed in app/commands.py with the right of its group
+    (none outside a group), and every listed command has a router."""
+    routed: set[str] = set()
+    for router in routers:
+        group = router if isinstance(router, RightGroup) else None
+        right = group.right if group is not None else None
+        for name in sorted(commands_of(router)):
+            routed.add(name)
+            listed = commands.BY_NAME.get(name)
+            if listed is None:
+                raise CommandRightsMismatch(f"/{name} has a router but no line in app/commands.py")
+            # A group for users without a right holds their version of an open command
+            # (a stranger's /start): the command's own right is checked where it is routed.
+            if group is not None and not group.granted:
+                continue
+            if listed.right is not right:
+                raise CommandRightsMismatch(
+                    f"/{name} is routed for {_holders(right)} but app/commands.py lists it "
+                    f"for {_holders(listed.right)}"
+                )
+    if unrouted := commands.KNOWN - routed:
+        names = ", ".join(f"/{name}" for name in sorted(unrouted))
+        raise CommandRightsMismatch(f"app/commands.py lists {names}, which no router takes")
+
+
+def commands_of(router: Router) -> set[str]:
+    """The commands a router and the routers inside it take: aiogram records each handler's
+    Command filters (CommandStart included) in its "commands" flag."""
+    names = {
+        str(command)
+        for handler in router.message.handlers
+        for command_filter in handler.flags.get("commands", ())
+        for command in command_filter.commands
+    }
+    for sub_router in router.sub_routers:
+        names |= commands_of(sub_router)
+    return names
+
+
+def _holders(right: Right | None) -> str:
+    return "everyone" if right is None else f"users with {right.value}"

@@ -23,5 +23,6 @@ def create_router() -> Router:
     router = Router(name=__name__)
     # Every chat message passes here on its way to the chat router: one check of the name.
     router.message.filter(Command("usage"))
-    router.message.register(show_usage)
+    # Named on the handler too: that is where app/handlers/__init__.py finds the commands.
+    router.message.register(show_usage, Command("usage"))
     return router
