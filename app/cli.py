@@ -29,14 +29,14 @@ from app.config import (
 )
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.memory.budget import Budget
+from app.domain.rights import Right, parse_right
 from app.memory.tokens import load_counter
-from app.rights import Right, parse_right
+from app.memory.window import ContextBudget
 from app.services.personas import PersonaError, PersonaService, ensure_default_persona
 from app.services.user_admin import (
     Change,
     Note,
-    PeriodUsage,
+    Spent,
     UserAdminError,
     UserAdminService,
     UserStatus,
@@ -292,7 +292,7 @@ async def _persona_service(session: AsyncSession, tool: PersonaTool) -> PersonaS
     openai = tool.openai
     counter = load_counter(openai.model)
     try:
-        budget = Budget.for_model(
+        budget = ContextBudget.for_model(
             openai.model,
             window=openai.context_window,
             answer_reserve=openai.max_answer_tokens,
@@ -341,7 +341,7 @@ def _rights(user: UserSummary) -> str:
     return ", ".join(right.value for right in Right if right in user.rights) or "-"
 
 
-def _usage(usage: PeriodUsage, currency: str) -> str:
+def _usage(usage: Spent, currency: str) -> str:
     if not usage.tokens and not usage.cost:
         return "-"
     text = f"{usage.tokens:,} tok"

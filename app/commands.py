@@ -22,8 +22,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import lazy_gettext as __
 from babel.support import LazyProxy
 
+from app.domain.rights import Right
 from app.i18n import DEFAULT_LOCALE, LANGUAGES
-from app.rights import Right
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.db.models import BudgetUnit
-from app.rights import Right, parse_right
+from app.domain.enums import BudgetUnit
+from app.domain.rights import Right, parse_right
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +10,7 @@ from aiogram import Bot, Dispatcher, F
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
-from openai import AsyncOpenAI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.commands import register_menu
 from app.config import Settings
@@ -20,6 +18,7 @@ from app.db.engine import WriteGate, create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.db.updates import ProcessedUpdates, forget_old_updates
 from app.delivery.session import create_session
+from app.dependencies import AppData, Resources
 from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
 from app.i18n import UserLocaleMiddleware, create_i18n
@@ -31,15 +30,15 @@ from app.middlewares.access import AccessMiddleware
 from app.middlewares.db import DbSessionMiddleware
 from app.middlewares.inflight import InFlightMiddleware
 from app.middlewares.paste import PasteMergeMiddleware
+from app.middlewares.preferences import PreferencesMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
-from app.middlewares.user_settings import UserSettingsMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
-from app.services.settings import SettingsService
+from app.services.preferences import PreferencesService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
-from app.services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +67,6 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-@dataclass(slots=True)
-class Resources:
-    """App-wide objects the dispatcher hands to handlers and closes at shutdown."""
-
-    engine: AsyncEngine
-    pool: async_sessionmaker[AsyncSession]
-    llm: AsyncOpenAI
-    memory: MemoryService
-    chat: ChatService
-    users: UserService
-    inflight: InFlightMiddleware
-    updates: ProcessedUpdates
-    summarizer: Summarizer
-    usage: UsageService
-
-
 def create_dispatcher(
     settings: Settings,
     *,
@@ -101,7 +84,7 @@ def create_dispatcher(
     llm = create_llm_client(settings.openai)
     usage = UsageService(settings.budget)
     summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory, usage=usage)
-    users = UserService(pool, settings.access)
+    users = IdentityService(pool, settings.access)
     i18n = create_i18n()
     access_requests = AccessRequestService(
         timedelta(hours=settings.access.access_request_cooldown_hours)
@@ -129,21 +112,21 @@ def create_dispatcher(
         updates=ProcessedUpdates(),
     )
 
-    dp = Dispatcher(
-        storage=storage or create_storage(settings, pool),
-        settings=settings,
-        resources=resources,
-        pool=pool,
-        memory=memory,
-        chat=resources.chat,
-        users=users,
-        personas=personas,
-        usage=usage,
-        i18n=i18n,
-        user_choices=SettingsService(settings.openai.choosable_models),
-        user_admin=UserAdminService(settings.access),
-        access_requests=access_requests,
-    )
+    data: AppData = {
+        "settings": settings,
+        "resources": resources,
+        "pool": pool,
+        "memory": memory,
+        "chat": resources.chat,
+        "users": users,
+        "personas": personas,
+        "usage": usage,
+        "i18n": i18n,
+        "user_choices": PreferencesService(settings.openai.choosable_models),
+        "user_admin": UserAdminService(settings.access),
+        "access_requests": access_requests,
+    }
+    dp = Dispatcher(storage=storage or create_storage(settings, pool), **data)
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
@@ -151,12 +134,12 @@ def create_dispatcher(
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)
-    user_settings = UserSettingsMiddleware(settings.openai, settings.memory, settings.budget)
+    preferences = PreferencesMiddleware(settings.openai, settings.memory, settings.budget)
     for observer in (dp.message, dp.edited_message, dp.callback_query):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
         observer.outer_middleware(locale)
-        observer.middleware(user_settings)
+        observer.middleware(preferences)
     dp.include_routers(*get_routers())
 
     async def on_startup(bot: Bot) -> None:

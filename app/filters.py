@@ -11,9 +11,9 @@ from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, TelegramObject
 from pydantic import BaseModel, ValidationError
 
+from app.domain.rights import Right
+from app.domain.users import UserContext
 from app.fsm.personas import EditorData, EditPersonaDialog, NewPersonaData, NewPersonaDialog
-from app.rights import Right
-from app.services.users import UserContext
 
 
 class HasRight(Filter):

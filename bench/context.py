@@ -32,13 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import OpenAISettings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.db.models import Conversation, MemoryKind, Message, MessageRole, User
+from app.db.models import Conversation, Message, User
+from app.domain.enums import MemoryKind, MessageRole
+from app.domain.refs import PersonaRef
 from app.memory.context import Assembled
 from app.memory.service import MemoryService
 from app.memory.tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TokenCounter, load_counter
 from app.services import personas
 from app.services.personas import ensure_default_persona
-from app.services.refs import PersonaRef
 
 MODEL = "test-model"  # unknown to tiktoken: the bundled cl100k_base, no download
 WINDOW = 16_000

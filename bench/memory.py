@@ -36,8 +36,9 @@ from app.config import MemorySettings, OpenAISettings
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.messages import MessageRepository
 from app.db.migrate import upgrade
-from app.db.models import Conversation, MemoryMode, Message, MessageRole, User
-from app.memory.budget import Budget
+from app.db.models import Conversation, Message, User
+from app.domain.enums import MemoryMode, MessageRole
+from app.domain.refs import PersonaRef
 from app.memory.context import (
     Assembled,
     ContextBuilder,
@@ -49,8 +50,8 @@ from app.memory.context import (
 )
 from app.memory.service import MemoryService
 from app.memory.tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TokenCounter, load_counter
+from app.memory.window import ContextBudget
 from app.services.personas import ensure_default_persona, persona_for
-from app.services.refs import PersonaRef
 
 MODEL = "test-model"  # unknown to tiktoken: the bundled cl100k_base, no download
 COUNTER = load_counter(MODEL)
@@ -163,7 +164,7 @@ def fill_case(rng: random.Random) -> tuple[float, bool, bool]:
     window = rng.choice([4_096, 8_192, 16_000, 32_000])
     mode = rng.choice(list(MemoryMode))
     reserve = rng.choice([512, 1_024]) if mode is MemoryMode.CHAT else window // 4
-    budget = Budget(window, reserve, 64)
+    budget = ContextBudget(window, reserve, 64)
     shares = Shares(rng.choice([0.0, 0.1, 0.15, 0.25]), rng.choice([0.0, 0.1, 0.15, 0.25]))
     new_text = sentence(rng, rng.randint(5, 120))
     builder = ContextBuilder(

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.__main__ import main
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.db.models import AccessRequest, MemoryEntry, MemoryKind, Persona, Role, Usage, User
-from app.rights import Right
+from app.db.models import AccessRequest, MemoryEntry, Persona, Usage, User
+from app.domain.enums import MemoryKind, Role
+from app.domain.rights import Right
 
 
 class Cli:

@@ -7,7 +7,7 @@ from app.db.messages import MessageRepository
 from app.db.models import Persona, User
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
-from app.memory.service import Conversation, MemoryService
+from app.memory.service import CurrentConversation, MemoryService
 from app.memory.tokens import load_counter
 from app.services.personas import ensure_default_persona, persona_for
 
@@ -43,14 +43,17 @@ async def setup(
 
 
 async def talk(
-    session: AsyncSession, memory: MemoryService, conversation: Conversation, texts: list[str]
+    session: AsyncSession,
+    memory: MemoryService,
+    conversation: CurrentConversation,
+    texts: list[str],
 ) -> list[int]:
     ids = []
     for i, text in enumerate(texts):
         role = "user" if i % 2 == 0 else "assistant"
         turn = memory.user_turn(text) if role == "user" else None
         if turn is None:
-            stored = await memory.remember_answer(session, conversation, text)
+            stored = await memory.remember(session, conversation, memory.answer_turn(text))
         else:
             stored = await memory.remember(session, conversation, turn)
         assert stored.id is not None

@@ -3,8 +3,9 @@
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import OpenAISettings
-from app.db.models import MemoryKind, User
+from app.db.models import User
 from app.db.users import UserRepository
+from app.domain.enums import MemoryKind
 from app.memory.service import MemoryService
 from app.memory.tokens import REPLY_PRIMING, load_counter
 from app.services.personas import PersonaService, ensure_default_persona, persona_for

@@ -8,8 +8,10 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import BudgetUnit, Role, Usage, User
-from app.db.usage import Spending, UsageRepository, UsageTotals
+from app.db.models import Usage, User
+from app.db.usage import Spending, UsageRepository
+from app.domain.enums import BudgetUnit, Role
+from app.domain.usage import UsageTotals
 
 MAY_1 = date(2030, 5, 1)
 MAY_14 = date(2030, 5, 14)

@@ -10,26 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import AccessSettings
-from app.db.models import (
-    AccessRequest,
-    BudgetUnit,
-    Persona,
-    RequestStatus,
-    Role,
-    Usage,
-    User,
-)
-from app.rights import Right
+from app.db.models import AccessRequest, Persona, Usage, User
+from app.domain.enums import BudgetUnit, RequestStatus, Role
+from app.domain.rights import Right
+from app.services.usage import Limits
 from app.services.user_admin import (
     AdminAction,
     InvalidBudget,
     LastAdmin,
     ListedAdmin,
     Note,
-    PeriodUsage,
     PersonaNotFound,
+    Spent,
     UserAdminService,
-    UserBudget,
     UserNotFound,
     UserStatus,
 )
@@ -152,14 +145,14 @@ async def test_usage_is_summed_over_models_for_today_and_this_month(pool: Pool) 
     assert by_id[1].today.cost == pytest.approx(0.75)
     assert by_id[1].month.tokens == 1165
     assert by_id[1].month.cost == pytest.approx(1.75)
-    assert by_id[2].today == by_id[2].month == PeriodUsage(3, 0.0)
+    assert by_id[2].today == by_id[2].month == Spent(3, 0.0)
 
 
 async def test_a_user_without_usage_has_zero_sums(pool: Pool) -> None:
     await add(pool, user(1))
     async with pool() as session:
         summary = await service().get(session, 1)
-    assert summary.today == summary.month == PeriodUsage(0, 0.0)
+    assert summary.today == summary.month == Spent(0, 0.0)
 
 
 async def test_pages_come_with_the_total(pool: Pool) -> None:
@@ -190,7 +183,7 @@ async def test_get_has_persona_and_budget(pool: Pool) -> None:
         ann = await service().get(session, 1)
         other = await service().get(session, 2)
     assert (ann.persona_id, ann.persona_name) == (5, "Pirate")
-    assert ann.budget == UserBudget(BudgetUnit.MONEY, None, 3.5)
+    assert ann.budget == Limits(BudgetUnit.MONEY, None, 3.5)
     assert ann.display_name == "U1 @ann"
     assert (other.persona_name, other.budget) == (None, None)
 
@@ -406,7 +399,7 @@ async def test_set_budget_and_back_to_the_owners_defaults(pool: Pool) -> None:
     async with pool() as session, session.begin():
         own = await service().set_budget(session, 1, BudgetUnit.TOKENS, 1000, None)
         back = await service().set_budget(session, 1, None)
-    assert own.user.budget == UserBudget(BudgetUnit.TOKENS, 1000, None)
+    assert own.user.budget == Limits(BudgetUnit.TOKENS, 1000, None)
     assert back.user.budget is None
 
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Conversation, Message, MessageRole
+from app.db.models import Conversation, Message
+from app.domain.enums import MessageRole
 
 
 class MessageRepository:

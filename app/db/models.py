@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +25,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.domain.clock import utcnow
+from app.domain.enums import (
+    AnswerLength,
+    BudgetUnit,
+    MemoryKind,
+    MemoryMode,
+    MessageRole,
+    RequestStatus,
+    Role,
+)
+from app.domain.rights import Right
+
 # Stable constraint names so alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,71 +47,16 @@ NAMING = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Base(DeclarativeBase):
     """Declarative base with the project's naming convention."""
 
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Role(enum.StrEnum):
-    """What a user is to the bot."""
-
-    USER = "user"
-    ADMIN = "admin"
-
-
-class MemoryKind(enum.StrEnum):
-    """A persona memory entry: a fact, or a question/answer pair shown as an example turn."""
-
-    FACT = "fact"
-    QA = "qa"
-
-
-class MemoryMode(enum.StrEnum):
-    """How a user's requests split the window: more history (chat) or a longer answer (task)."""
-
-    CHAT = "chat"
-    TASK = "task"
-
-
-class AnswerLength(enum.StrEnum):
-    """How long a user wants answers: it sets the answer reserve and a hint to the model."""
-
-    SHORT = "short"
-    NORMAL = "normal"
-    LONG = "long"
-
-
-class BudgetUnit(enum.StrEnum):
-    """What a budget limits: tokens (in + out) or money (from the price table)."""
-
-    TOKENS = "tokens"
-    MONEY = "money"
-
-
-class RequestStatus(enum.StrEnum):
-    """Where an access request stands."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    DENIED = "denied"
-
-
 def _enum(kind: type[enum.StrEnum], length: int) -> Enum:
     return Enum(
         kind, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
     )
-
-
-class MessageRole(enum.StrEnum):
-    """Who said a conversation turn."""
-
-    USER = "user"
-    ASSISTANT = "assistant"
 
 
 class User(Base):
@@ -119,7 +76,7 @@ class User(Base):
     # The "chat" right: may talk to the model. The other rights only matter with it.
     has_access: Mapped[bool] = mapped_column(default=False)
     # Existing users keep what they could do before rights existed (server default true);
-    # users registered later get the owner's ACCESS_NEW_USER_RIGHTS.
+    # users registered later get the owner's NEW_USER_RIGHTS.
     can_create_personas: Mapped[bool] = mapped_column(default=True, server_default=true())
     can_edit_personas: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Blocked by an admin: no access, and no access requests either.
@@ -141,6 +98,14 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+# The users column behind each right but admin (which is the role).
+RIGHT_COLUMNS: dict[Right, str] = {
+    Right.CHAT: "has_access",
+    Right.CREATE_PERSONAS: "can_create_personas",
+    Right.EDIT_PERSONAS: "can_edit_personas",
+}
 
 
 class AccessRequest(Base):

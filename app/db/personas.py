@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import MemoryEntry, MemoryKind, Persona
+from app.db.models import MemoryEntry, Persona
+from app.domain.enums import MemoryKind
 
 
 class PersonaRepository:

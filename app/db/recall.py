@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, Row, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Message, MessageRole
+from app.db.models import Message
+from app.domain.enums import MessageRole
 
 # How many of the newest matching turns are ranked. Ranking every match of a common word
 # would cost time that grows with the conversation; a question about something specific

@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import ProcessedUpdate, utcnow
+from app.db.models import ProcessedUpdate
+from app.domain.clock import utcnow
 
 # Telegram keeps an unconfirmed update for 24 hours; a week is plenty.
 KEEP = timedelta(days=7)

@@ -15,29 +15,9 @@ from sqlalchemy import BigInteger, Date, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import BudgetUnit, Role, Usage, User
-
-
-@dataclass(frozen=True, slots=True)
-class UsageTotals:
-    """Sums over some usage rows."""
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: UsageTotals) -> UsageTotals:
-        return UsageTotals(
-            self.requests + other.requests,
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.cost + other.cost,
-        )
+from app.db.models import Usage, User
+from app.domain.enums import BudgetUnit, Role
+from app.domain.usage import UsageTotals
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import AccessRequest, MemoryMode, Persona, RequestStatus, Role, Usage, User
+from app.db.models import AccessRequest, Persona, Usage, User
+from app.domain.enums import MemoryMode, RequestStatus, Role
 
 
 @dataclass(frozen=True, slots=True)

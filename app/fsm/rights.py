@@ -6,10 +6,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import StatesGroup
 from aiogram.fsm.storage.base import StorageKey
 
+from app.domain.rights import Right
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
-from app.rights import Right
 
 # The same rights as the router groups that serve these dialogs (app/handlers/__init__.py).
 DIALOG_RIGHTS: dict[type[StatesGroup], Right] = {

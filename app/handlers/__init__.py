@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from aiogram import Router
 
 from app import commands
+from app.domain.rights import Right
 from app.filters import HasRight
 from app.handlers import (
     access_request,
@@ -39,7 +40,6 @@ from app.handlers import (
     usage,
     users,
 )
-from app.rights import Right
 
 
 class RightGroup(Router):

@@ -13,6 +13,7 @@ from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.users import UserContext
 from app.i18n import locale_for
 from app.keyboards.callbacks import AccessAsk, AccessDecision
 from app.services.access_requests import (
@@ -24,7 +25,6 @@ from app.services.access_requests import (
     DecisionResult,
     Requester,
 )
-from app.services.users import UserContext
 from app.views import access
 from app.views.dialog import Screen
 

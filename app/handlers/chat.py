@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiogram import Bot, F, Router
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.chat import ChatService, UserSettings
-from app.services.users import UserContext
+from app.domain.users import Preferences, UserContext
+from app.services.chat import ChatService
+from app.services.usage import BudgetRefused
+from app.views.usage import budget_refusal
+
+
+async def answer_within_budget(message: Message, answering: Awaitable[None]) -> None:
+    """Run the chat service's answer; a user over a limit is told which, and when it resets."""
+    try:
+        await answering
+    except BudgetRefused as refused:
+        await message.answer(budget_refusal(refused.reached, refused.currency))
 
 
 async def chat_message(
     message: Message,
     bot: Bot,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     chat: ChatService,
 ) -> None:
-    await chat.reply(
-        bot,
-        session,
-        chat_id=message.chat.id,
-        user_id=user.id,
-        settings=user_settings,
-        text=message.text or "",
-        draft_id=message.message_id,
-        telegram_message_id=message.message_id,
+    await answer_within_budget(
+        message,
+        chat.reply(
+            bot,
+            session,
+            chat_id=message.chat.id,
+            user_id=user.id,
+            preferences=preferences,
+            text=message.text or "",
+            draft_id=message.message_id,
+            telegram_message_id=message.message_id,
+        ),
     )
 
 
@@ -34,20 +49,23 @@ async def edited_message(
     message: Message,
     bot: Bot,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     chat: ChatService,
 ) -> None:
-    await chat.edit(
-        bot,
-        session,
-        chat_id=message.chat.id,
-        user_id=user.id,
-        settings=user_settings,
-        text=message.text or "",
-        telegram_message_id=message.message_id,
-        # A new draft id: the old answer's draft is long gone.
-        draft_id=message.message_id + (message.edit_date or 0),
+    await answer_within_budget(
+        message,
+        chat.edit(
+            bot,
+            session,
+            chat_id=message.chat.id,
+            user_id=user.id,
+            preferences=preferences,
+            text=message.text or "",
+            telegram_message_id=message.message_id,
+            # A new draft id: the old answer's draft is long gone.
+            draft_id=message.message_id + (message.edit_date or 0),
+        ),
     )
 
 

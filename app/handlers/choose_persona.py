@@ -9,11 +9,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
+from app.domain.refs import PersonaRef
+from app.domain.users import Preferences, UserContext
 from app.keyboards.callbacks import PersonaChoice
-from app.services.chat import UserSettings
 from app.services.personas import PersonaService
-from app.services.refs import PersonaRef
-from app.services.users import UserContext
 from app.views import dialog
 from app.views.dialog import Screen
 
@@ -31,11 +30,11 @@ async def list_personas(
     message: Message,
     session: AsyncSession,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     personas: PersonaService,
 ) -> None:
     usable = await personas.usable(session, user)
-    current = user_settings.persona
+    current = preferences.persona
     text = texts.choose_persona(current.name)
     await message.answer(text, reply_markup=_keyboard(usable, current.id))
 

@@ -8,37 +8,41 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
+from app.domain.users import Preferences, UserContext
+from app.handlers.chat import answer_within_budget
 from app.memory.service import MemoryService
-from app.services.chat import ChatService, UserSettings
-from app.services.users import UserContext
+from app.services.chat import ChatService
 
 
 async def new_conversation(
     message: Message,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
 ) -> None:
-    await memory.new_conversation(session, user.id, user_settings.persona.id)
-    await message.answer(texts.new_conversation(user_settings.persona.name))
+    await memory.new_conversation(session, user.id, preferences.persona.id)
+    await message.answer(texts.new_conversation(preferences.persona.name))
 
 
 async def retry(
     message: Message,
     bot: Bot,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     chat: ChatService,
 ) -> None:
-    await chat.retry(
-        bot,
-        session,
-        chat_id=message.chat.id,
-        user_id=user.id,
-        settings=user_settings,
-        draft_id=message.message_id,
+    await answer_within_budget(
+        message,
+        chat.retry(
+            bot,
+            session,
+            chat_id=message.chat.id,
+            user_id=user.id,
+            preferences=preferences,
+            draft_id=message.message_id,
+        ),
     )
 
 

@@ -6,7 +6,7 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 
 from app import texts
-from app.services.users import UserContext
+from app.domain.users import UserContext
 from app.views import access
 
 

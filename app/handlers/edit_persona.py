@@ -16,13 +16,12 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.db.models import MemoryKind
+from app.domain.enums import MemoryKind
+from app.domain.users import Preferences, UserContext
 from app.filters import ActiveEditor
 from app.fsm.personas import EditorData, EditPersonaDialog
 from app.keyboards.callbacks import EditorAction, EditorButton, EntryAction, EntryButton
-from app.services.chat import UserSettings
 from app.services.personas import PersonaError, PersonaService, PersonaView, check_text
-from app.services.users import UserContext
 from app.views import dialog
 from app.views import persona_editor as screens
 from app.views.dialog import Screen
@@ -36,11 +35,11 @@ async def open_editor(
     state: FSMContext,
     session: AsyncSession,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     personas: PersonaService,
     bot: Bot,
 ) -> None:
-    view = await personas.view(session, user_settings.persona.id)
+    view = await personas.view(session, preferences.persona.id)
     if not personas.can_edit(user, view):
         await message.answer(texts.cannot_edit(view.name))
         return

@@ -7,7 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from app import commands, texts
-from app.services.users import UserContext
+from app.domain.users import UserContext
 
 
 async def help_command(message: Message, user: UserContext) -> None:

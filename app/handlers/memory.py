@@ -9,11 +9,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.db.models import MemoryMode
+from app.domain.enums import MemoryMode
+from app.domain.users import Preferences, UserContext
 from app.keyboards.callbacks import ForgetButton, ModeChoice
 from app.memory.service import MemoryService
-from app.services.chat import UserSettings
-from app.services.users import UserContext
 from app.views import dialog
 from app.views.dialog import Screen
 from app.views.memory import report_text
@@ -22,11 +21,11 @@ from app.views.memory import report_text
 async def show_memory(
     message: Message,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
 ) -> None:
-    s = user_settings
+    s = preferences
     report = await memory.report(session, user.id, s.persona, s.model, s.mode, s.answer_length)
     await message.answer(report_text(report))
 
@@ -41,8 +40,8 @@ def _mode_keyboard(current: MemoryMode) -> InlineKeyboardMarkup:
     return keyboard.as_markup()
 
 
-async def show_modes(message: Message, user_settings: UserSettings) -> None:
-    current = user_settings.mode
+async def show_modes(message: Message, preferences: Preferences) -> None:
+    current = preferences.mode
     text = texts.mode_menu(current.value)
     await message.answer(text, reply_markup=_mode_keyboard(current))
 
@@ -65,11 +64,11 @@ async def choose_mode(
 async def ask_forget(
     message: Message,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
 ) -> None:
-    conversation = await memory.conversation(session, user.id, user_settings.persona.id)
+    conversation = await memory.conversation(session, user.id, preferences.persona.id)
     turns = await memory.stored_turns(session, conversation)
     if turns == 0 and conversation.summary is None:
         await message.answer(texts.nothing_to_forget())
@@ -79,7 +78,7 @@ async def ask_forget(
         data = ForgetButton(conversation_id=conversation.id, confirm=confirm)
         keyboard.button(text=label, callback_data=data)
     await message.answer(
-        texts.forget_ask(user_settings.persona.name, turns), reply_markup=keyboard.as_markup()
+        texts.forget_ask(preferences.persona.name, turns), reply_markup=keyboard.as_markup()
     )
 
 
@@ -87,7 +86,7 @@ async def forget(
     callback: CallbackQuery,
     callback_data: ForgetButton,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
     bot: Bot,
@@ -98,7 +97,7 @@ async def forget(
         if not await memory.forget(session, user.id, callback_data.conversation_id):
             await callback.answer(texts.stale_button(), show_alert=True)
             return
-        text = texts.forgotten(user_settings.persona.name)
+        text = texts.forgotten(preferences.persona.name)
     message_id = callback.message.message_id if callback.message else None
     await dialog.edit(bot, user.id, message_id, Screen(text, None))
     await callback.answer()

@@ -16,12 +16,12 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.db.models import MemoryKind
+from app.domain.enums import MemoryKind
+from app.domain.users import UserContext
 from app.filters import ActiveNewPersona
 from app.fsm.personas import NewPersonaData, NewPersonaDialog
 from app.keyboards.callbacks import NewPersonaAction, NewPersonaButton
 from app.services.personas import PROMPT_MAX, PersonaError, PersonaService, check_text
-from app.services.users import UserContext
 from app.views import dialog
 from app.views.dialog import Screen
 

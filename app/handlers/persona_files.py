@@ -12,20 +12,19 @@ from aiogram.types import BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
+from app.domain.users import Preferences, UserContext
 from app.fsm.personas import ImportPersonaDialog
-from app.services.chat import UserSettings
 from app.services.personas import IMPORT_MAX_BYTES, PersonaError, PersonaService
-from app.services.users import UserContext
 
 
 async def export_persona(
     message: Message,
     session: AsyncSession,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     personas: PersonaService,
 ) -> None:
-    view = await personas.view(session, user_settings.persona.id)
+    view = await personas.view(session, preferences.persona.id)
     if not personas.can_edit(user, view):
         await message.answer(texts.cannot_edit(view.name))
         return

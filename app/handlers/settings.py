@@ -17,36 +17,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.config import Settings
-from app.db.models import AnswerLength, MemoryMode
+from app.domain.enums import AnswerLength, MemoryMode
+from app.domain.users import Preferences, UserContext
 from app.fsm.settings import SettingsData, SettingsDialog
 from app.i18n import locale_for
 from app.keyboards.callbacks import SettingsButton, SettingsSection
 from app.memory.service import MemoryService
-from app.services.chat import UserSettings
 from app.services.personas import PersonaService
-from app.services.settings import SettingInvalid, SettingsService, parse_temperature
-from app.services.users import UserContext
+from app.services.preferences import PreferencesService, SettingInvalid, parse_temperature
 from app.views import dialog
 from app.views import settings as views
 
 
-def _current(user: UserContext, user_settings: UserSettings, i18n: I18n) -> views.Current:
+def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.Current:
     return views.Current(
-        persona=user_settings.persona.name,
-        model=user_settings.model,
-        temperature=user_settings.temperature,
+        persona=preferences.persona.name,
+        model=preferences.model,
+        temperature=preferences.temperature,
         own_temperature=user.temperature is not None,
-        answer_length=user_settings.answer_length,
-        mode=user_settings.mode,
+        answer_length=preferences.answer_length,
+        mode=preferences.mode,
         language=user.language,
         locale=i18n.current_locale,
     )
 
 
 async def open_settings(
-    message: Message, user: UserContext, user_settings: UserSettings, i18n: I18n
+    message: Message, user: UserContext, preferences: Preferences, i18n: I18n
 ) -> None:
-    screen = views.overview(_current(user, user_settings, i18n))
+    screen = views.overview(_current(user, preferences, i18n))
     await message.answer(screen.text, reply_markup=screen.markup)
 
 
@@ -54,7 +53,7 @@ async def open_section(
     callback: CallbackQuery,
     callback_data: SettingsButton,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     personas: PersonaService,
     settings: Settings,
@@ -65,10 +64,10 @@ async def open_section(
     section = callback_data.section
     if await state.get_state() == SettingsDialog.typing_temperature.state:
         await state.clear()  # a button instead of the typed value: the typing is over
-    current = _current(user, user_settings, i18n)
+    current = _current(user, preferences, i18n)
     if section is SettingsSection.PERSONA:
         usable = await personas.usable(session, user)
-        screen = views.personas(usable, user_settings.persona.id)
+        screen = views.personas(usable, preferences.persona.id)
     elif section is SettingsSection.MODEL:
         screen = views.models(settings.openai.choosable_models, current.model)
     elif section is SettingsSection.TEMPERATURE:
@@ -92,17 +91,17 @@ async def choose(
     callback: CallbackQuery,
     callback_data: SettingsButton,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
     personas: PersonaService,
     memory: MemoryService,
-    user_choices: SettingsService,
+    user_choices: PreferencesService,
     settings: Settings,
     i18n: I18n,
     state: FSMContext,
     bot: Bot,
 ) -> None:
-    current = _current(user, user_settings, i18n)
+    current = _current(user, preferences, i18n)
     value = callback_data.value
     try:
         match callback_data.section:
@@ -163,9 +162,9 @@ async def _ask_temperature(callback: CallbackQuery, state: FSMContext, bot: Bot)
 async def typed_temperature(
     message: Message,
     user: UserContext,
-    user_settings: UserSettings,
+    preferences: Preferences,
     session: AsyncSession,
-    user_choices: SettingsService,
+    user_choices: PreferencesService,
     i18n: I18n,
     state: FSMContext,
     bot: Bot,
@@ -179,7 +178,7 @@ async def typed_temperature(
     data = SettingsData.model_validate(await state.get_data())
     await state.clear()
     current = dataclasses.replace(
-        _current(user, user_settings, i18n), temperature=temperature, own_temperature=True
+        _current(user, preferences, i18n), temperature=temperature, own_temperature=True
     )
     await dialog.replace(bot, user.id, data.menu_id, views.overview(current, texts.saved()))
 

@@ -7,14 +7,12 @@ from aiogram.filters import CommandStart
 from aiogram.types import Message
 
 from app import texts
-from app.middlewares import MiddlewareData  # noqa: F401 - documents the data handlers get
-from app.services.chat import UserSettings
-from app.services.users import UserContext
+from app.domain.users import Preferences, UserContext
 
 
-async def start(message: Message, user: UserContext, user_settings: UserSettings) -> None:
+async def start(message: Message, user: UserContext, preferences: Preferences) -> None:
     # Users without access never get here: the access-request router answers them first.
-    await message.answer(texts.start(user.first_name, user.id, user_settings.persona.name))
+    await message.answer(texts.start(user.first_name, user.id, preferences.persona.name))
 
 
 def create_router() -> Router:

@@ -7,8 +7,8 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from app import commands, texts
+from app.domain.rights import Right
 from app.filters import HasRight
-from app.rights import Right
 
 
 def _is_unknown_command(text: str | None) -> bool:

@@ -7,8 +7,8 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.users import UserContext
 from app.services.usage import UsageService
-from app.services.users import UserContext
 from app.views.usage import usage_text
 
 

@@ -20,16 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.commands import remove_admin_menu, set_admin_menu
 from app.config import Settings
-from app.db.models import BudgetUnit, User
+from app.domain.enums import BudgetUnit
+from app.domain.rights import Right
+from app.domain.users import UserContext
 from app.fsm.rights import end_dialog_without_right
 from app.fsm.users import LimitData, UsersDialog
 from app.i18n import locale_for
 from app.keyboards.callbacks import UsersAction, UsersButton
-from app.rights import Right
 from app.services.personas import PersonaService
-from app.services.settings import SettingInvalid, parse_limit
+from app.services.preferences import SettingInvalid, parse_limit
 from app.services.user_admin import Change, Note, UserAdminError, UserAdminService, UserSummary
-from app.services.users import UserContext
 from app.views import dialog
 from app.views import users as views
 from app.views.dialog import Screen
@@ -122,7 +122,7 @@ async def _act(
         case UsersAction.ALLOW:
             change = await user_admin.allow(session, uid, by=admin.id)
             if change.changed:
-                await _tell(bot, i18n, session, uid)
+                await _tell(bot, i18n, session, user_admin, uid)
         case UsersAction.BLOCK:
             change = await user_admin.block(session, uid, by=admin.id)
             await end_dialog_without_right(state, uid, change.user.rights)
@@ -132,7 +132,7 @@ async def _act(
             right = Right(data.value)
             change = await user_admin.grant(session, uid, right)
             if right is Right.CHAT and change.changed:
-                await _tell(bot, i18n, session, uid)
+                await _tell(bot, i18n, session, user_admin, uid)
             elif right is Right.ADMIN and change.changed:
                 await set_admin_menu(bot, i18n, uid)
         case UsersAction.REVOKE:
@@ -208,13 +208,15 @@ async def typed_limit(
     await dialog.replace(bot, user.id, data.menu_id, screen)
 
 
-async def _tell(bot: Bot, i18n: I18n, session: AsyncSession, user_id: int) -> None:
+async def _tell(
+    bot: Bot, i18n: I18n, session: AsyncSession, user_admin: UserAdminService, user_id: int
+) -> None:
     """A user let in from /users hears it, in their language."""
-    target = await session.get(User, user_id)
-    if target is None:
+    languages = await user_admin.languages(session, user_id)
+    if languages is None:
         return
     await session.commit()  # they may write at once: their access must be there
-    with i18n.use_locale(locale_for(target.language, target.language_code)):
+    with i18n.use_locale(locale_for(*languages)):
         text = views.allowed_notice()
     try:
         await bot.send_message(user_id, text)

@@ -6,7 +6,7 @@ import enum
 
 from aiogram.filters.callback_data import CallbackData
 
-from app.db.models import MemoryMode
+from app.domain.enums import MemoryMode
 
 
 class EditorAction(enum.StrEnum):

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from app.memory.budget import Budget
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
+from app.memory.window import ContextBudget
 
 Role = Literal["system", "user", "assistant"]
 
@@ -123,7 +123,7 @@ class ContextBuilder:
 
     persona: PersonaMemory
     new_message: Turn
-    budget: Budget
+    budget: ContextBudget
     shares: Shares = field(default_factory=Shares)
     # The user's answer-length instruction, sent after the persona; counted with it.
     style: Turn | None = None

@@ -8,11 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import MemorySettings, OpenAISettings
 from app.db.messages import MessageRepository
-from app.db.models import AnswerLength, MemoryKind, MemoryMode, Message, MessageRole
+from app.db.models import Message
 from app.db.personas import PersonaRepository
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
-from app.memory.budget import Budget
+from app.domain.enums import AnswerLength, MemoryKind, MemoryMode, MessageRole
+from app.domain.refs import PersonaRef
 from app.memory.context import (
     SUMMARY_HEADING,
     Assembled,
@@ -28,7 +29,7 @@ from app.memory.context import (
 )
 from app.memory.recall import search_terms
 from app.memory.tokens import TokenCounter
-from app.services.refs import PersonaRef
+from app.memory.window import ContextBudget
 
 # History is read newest-first in pages: the first is usually enough; later ones grow so a
 # large window is filled in a few queries.
@@ -47,7 +48,7 @@ STYLE_INSTRUCTIONS: dict[AnswerLength, str] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Conversation:
+class CurrentConversation:
     """Whose conversation with which persona."""
 
     id: int
@@ -91,7 +92,7 @@ class MemoryService:
         self._openai = openai
         self.settings = memory or MemorySettings(_env_file=None)
         self.shares = Shares(self.settings.summary_share, self.settings.recall_share)
-        self._budgets: dict[tuple[str, MemoryMode, AnswerLength], Budget] = {}
+        self._budgets: dict[tuple[str, MemoryMode, AnswerLength], ContextBudget] = {}
         self._styles: dict[AnswerLength, Turn] = {}
         self._personas: dict[int, tuple[int, PersonaMemory]] = {}
 
@@ -100,11 +101,11 @@ class MemoryService:
         model: str,
         mode: MemoryMode = MemoryMode.CHAT,
         length: AnswerLength = AnswerLength.NORMAL,
-    ) -> Budget:
+    ) -> ContextBudget:
         key = (model, mode, length)
         budget = self._budgets.get(key)
         if budget is None:
-            chat = Budget.for_model(
+            chat = ContextBudget.for_model(
                 model,
                 window=self._openai.context_window,
                 answer_reserve=self._openai.max_answer_tokens,
@@ -119,7 +120,7 @@ class MemoryService:
                 reserve = max(MIN_SHORT_ANSWER, reserve // 4)
             elif length is AnswerLength.LONG:
                 reserve = max(reserve, min(reserve * 2, half))
-            budget = Budget(chat.window, reserve, chat.margin)
+            budget = ContextBudget(chat.window, reserve, chat.margin)
             self._budgets[key] = budget
         return budget
 
@@ -166,21 +167,23 @@ class MemoryService:
 
     async def conversation(
         self, session: AsyncSession, user_id: int, persona_id: int
-    ) -> Conversation:
+    ) -> CurrentConversation:
         """The user's current conversation with the persona (and its summary), started on
         first use."""
         messages = MessageRepository(session)
         row = await messages.current_with_summary(user_id, persona_id)
         if row is None:
             conversation_id = await messages.start_conversation(user_id, persona_id)
-            return Conversation(conversation_id, user_id, persona_id)
+            return CurrentConversation(conversation_id, user_id, persona_id)
         conversation_id, summary, summary_tokens, until_id = row
-        return Conversation(conversation_id, user_id, persona_id, summary, summary_tokens, until_id)
+        return CurrentConversation(
+            conversation_id, user_id, persona_id, summary, summary_tokens, until_id
+        )
 
     async def set_mode(self, session: AsyncSession, user_id: int, mode: MemoryMode) -> None:
         await UserRepository(session).set_memory_mode(user_id, mode)
 
-    async def stored_turns(self, session: AsyncSession, conversation: Conversation) -> int:
+    async def stored_turns(self, session: AsyncSession, conversation: CurrentConversation) -> int:
         return await MessageRepository(session).count(conversation.id)
 
     async def report(
@@ -237,19 +240,19 @@ class MemoryService:
 
     async def new_conversation(
         self, session: AsyncSession, user_id: int, persona_id: int
-    ) -> Conversation:
+    ) -> CurrentConversation:
         """Start afresh: older turns stay stored but are no longer sent."""
         conversation_id = await MessageRepository(session).start_conversation(user_id, persona_id)
-        return Conversation(conversation_id, user_id, persona_id)
+        return CurrentConversation(conversation_id, user_id, persona_id)
 
     async def last_user_turn(
-        self, session: AsyncSession, conversation: Conversation
+        self, session: AsyncSession, conversation: CurrentConversation
     ) -> Turn | None:
         row = await MessageRepository(session).last_user_turn(conversation.id)
         return None if row is None else Turn("user", row.content, row.token_count, row.id)
 
     async def replace_user_turn(
-        self, session: AsyncSession, conversation: Conversation, turn_id: int, text: str
+        self, session: AsyncSession, conversation: CurrentConversation, turn_id: int, text: str
     ) -> Turn:
         """The user's newest message, edited: new text and count, and the answer to the old
         text removed (a new answer follows)."""
@@ -264,7 +267,7 @@ class MemoryService:
         return Turn("user", turn.content, turn.tokens, turn_id)
 
     async def forget_answer(
-        self, session: AsyncSession, conversation: Conversation, turn_id: int
+        self, session: AsyncSession, conversation: CurrentConversation, turn_id: int
     ) -> None:
         """Remove the answer(s) after the user's turn, to be answered anew."""
         await MessageRepository(session).delete_after(conversation.id, turn_id)
@@ -279,10 +282,13 @@ class MemoryService:
     def user_turn(self, text: str) -> Turn:
         return Turn("user", text, self.counter.message("user", text))
 
+    def answer_turn(self, text: str) -> Turn:
+        return Turn("assistant", text, self.counter.message("assistant", text))
+
     async def remember(
         self,
         session: AsyncSession,
-        conversation: Conversation,
+        conversation: CurrentConversation,
         turn: Turn,
         telegram_message_id: int | None = None,
     ) -> Turn:
@@ -297,13 +303,6 @@ class MemoryService:
             telegram_message_id=telegram_message_id,
         )
         return Turn(turn.role, turn.content, turn.tokens, message_id)
-
-    async def remember_answer(
-        self, session: AsyncSession, conversation: Conversation, text: str
-    ) -> Turn:
-        return await self.remember(
-            session, conversation, Turn("assistant", text, self.counter.message("assistant", text))
-        )
 
     def builder(
         self,
@@ -321,7 +320,7 @@ class MemoryService:
         self,
         session: AsyncSession,
         builder: ContextBuilder,
-        conversation: Conversation,
+        conversation: CurrentConversation,
         *,
         before_id: int | None = None,
         query: str | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +22,6 @@ from app.db.messages import MessageRepository
 from app.llm.chat import ChatRequest, LLMError, TokenUsage, complete
 from app.memory.context import summary_message
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
-from app.services.usage import UsageService
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,14 @@ MIN_SUMMARY_TOKENS = 32
 MAX_ROUNDS = 4
 
 
+class UsageRecorder(Protocol):
+    """Where a summary's cost goes (the usage service): the summariser needs only this."""
+
+    async def record(
+        self, session: AsyncSession, *, user_id: int, model: str, usage: TokenUsage
+    ) -> None: ...
+
+
 class Summarizer:
     """Folds a conversation's fallen-out turns into its stored summary, in the background."""
 
@@ -52,7 +59,7 @@ class Summarizer:
         openai: OpenAISettings,
         settings: MemorySettings,
         *,
-        usage: UsageService | None = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self.pool = pool
         self.usage = usage
@@ -67,10 +74,6 @@ class Summarizer:
     @property
     def enabled(self) -> bool:
         return self.settings.summary_share > 0
-
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
 
     def schedule(self, conversation_id: int, before_id: int, limit: int, *, user_id: int) -> bool:
         """Summarise the turns older than `before_id` (the oldest turn still sent) soon, in
@@ -175,13 +178,7 @@ class Summarizer:
 
     async def _record(self, session: AsyncSession, user_id: int, usage: TokenUsage) -> None:
         if self.usage is not None:
-            await self.usage.record(
-                session,
-                user_id=user_id,
-                model=self.model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-            )
+            await self.usage.record(session, user_id=user_id, model=self.model, usage=usage)
 
     def _request(
         self, summary: str | None, turns: list[tuple[int, str, str]], limit: int
@@ -203,15 +200,17 @@ class Summarizer:
             use_max_completion_tokens=self.openai.is_public_openai,
         )
 
-    async def drain(self, grace: float) -> None:
+    async def drain(self, grace: float) -> int:
         """At shutdown: let running summaries finish for up to `grace` seconds, then cancel;
-        a cancelled one is simply done again after the next start."""
+        a cancelled one is simply done again after the next start. Returns how many had to
+        be cancelled."""
         pending = set(self._tasks.values())
         if not pending:
-            return
+            return 0
         _, late = await asyncio.wait(pending, timeout=grace)
         for task in late:
             task.cancel()
         if late:
             log.info("Cancelled %d summary task(s) at shutdown", len(late))
             await asyncio.wait(late, timeout=1.0)
+        return len(late)

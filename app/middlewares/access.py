@@ -8,14 +8,14 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 
-from app.services.users import UserService
+from app.services.identity import IdentityService
 
 
 class AccessMiddleware(BaseMiddleware):
     """Outer middleware, after the session one: puts the `user` (a UserContext, with the
     persona they talk to) into the handler data."""
 
-    def __init__(self, users: UserService) -> None:
+    def __init__(self, users: IdentityService) -> None:
         self.users = users
 
     async def __call__(

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import AccessRequest, RequestStatus, Role, User, utcnow
+from app.db.models import AccessRequest, User
+from app.domain.clock import utcnow
+from app.domain.enums import RequestStatus, Role
 
 
 class Asked(enum.StrEnum):

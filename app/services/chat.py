@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
 from aiogram.utils.chat_action import ChatActionSender
@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
-from app.db.models import AnswerLength, MemoryMode
 from app.delivery.stream import AnswerStream, DraftSupport
+from app.domain.users import Preferences
 from app.llm.chat import ChatRequest, LLMError, StreamReport, TokenUsage, stream_answer
 from app.memory.context import (
     Assembled,
@@ -24,26 +24,11 @@ from app.memory.context import (
     PersonaTooLarge,
     Turn,
 )
-from app.memory.service import Conversation, MemoryService
+from app.memory.service import CurrentConversation, MemoryService
 from app.memory.summary import Summarizer
-from app.services.refs import PersonaRef
-from app.services.usage import UsageService
-from app.views.usage import budget_refusal
+from app.services.usage import BudgetRefused, UsageService
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class UserSettings:
-    """A user's choices, with the owner's defaults filled in."""
-
-    persona: PersonaRef
-    model: str
-    temperature: float
-    mode: MemoryMode = MemoryMode.CHAT
-    answer_length: AnswerLength = AnswerLength.NORMAL
-    # Whether any budget limit applies (the user's own or the owner's; never to admins).
-    limited: bool = False
 
 
 class ChatService:
@@ -82,19 +67,18 @@ class ChatService:
         *,
         chat_id: int,
         user_id: int,
-        settings: UserSettings,
+        preferences: Preferences,
         text: str,
         draft_id: int,
         telegram_message_id: int | None = None,
     ) -> None:
-        if await self._over_budget(bot, session, chat_id, user_id, settings):
-            return
+        await self._check_budget(session, user_id, preferences)
         turn = self.memory.user_turn(text)
-        builder = await self._builder(bot, session, chat_id, settings, turn)
+        builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
             return
         async with self.gate.section(session):
-            conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
             # Read first, then write and commit at once: on SQLite the write lock is held for
             # the insert alone, not across the reads (bench/load.py showed writers queueing).
             assembled = await self.memory.assemble(session, builder, conversation, query=text)
@@ -102,7 +86,7 @@ class ChatService:
             # The user's message is safe before the model is called, and no transaction is
             # held open while the answer streams.
             await session.commit()
-        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+        await self._answer(bot, session, chat_id, conversation, assembled, preferences, draft_id)
 
     async def retry(
         self,
@@ -111,26 +95,23 @@ class ChatService:
         *,
         chat_id: int,
         user_id: int,
-        settings: UserSettings,
+        preferences: Preferences,
         draft_id: int,
     ) -> None:
         """Answer the user's newest message again; the old answer leaves the history."""
-        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
         last = await self.memory.last_user_turn(session, conversation)
         if last is None or last.id is None:
             await bot.send_message(chat_id, texts.nothing_to_retry())
             return
-        if await self._over_budget(bot, session, chat_id, user_id, settings):
-            return
-        builder = await self._builder(bot, session, chat_id, settings, last)
-        if builder is None:
-            return
-        assembled = await self.memory.assemble(
-            session, builder, conversation, before_id=last.id, query=last.content
+        turn_id = last.id
+
+        async def forget_answer() -> None:
+            await self.memory.forget_answer(session, conversation, turn_id)
+
+        await self._answer_again(
+            bot, session, chat_id, preferences, conversation, turn_id, last, forget_answer, draft_id
         )
-        await self.memory.forget_answer(session, conversation, last.id)
-        await session.commit()
-        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
 
     async def edit(
         self,
@@ -139,45 +120,69 @@ class ChatService:
         *,
         chat_id: int,
         user_id: int,
-        settings: UserSettings,
+        preferences: Preferences,
         text: str,
         telegram_message_id: int,
         draft_id: int,
     ) -> None:
         """An edited message: the newest one is answered anew, an older one only noted."""
-        conversation = await self.memory.conversation(session, user_id, settings.persona.id)
+        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
         found = await self.memory.find_user_message(session, user_id, telegram_message_id)
         last = await self.memory.last_user_turn(session, conversation)
         if found is None or last is None or found != (conversation.id, last.id):
             await bot.send_message(chat_id, texts.edit_of_older_message())
             return
-        if await self._over_budget(bot, session, chat_id, user_id, settings):
-            return
-        builder = await self._builder(bot, session, chat_id, settings, self.memory.user_turn(text))
+        turn_id = found[1]
+
+        async def replace_turn() -> None:
+            await self.memory.replace_user_turn(session, conversation, turn_id, text)
+
+        turn = self.memory.user_turn(text)
+        await self._answer_again(
+            bot, session, chat_id, preferences, conversation, turn_id, turn, replace_turn, draft_id
+        )
+
+    async def _answer_again(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        chat_id: int,
+        preferences: Preferences,
+        conversation: CurrentConversation,
+        turn_id: int,
+        turn: Turn,
+        change: Callable[[], Awaitable[None]],
+        draft_id: int,
+    ) -> None:
+        """Answer stored turn `turn_id` anew, as `turn`, after `change` rewrites the history
+        (the old answer dropped, or the turn's new text). Like a new message, its reads, write
+        and commit take the write gate: on SQLite they contend for the same lock. Only reads
+        come before it, since a conversation started just now has no turn to answer again."""
+        await self._check_budget(session, conversation.user_id, preferences)
+        builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
             return
-        assembled = await self.memory.assemble(
-            session, builder, conversation, before_id=found[1], query=text
-        )
-        await self.memory.replace_user_turn(session, conversation, found[1], text)
-        await session.commit()
-        await self._answer(bot, session, chat_id, conversation, assembled, settings, draft_id)
+        async with self.gate.section(session):
+            assembled = await self.memory.assemble(
+                session, builder, conversation, before_id=turn_id, query=turn.content
+            )
+            await change()
+            await session.commit()
+        await self._answer(bot, session, chat_id, conversation, assembled, preferences, draft_id)
 
-    async def _over_budget(
-        self, bot: Bot, session: AsyncSession, chat_id: int, user_id: int, settings: UserSettings
-    ) -> bool:
-        """True once a user over a limit is told which and when it resets: the message then
-        goes neither to the model nor into the history."""
-        if self.usage is None or not settings.limited:
-            return False  # admins, and everyone while no budget is set: no query at all
-        over = await self.usage.check(session, user_id)
-        if over is None:
-            return False
-        await bot.send_message(chat_id, budget_refusal(over, self.usage.currency))
-        return True
+    async def _check_budget(
+        self, session: AsyncSession, user_id: int, preferences: Preferences
+    ) -> None:
+        """Raises BudgetRefused for a user over a limit: the message then goes neither to
+        the model nor into the history."""
+        if self.usage is None or not preferences.limited:
+            return  # admins, and everyone while no budget is set: no query at all
+        reached = await self.usage.check(session, user_id)
+        if reached is not None:
+            raise BudgetRefused(reached, self.usage.currency)
 
     async def _builder(
-        self, bot: Bot, session: AsyncSession, chat_id: int, settings: UserSettings, turn: Turn
+        self, bot: Bot, session: AsyncSession, chat_id: int, preferences: Preferences, turn: Turn
     ) -> ContextBuilder | None:
         """The request's budget for this message, or None once the user is told why not."""
         text = turn.content
@@ -189,17 +194,17 @@ class ChatService:
                 chat_id, texts.too_many_characters(len(text), self.chat.max_input_chars)
             )
             return None
-        persona = await self.memory.persona_memory(session, settings.persona)
+        persona = await self.memory.persona_memory(session, preferences.persona)
         try:
             return self.memory.builder(
-                persona, turn, settings.model, settings.mode, settings.answer_length
+                persona, turn, preferences.model, preferences.mode, preferences.answer_length
             )
         except PersonaTooLarge as exc:
             log.warning(
                 "Persona %r (id %s) is too large for model %s: %s",
                 persona.name,
-                settings.persona.id,
-                settings.model,
+                preferences.persona.id,
+                preferences.model,
                 exc,
             )
             await bot.send_message(
@@ -214,9 +219,9 @@ class ChatService:
         bot: Bot,
         session: AsyncSession,
         chat_id: int,
-        conversation: Conversation,
+        conversation: CurrentConversation,
         assembled: Assembled,
-        settings: UserSettings,
+        preferences: Preferences,
         draft_id: int,
     ) -> None:
         """Stream the model's answer to the chat, then store it: an error stores nothing."""
@@ -227,14 +232,14 @@ class ChatService:
             assembled.history_turns,
         )
         request = ChatRequest(
-            model=settings.model,
+            model=preferences.model,
             messages=assembled.as_api(),
             max_answer_tokens=(
                 assembled.breakdown.answer_reserve
                 if assembled.breakdown
                 else self.openai.max_answer_tokens
             ),
-            temperature=settings.temperature,
+            temperature=preferences.temperature,
             use_max_completion_tokens=self.openai.is_public_openai,
         )
         stream = AnswerStream(
@@ -264,7 +269,7 @@ class ChatService:
                 usage = report.usage or TokenUsage(
                     assembled.prompt_tokens, self.memory.counter.text(answer)
                 )
-                await self._record_alone(session, conversation.user_id, settings.model, usage)
+                await self._record_alone(session, conversation.user_id, preferences.model, usage)
             return
         if not answer.strip():
             log.warning("The model returned an empty answer for user %s", conversation.user_id)
@@ -272,9 +277,9 @@ class ChatService:
             usage = report.usage or TokenUsage(
                 assembled.prompt_tokens, self.memory.counter.text(answer)
             )
-            await self._record_alone(session, conversation.user_id, settings.model, usage)
+            await self._record_alone(session, conversation.user_id, preferences.model, usage)
             return
-        turn = Turn("assistant", answer, self.memory.counter.message("assistant", answer))
+        turn = self.memory.answer_turn(answer)
         # The server's own figures; without them our exact counts of what was sent and said.
         usage = report.usage or TokenUsage(
             assembled.prompt_tokens, turn.tokens - self._answer_overhead
@@ -282,7 +287,7 @@ class ChatService:
         # Stored while it is delivered: neither waits for the other, and a Telegram failure
         # cannot lose what the model said.
         results = await asyncio.gather(
-            self._store(session, conversation, turn, settings.model, usage),
+            self._store(session, conversation, turn, preferences.model, usage),
             stream.finish(answer),
             return_exceptions=True,
         )
@@ -291,7 +296,7 @@ class ChatService:
                 raise result
         self._summarise_later(conversation, assembled)
 
-    def _summarise_later(self, conversation: Conversation, assembled: Assembled) -> None:
+    def _summarise_later(self, conversation: CurrentConversation, assembled: Assembled) -> None:
         """Turns left out of this request go into the summary, after the answer is out."""
         breakdown = assembled.breakdown
         if (
@@ -309,7 +314,7 @@ class ChatService:
     async def _store(
         self,
         session: AsyncSession,
-        conversation: Conversation,
+        conversation: CurrentConversation,
         turn: Turn,
         model: str,
         usage: TokenUsage,
@@ -332,10 +337,4 @@ class ChatService:
         self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage
     ) -> None:
         if self.usage is not None:
-            await self.usage.record(
-                session,
-                user_id=user_id,
-                model=model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-            )
+            await self.usage.record(session, user_id=user_id, model=model, usage=usage)

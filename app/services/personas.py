@@ -14,15 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import MemoryEntry, MemoryKind, Persona
+from app.db.models import MemoryEntry, Persona
 from app.db.personas import PersonaRepository
 from app.db.users import UserRepository
+from app.domain.enums import MemoryKind
+from app.domain.refs import PersonaRef
+from app.domain.users import UserContext
 from app.i18n import N_
-from app.memory.budget import Budget
 from app.memory.context import compose_system_message, pair_tokens
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
-from app.services.refs import PersonaRef
-from app.services.users import UserContext
+from app.memory.window import ContextBudget
 from app.texts import number
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class TextInvalid(PersonaError):
     """Empty or too long text."""
 
 
-class OverBudget(PersonaError):
+class MemoryTooLarge(PersonaError):
     """The change would leave too little room for conversations."""
 
     def __init__(self, tokens: int, limit: int) -> None:
@@ -187,14 +188,14 @@ def entry_order(entry: MemoryEntry) -> tuple[int, int, int]:
 class PersonaService:
     """Reads and changes personas; every change recounts what the memory costs, once."""
 
-    def __init__(self, counter: TokenCounter, budget: Callable[[], Budget]) -> None:
+    def __init__(self, counter: TokenCounter, budget: Callable[[], ContextBudget]) -> None:
         self.counter = counter
         self._budget = budget
 
     # --- reading -----------------------------------------------------------------------------
 
     @property
-    def budget(self) -> Budget:
+    def budget(self) -> ContextBudget:
         return self._budget()
 
     async def view(self, session: AsyncSession, persona_id: int) -> PersonaView:
@@ -295,7 +296,7 @@ class PersonaService:
     def new_memory_tokens(
         self, prompt: str, memory: Sequence[tuple[MemoryKind, str, str | None]]
     ) -> int:
-        """What a persona not yet saved would cost; raises OverBudget."""
+        """What a persona not yet saved would cost; raises MemoryTooLarge."""
         facts = [text for kind, text, _answer in memory if kind is MemoryKind.FACT]
         total = self.counter.message("system", compose_system_message(prompt, facts))
         total += sum(
@@ -351,7 +352,7 @@ class PersonaService:
         text: str,
         answer: str | None,
     ) -> tuple[int, int]:
-        """What a new entry would cost, and the memory's total with it; raises OverBudget."""
+        """What a new entry would cost, and the memory's total with it; raises MemoryTooLarge."""
         persona = await self._persona(session, persona_id)
         entries = await PersonaRepository(session).entries(persona_id)
         if kind is MemoryKind.FACT:
@@ -414,7 +415,7 @@ class PersonaService:
         entry.token_count = self._entry_tokens(entry.kind, entry.text, entry.answer)
         try:
             await self._recount(session, persona_id)
-        except OverBudget:
+        except MemoryTooLarge:
             entry.text, entry.answer, entry.token_count = old
             await self._recount(session, persona_id, check=False)
             raise
@@ -492,7 +493,7 @@ class PersonaService:
 
     def _within_budget(self, total: int) -> None:
         if total > self.budget.persona_limit:
-            raise OverBudget(total, self.budget.persona_limit)
+            raise MemoryTooLarge(total, self.budget.persona_limit)
 
     def _entry_tokens(self, kind: MemoryKind, text: str, answer: str | None) -> int:
         if kind is MemoryKind.QA:

@@ -14,9 +14,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import BudgetSettings
-from app.db.models import BudgetUnit, Role, utcnow
-from app.db.usage import Spending, UsageRepository, UsageTotals
-from app.services.users import UserContext
+from app.db.usage import Spending, UsageRepository
+from app.domain.clock import utcnow
+from app.domain.enums import BudgetUnit, Role
+from app.domain.usage import UsageTotals
+from app.domain.users import UserContext
+from app.llm.chat import TokenUsage
 
 # Money sums are floats: a spend equal to the limit must not pass as a hair below it.
 MONEY_EPSILON = 1e-9
@@ -42,7 +45,7 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
-class OverBudget:
+class LimitReached:
     """Why a message is refused: the limit reached, what was spent, and when it resets."""
 
     period: Period
@@ -51,6 +54,16 @@ class OverBudget:
     limit: float
     resets_at: datetime
     now: datetime
+
+
+class BudgetRefused(Exception):
+    """A message refused before it reaches the model or the history: the user has reached a
+    limit. The handler layer tells them which, and when it resets."""
+
+    def __init__(self, reached: LimitReached, currency: str) -> None:
+        super().__init__(f"{reached.period} limit reached")
+        self.reached = reached
+        self.currency = currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +133,9 @@ def limits_for(
     return Limits(defaults.unit, defaults.daily, defaults.monthly)
 
 
-def over_budget(
+def limit_reached(
     limits: Limits | None, day_spent: float, month_spent: float, now: datetime
-) -> OverBudget | None:
+) -> LimitReached | None:
     """The limit a user has reached, if any: spent >= limit is refused. When both are
     reached, the monthly one, whose reset comes last and is the one to wait for."""
     if limits is None:
@@ -131,7 +144,7 @@ def over_budget(
     for period, spent in ((Period.MONTH, month_spent), (Period.DAY, day_spent)):
         limit = limits.of(period)
         if limit is not None and spent >= limit - margin:
-            return OverBudget(period, limits.unit, spent, limit, resets_at(period, now), now)
+            return LimitReached(period, limits.unit, spent, limit, resets_at(period, now), now)
     return None
 
 
@@ -150,13 +163,7 @@ class UsageService:
         return self.settings.cost(model, prompt_tokens, completion_tokens)
 
     async def record(
-        self,
-        session: AsyncSession,
-        *,
-        user_id: int,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
+        self, session: AsyncSession, *, user_id: int, model: str, usage: TokenUsage
     ) -> None:
         """Add one request to today's row, priced now, in the caller's transaction: the
         chat answer's usage is written with the answer itself, in the same commit."""
@@ -164,12 +171,12 @@ class UsageService:
             user_id=user_id,
             day=self.clock().astimezone(UTC).date(),
             model=model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=self.cost(model, prompt_tokens, completion_tokens),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=self.cost(model, usage.prompt_tokens, usage.completion_tokens),
         )
 
-    async def check(self, session: AsyncSession, user_id: int) -> OverBudget | None:
+    async def check(self, session: AsyncSession, user_id: int) -> LimitReached | None:
         """The limit the user has reached, or None when they may send a message: one
         query for their limits and their spending."""
         now = self.clock()
@@ -183,8 +190,8 @@ class UsageService:
         if limits is None or (limits.daily is None and limits.monthly is None):
             return None
         if limits.unit is BudgetUnit.MONEY:
-            return over_budget(limits, spending.day_cost, spending.month_cost, now)
-        return over_budget(limits, spending.day_tokens, spending.month_tokens, now)
+            return limit_reached(limits, spending.day_cost, spending.month_cost, now)
+        return limit_reached(limits, spending.day_tokens, spending.month_tokens, now)
 
     def limits(self, user: UserContext) -> Limits | None:
         return limits_for(

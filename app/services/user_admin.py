@@ -17,10 +17,13 @@ from datetime import UTC, date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import AccessSettings
-from app.db.models import BudgetUnit, Persona, RequestStatus, Role, User, utcnow
+from app.db.models import RIGHT_COLUMNS, Persona, User
 from app.db.users import UserOverviewRow, UserRepository
-from app.rights import COLUMNS, Right
-from app.services.users import rights_of
+from app.domain.clock import utcnow
+from app.domain.enums import BudgetUnit, RequestStatus, Role
+from app.domain.rights import Right
+from app.services.identity import rights_of
+from app.services.usage import Limits
 
 # --- results ---------------------------------------------------------------------------------
 
@@ -36,20 +39,11 @@ class UserStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PeriodUsage:
-    """Tokens (in + out) and cost over all models in a period."""
+class Spent:
+    """Tokens (in + out) and cost over all models in a period: what the /users list shows."""
 
     tokens: int = 0
     cost: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class UserBudget:
-    """A user's own limits in `unit`; a None limit means no limit of that period."""
-
-    unit: BudgetUnit
-    daily: float | None
-    monthly: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +60,9 @@ class UserSummary:
     granted: frozenset[Right]
     persona_id: int | None  # None: the default persona
     persona_name: str | None
-    today: PeriodUsage
-    month: PeriodUsage
-    budget: UserBudget | None  # None: the owner's defaults (BUDGET_*)
+    today: Spent
+    month: Spent
+    budget: Limits | None  # None: the owner's defaults (BUDGET_*)
     listed_admin: bool  # in ADMIN_IDS: may not be blocked nor lose the admin role
     created_at: datetime
 
@@ -211,6 +205,14 @@ class UserAdminService:
 
     # --- access ------------------------------------------------------------------------------
 
+    async def languages(
+        self, session: AsyncSession, user_id: int
+    ) -> tuple[str | None, str | None] | None:
+        """The user's language as chosen in /settings and as their Telegram app has it, to
+        write to them in; None for a user the bot does not know."""
+        user = await session.get(User, user_id)
+        return None if user is None else (user.language, user.language_code)
+
     async def allow(self, session: AsyncSession, user_id: int, *, by: int | None = None) -> Change:
         """Let the user chat: grant chat and unblock them. A user who never wrote to the bot
         is created (the owner may allow someone in advance). Their pending access request,
@@ -254,8 +256,8 @@ class UserAdminService:
             changed = user.role is not Role.ADMIN or user.blocked
             user.role, user.blocked, user.has_access = Role.ADMIN, False, True
         else:
-            changed = not getattr(user, COLUMNS[right])
-            setattr(user, COLUMNS[right], True)
+            changed = not getattr(user, RIGHT_COLUMNS[right])
+            setattr(user, RIGHT_COLUMNS[right], True)
         await session.flush()
         return await self._change(session, user, changed or created, created, granted=right)
 
@@ -269,8 +271,8 @@ class UserAdminService:
                 await self._may_demote(session, user_id, AdminAction.REVOKE_ADMIN)
             user.role = Role.USER
         else:  # chat and the persona rights are columns; without chat: no access
-            changed = bool(getattr(user, COLUMNS[right]))
-            setattr(user, COLUMNS[right], False)
+            changed = bool(getattr(user, RIGHT_COLUMNS[right]))
+            setattr(user, RIGHT_COLUMNS[right], False)
         await session.flush()
         return await self._change(session, user, changed, False, revoked=right)
 
@@ -385,12 +387,12 @@ class UserAdminService:
             granted=_granted(user),
             persona_id=user.persona_id,
             persona_name=row.persona_name,
-            today=PeriodUsage(row.today_tokens, row.today_cost),
-            month=PeriodUsage(row.month_tokens, row.month_cost),
+            today=Spent(row.today_tokens, row.today_cost),
+            month=Spent(row.month_tokens, row.month_cost),
             budget=(
                 None
                 if user.budget_unit is None
-                else UserBudget(user.budget_unit, user.budget_daily, user.budget_monthly)
+                else Limits(user.budget_unit, user.budget_daily, user.budget_monthly)
             ),
             listed_admin=user.id in self.access.admin_ids,
             created_at=user.created_at,
@@ -409,7 +411,7 @@ def _status(user: User, rights: frozenset[Right], pending: bool) -> UserStatus:
 
 
 def _granted(user: User) -> frozenset[Right]:
-    granted = {right for right, column in COLUMNS.items() if getattr(user, column)}
+    granted = {right for right, column in RIGHT_COLUMNS.items() if getattr(user, column)}
     if user.role is Role.ADMIN:
         granted.add(Right.ADMIN)
     return frozenset(granted)

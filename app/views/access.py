@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app import texts
-from app.db.models import RequestStatus
+from app.domain.enums import RequestStatus
 from app.keyboards.callbacks import AccessAsk, AccessDecision
 from app.services.access_requests import Requester
 from app.views.dialog import Screen

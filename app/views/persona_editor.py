@@ -10,7 +10,7 @@ from aiogram.types import InlineKeyboardButton
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from app.db.models import MemoryKind
+from app.domain.enums import MemoryKind
 from app.keyboards.callbacks import EditorAction, EditorButton, EntryAction, EntryButton
 from app.services.personas import EntryView, PersonaView
 from app.texts import number, token_count

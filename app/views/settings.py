@@ -10,10 +10,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app import texts
-from app.db.models import AnswerLength, MemoryMode
+from app.domain.enums import AnswerLength, MemoryMode
+from app.domain.refs import PersonaRef
 from app.i18n import LANGUAGES
 from app.keyboards.callbacks import SettingsButton, SettingsSection
-from app.services.refs import PersonaRef
 from app.views.dialog import Screen
 
 # Offered as buttons; any other value from 0 to 2 can be typed.
@@ -25,7 +25,7 @@ TYPE_VALUE = "type"
 
 @dataclass(frozen=True, slots=True)
 class Current:
-    """What the overview shows: the user's settings and whether each is their own choice."""
+    """What the overview shows: the user's preferences and whether each is their own choice."""
 
     persona: str
     model: str

@@ -9,9 +9,9 @@ from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.numbers import format_decimal
 
-from app.db.models import BudgetUnit
-from app.db.usage import UsageTotals
-from app.services.usage import OverBudget, Period, PeriodUsage, UsageReport
+from app.domain.enums import BudgetUnit
+from app.domain.usage import UsageTotals
+from app.services.usage import LimitReached, Period, PeriodUsage, UsageReport
 from app.texts import number, token_count
 
 
@@ -51,7 +51,7 @@ def reset(resets_at: datetime, now: datetime) -> str:
     )
 
 
-def budget_refusal(over: OverBudget, currency: str) -> str:
+def budget_refusal(over: LimitReached, currency: str) -> str:
     # "900 of 1,000 tokens", "$4.50 of $5.00"
     money_unit = over.unit is BudgetUnit.MONEY
     spent = money(over.spent, currency) if money_unit else number(int(over.spent))

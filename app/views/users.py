@@ -8,18 +8,18 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app.config import BudgetSettings
-from app.db.models import BudgetUnit
+from app.domain.enums import BudgetUnit
+from app.domain.refs import PersonaRef
+from app.domain.rights import Right
 from app.keyboards.callbacks import UsersAction, UsersButton
-from app.rights import Right
-from app.services.refs import PersonaRef
 from app.services.user_admin import (
     Change,
     InvalidBudget,
     LastAdmin,
     ListedAdmin,
     Note,
-    PeriodUsage,
     PersonaNotFound,
+    Spent,
     UserAdminError,
     UserNotFound,
     UserStatus,
@@ -65,7 +65,7 @@ def _name(user: UserSummary) -> str:
     return escape(user.display_name) or _("(never wrote)")
 
 
-def _usage(usage: PeriodUsage, budget: BudgetSettings) -> str:
+def _usage(usage: Spent, budget: BudgetSettings) -> str:
     text = token_count(usage.tokens)
     if budget.prices:
         text += " · " + money(usage.cost, budget.currency)

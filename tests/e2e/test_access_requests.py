@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import AccessRequest, RequestStatus, User
+from app.db.models import AccessRequest, User
+from app.domain.enums import RequestStatus
 from app.keyboards.callbacks import AccessAsk, AccessDecision
 from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram

@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import MemorySettings, Settings
-from app.db.models import MemoryKind, Message, MessageRole
-from app.memory.budget import Budget
+from app.db.models import Message
+from app.domain.enums import MemoryKind, MessageRole
 from app.memory.tokens import load_counter
+from app.memory.window import ContextBudget
 from app.services.personas import PersonaService, ensure_default_persona
 from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
@@ -22,7 +23,7 @@ from tests.fakes.openai import count_prompt_tokens
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 COUNTER = load_counter("test-model")
-PERSONAS = PersonaService(COUNTER, lambda: Budget(16_000, 500, 0))
+PERSONAS = PersonaService(COUNTER, lambda: ContextBudget(16_000, 500, 0))
 
 
 async def stored(db: async_sessionmaker[AsyncSession], user_id: int) -> list[tuple[str, str, int]]:

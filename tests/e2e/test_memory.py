@@ -58,8 +58,7 @@ def summary_requests(llm: FakeOpenAI) -> list[dict[str, Any]]:
 async def summaries_done(bot: RunningBot, timeout: float = 10.0) -> None:
     assert bot.dp is not None
     summarizer = resources_of(bot.dp).summarizer
-    await summarizer.drain(timeout)
-    assert summarizer.running == 0
+    assert await summarizer.drain(timeout) == 0  # none left running
 
 
 async def talk(user: UserChat, bot: RunningBot, count: int, start: int = 0) -> None:

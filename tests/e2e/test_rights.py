@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import commands
-from app.db.models import AccessRequest, MemoryMode, Message, Persona, User
+from app.db.models import AccessRequest, Message, Persona, User
+from app.domain.enums import MemoryMode
+from app.domain.rights import Right
 from app.fsm import personas, settings, users
 from app.fsm.rights import DIALOG_RIGHTS
 from app.keyboards import callbacks
@@ -34,7 +36,6 @@ from app.keyboards.callbacks import (
     UsersAction,
     UsersButton,
 )
-from app.rights import Right
 from tests.conftest import ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.helpers import UserChat

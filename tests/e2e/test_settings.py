@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import AnswerLength, MemoryMode, User
+from app.db.models import User
+from app.domain.enums import AnswerLength, MemoryMode
 from app.keyboards.callbacks import SettingsButton, SettingsSection
 from app.memory.service import STYLE_INSTRUCTIONS
 from tests.conftest import ALLOWED, RunningBot

@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import BudgetSettings, MemorySettings, Settings
-from app.db.models import BudgetUnit, Message, Usage, User
+from app.db.models import Message, Usage, User
 from app.db.usage import UsageRepository
+from app.domain.enums import BudgetUnit
 from app.factory import resources_of
 from tests.conftest import ADMIN, ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import BudgetUnit, Persona, Role, User
+from app.db.models import Persona, User
+from app.domain.enums import BudgetUnit, Role
 from app.keyboards.callbacks import UsersAction, UsersButton
 from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram

@@ -4,7 +4,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.memory.budget import Budget
 from app.memory.context import (
     FACTS_HEADING,
     ContextBuilder,
@@ -17,6 +16,7 @@ from app.memory.context import (
     pair_tokens,
 )
 from app.memory.tokens import REPLY_PRIMING, load_counter
+from app.memory.window import ContextBudget
 from tests.fakes.openai import count_prompt_tokens
 
 COUNTER = load_counter("test-model")
@@ -48,7 +48,7 @@ def test_system_message_lists_facts_after_the_prompt() -> None:
 
 def test_assembled_count_equals_an_independent_count_of_the_request() -> None:
     ann = persona(facts=("likes tea",), pairs=[("Who are you?", "I am Ann.")])
-    builder = ContextBuilder(ann, turn("user", "Hi!"), Budget(10_000, 1_000, 0))
+    builder = ContextBuilder(ann, turn("user", "Hi!"), ContextBudget(10_000, 1_000, 0))
     for past in reversed(history(6)):
         builder.offer(past)
     assembled = builder.build()
@@ -57,7 +57,7 @@ def test_assembled_count_equals_an_independent_count_of_the_request() -> None:
 
 def test_request_order_is_system_pairs_history_new_message() -> None:
     ann = persona(pairs=[("Q1", "A1")])
-    builder = ContextBuilder(ann, turn("user", "new"), Budget(10_000, 1_000, 0))
+    builder = ContextBuilder(ann, turn("user", "new"), ContextBudget(10_000, 1_000, 0))
     for past in reversed(history(3)):
         builder.offer(past)
     roles_and_text = [(t["role"], t["content"]) for t in builder.build().as_api()]
@@ -75,7 +75,7 @@ def test_history_is_cut_exactly_where_the_next_turn_would_not_fit() -> None:
     # Room for exactly the newest 5 turns, and one token short of the 6th.
     room = sum(t.tokens for t in turns[-5:])
     limit = fixed + room + turns[-6].tokens - 1
-    builder = ContextBuilder(ann, new, Budget(limit + 100, 100, 0))
+    builder = ContextBuilder(ann, new, ContextBudget(limit + 100, 100, 0))
     assert all(builder.offer(t) for t in reversed(turns)) is False
     assembled = builder.build()
     assert assembled.history_turns == 5
@@ -89,7 +89,7 @@ def test_a_turn_that_does_not_fit_ends_the_history_even_if_older_ones_would() ->
     big = turn("assistant", "long " * 300, 2)
     small_old = turn("user", "hi", 1)
     limit = REPLY_PRIMING + ann.tokens + new.tokens + small_old.tokens + 10
-    builder = ContextBuilder(ann, new, Budget(limit, 0, 0))
+    builder = ContextBuilder(ann, new, ContextBudget(limit, 0, 0))
     assert builder.offer(big) is False
     assert builder.offer(small_old) is False
     assert builder.build().history_turns == 0
@@ -100,7 +100,7 @@ def test_a_message_too_long_for_the_room_left_by_the_persona_is_refused() -> Non
     new = turn("user", "word " * 500)
     limit = REPLY_PRIMING + ann.tokens + 100
     with pytest.raises(MessageTooLong) as refused:
-        ContextBuilder(ann, new, Budget(limit, 0, 0))
+        ContextBuilder(ann, new, ContextBudget(limit, 0, 0))
     assert refused.value.limit == 100
     assert refused.value.message_tokens == new.tokens
 
@@ -108,7 +108,7 @@ def test_a_message_too_long_for_the_room_left_by_the_persona_is_refused() -> Non
 def test_a_persona_that_fills_the_budget_is_refused() -> None:
     ann = persona(facts=tuple(f"fact {i} " * 20 for i in range(30)))
     with pytest.raises(PersonaTooLarge) as refused:
-        ContextBuilder(ann, turn("user", "hi"), Budget(ann.tokens, 0, 0))
+        ContextBuilder(ann, turn("user", "hi"), ContextBudget(ann.tokens, 0, 0))
     assert refused.value.persona_tokens == ann.tokens + REPLY_PRIMING
 
 
@@ -137,7 +137,7 @@ def test_property_never_exceeds_keeps_everything_required_and_keeps_order(
     ann = persona(prompt, tuple(facts), pairs)
     new = turn("user", new_text)
     past = [turn("user" if i % 2 else "assistant", t, i) for i, t in enumerate(texts)]
-    budget = Budget(window, reserve, 0)
+    budget = ContextBudget(window, reserve, 0)
     try:
         builder = ContextBuilder(ann, new, budget)
     except (PersonaTooLarge, MessageTooLong):

@@ -27,7 +27,7 @@ from babel.messages.frontend import parse_keywords, parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from app import commands, fsm, texts
-from app.db.models import MemoryKind, MemoryMode
+from app.domain.enums import MemoryKind, MemoryMode
 from app.fsm.hints import dialog_name, expected_input
 from app.i18n import create_i18n
 from app.llm.chat import FailureKind
@@ -35,9 +35,9 @@ from app.memory.context import Breakdown
 from app.memory.service import MemoryReport
 from app.services.personas import (
     EntryView,
+    MemoryTooLarge,
     NameInvalid,
     NameTaken,
-    OverBudget,
     PersonaError,
     PersonaView,
     TextInvalid,
@@ -381,7 +381,7 @@ def test_every_command_is_described_in_both_languages(command: commands.CommandI
             "the text has {count} characters; at most {limit} fit", count=2_500, limit=2_000
         ),
         NameTaken("a persona named “{name}” already exists", name="Captain"),
-        OverBudget(9_000, 8_000),
+        MemoryTooLarge(9_000, 8_000),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -392,5 +392,5 @@ def test_persona_errors_are_told_in_the_language_of_the_moment(error: PersonaErr
 
 def test_persona_errors_are_english_outside_an_update() -> None:
     assert I18n.get_current(no_error=True) is None
-    assert str(OverBudget(9_000, 8_000)) == "memory would take 9,000 tokens; at most 8,000"
+    assert str(MemoryTooLarge(9_000, 8_000)) == "memory would take 9,000 tokens; at most 8,000"
     assert str(PersonaError("no persona is named “{x}”")) == "no persona is named “{x}”"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from app.memory.budget import Budget
 from app.memory.context import (
     Assembled,
     ContextBuilder,
@@ -20,6 +19,7 @@ from app.memory.context import (
     summary_message,
 )
 from app.memory.tokens import load_counter
+from app.memory.window import ContextBudget
 from tests.fakes.openai import count_prompt_tokens
 
 COUNTER = load_counter("test-model")
@@ -106,7 +106,7 @@ def test_assembly_fits_keeps_the_essentials_never_duplicates_and_keeps_order(
     summary_text: str | None,
     recall_ids: list[int],
 ) -> None:
-    budget = Budget(window, reserve, 16)
+    budget = ContextBudget(window, reserve, 16)
     assume(budget.prompt_limit > 0)
     new = turn("user", new_text)
     try:
@@ -149,7 +149,7 @@ def test_assembly_fits_keeps_the_essentials_never_duplicates_and_keeps_order(
 def test_a_summary_within_its_share_is_sent_first_after_the_persona(
     persona: PersonaMemory, history: list[Turn], shares: float
 ) -> None:
-    budget = Budget(4_000, 500, 0)
+    budget = ContextBudget(4_000, 500, 0)
     content = summary_message("The user keeps bees and likes tea.")
     summary = Turn("system", content, COUNTER.message("system", content))
     try:
@@ -163,7 +163,7 @@ def test_a_summary_within_its_share_is_sent_first_after_the_persona(
 def test_unused_shares_flow_to_recent_turns() -> None:
     persona = PersonaMemory("P", "You are P.", COUNTER.message("system", "You are P."))
     history = [turn("user" if i % 2 == 0 else "assistant", "word " * 20, i + 1) for i in range(300)]
-    budget = Budget(4_000, 500, 0)
+    budget = ContextBudget(4_000, 500, 0)
     with_shares = assemble(
         ContextBuilder(persona, turn("user", "hi"), budget, Shares(0.2, 0.2)), history, [], None
     )
@@ -175,7 +175,9 @@ def test_unused_shares_flow_to_recent_turns() -> None:
 def test_recalled_turns_are_the_old_ones_asked_for_and_within_their_share() -> None:
     persona = PersonaMemory("P", "You are P.", COUNTER.message("system", "You are P."))
     history = [turn("user" if i % 2 == 0 else "assistant", "word " * 20, i + 1) for i in range(300)]
-    builder = ContextBuilder(persona, turn("user", "hi"), Budget(4_000, 500, 0), Shares(0, 0.1))
+    builder = ContextBuilder(
+        persona, turn("user", "hi"), ContextBudget(4_000, 500, 0), Shares(0, 0.1)
+    )
     assembled = assemble(builder, history, [5, 1, 3], None)
     ids = [t.id for t in assembled.turns if t.id is not None]
     assert ids[:3] == [1, 3, 5]

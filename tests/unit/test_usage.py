@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from app.config import BudgetSettings
-from app.db.models import BudgetUnit
+from app.domain.enums import BudgetUnit
 from app.i18n import create_i18n
 from app.services.usage import (
     Limits,
     Period,
+    limit_reached,
     limits_for,
     month_start,
     next_day,
     next_month,
-    over_budget,
 )
 from app.views.usage import money, wait
 
@@ -122,8 +122,8 @@ def test_a_users_own_unit_replaces_the_owners_defaults_and_a_null_limit_means_no
 
 def test_spending_equal_to_the_limit_is_refused_and_one_token_less_is_allowed() -> None:
     limits = Limits(BudgetUnit.TOKENS, 1000, None)
-    assert over_budget(limits, 999, 999, NOW) is None
-    over = over_budget(limits, 1000, 1000, NOW)
+    assert limit_reached(limits, 999, 999, NOW) is None
+    over = limit_reached(limits, 1000, 1000, NOW)
     assert over is not None
     assert (over.period, over.spent, over.limit) == (Period.DAY, 1000, 1000)
     assert over.resets_at == datetime(2030, 5, 16, tzinfo=UTC)
@@ -132,19 +132,19 @@ def test_spending_equal_to_the_limit_is_refused_and_one_token_less_is_allowed() 
 def test_money_summed_in_floats_still_meets_its_limit() -> None:
     limits = Limits(BudgetUnit.MONEY, 0.3, None)
     spent = 0.1 + 0.2 - 1e-12  # what adding float costs may leave
-    assert over_budget(limits, spent, spent, NOW) is not None
-    assert over_budget(limits, 0.29, 0.29, NOW) is None
+    assert limit_reached(limits, spent, spent, NOW) is not None
+    assert limit_reached(limits, 0.29, 0.29, NOW) is None
 
 
 def test_when_both_limits_are_reached_the_monthly_one_is_reported() -> None:
     limits = Limits(BudgetUnit.TOKENS, 100, 500)
-    over = over_budget(limits, 100, 500, NOW)
+    over = limit_reached(limits, 100, 500, NOW)
     assert over is not None
     assert (over.period, over.resets_at) == (Period.MONTH, datetime(2030, 6, 1, tzinfo=UTC))
-    daily_only = over_budget(limits, 100, 300, NOW)
+    daily_only = limit_reached(limits, 100, 300, NOW)
     assert daily_only is not None and daily_only.period is Period.DAY
 
 
 def test_no_limits_refuse_nothing() -> None:
-    assert over_budget(None, 10**9, 10**9, NOW) is None
-    assert over_budget(Limits(BudgetUnit.TOKENS, None, None), 10**9, 10**9, NOW) is None
+    assert limit_reached(None, 10**9, 10**9, NOW) is None
+    assert limit_reached(Limits(BudgetUnit.TOKENS, None, None), 10**9, 10**9, NOW) is None

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from app.memory.budget import FALLBACK_CONTEXT_WINDOW, Budget, context_window
+from app.memory.window import FALLBACK_CONTEXT_WINDOW, ContextBudget, context_window
 
 
 @pytest.mark.parametrize(
@@ -33,10 +33,10 @@ def test_unknown_model_gets_a_safe_default_and_a_warning(caplog: pytest.LogCaptu
 
 
 def test_prompt_limit_is_window_minus_reserve_minus_margin() -> None:
-    budget = Budget.for_model("x", window=8_000, answer_reserve=1_000, margin=64)
+    budget = ContextBudget.for_model("x", window=8_000, answer_reserve=1_000, margin=64)
     assert budget.prompt_limit == 6_936
 
 
 def test_a_reserve_that_leaves_no_room_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="OPENAI_MAX_ANSWER_TOKENS"):
-        Budget.for_model("x", window=1_000, answer_reserve=900, margin=0)
+        ContextBudget.for_model("x", window=1_000, answer_reserve=900, margin=0)

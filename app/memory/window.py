@@ -1,4 +1,5 @@
-"""How many tokens a request may use: the model's window less the answer reserve and a margin."""
+"""The context window of a model, and the token budget of one request: the window less the
+answer reserve and a margin."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def context_window(model: str, override: int | None = None) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Budget:
+class ContextBudget:
     """The token budget of one request."""
 
     window: int
@@ -69,7 +70,7 @@ class Budget:
     @classmethod
     def for_model(
         cls, model: str, *, window: int | None, answer_reserve: int, margin: int
-    ) -> Budget:
+    ) -> ContextBudget:
         budget = cls(context_window(model, window), answer_reserve, margin)
         if budget.prompt_limit < 256:
             raise ValueError(

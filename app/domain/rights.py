@@ -18,14 +18,6 @@ class Right(enum.StrEnum):
     ADMIN = "admin"
 
 
-# The users column behind each right but admin (which is the role).
-COLUMNS: dict[Right, str] = {
-    Right.CHAT: "has_access",
-    Right.CREATE_PERSONAS: "can_create_personas",
-    Right.EDIT_PERSONAS: "can_edit_personas",
-}
-
-
 def parse_right(value: str) -> Right:
     """'create-personas', 'Create_Personas' -> Right.CREATE_PERSONAS; ValueError otherwise."""
     try:

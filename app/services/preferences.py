@@ -1,11 +1,11 @@
-"""What a user changes in /settings, validated and stored on their record."""
+"""What a user changes in /settings (their preferences), validated and stored on their record."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import AnswerLength
 from app.db.users import UserRepository
+from app.domain.enums import AnswerLength
 from app.i18n import LANGUAGES
 
 TEMPERATURE_MIN = 0.0
@@ -27,7 +27,7 @@ def parse_temperature(text: str) -> float:
     return round(value, 2)
 
 
-class SettingsService:
+class PreferencesService:
     """Stores a user's choices; None puts a setting back to the owner's default."""
 
     def __init__(self, models: tuple[str, ...]) -> None:

@@ -1,8 +1,7 @@
-"""Who a Telegram user is to the bot: their record, role and access, decided from the database."""
+"""Who the Telegram user behind an update is to the bot: found or registered, with their role,
+rights and persona decided from the database (the `UserContext` every handler gets)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from aiogram.types import User as TelegramUser
 from sqlalchemy import select
@@ -10,44 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from app.config import AccessSettings
-from app.db.models import AnswerLength, BudgetUnit, MemoryMode, Persona, Role, User
+from app.db.models import Persona, User
 from app.db.users import UserRepository
-from app.rights import Right
-from app.services.refs import PersonaRef
+from app.domain.enums import Role
+from app.domain.refs import PersonaRef
+from app.domain.rights import Right
+from app.domain.users import UserContext
 
 
-@dataclass(frozen=True, slots=True)
-class UserContext:
-    """What the handlers know of the user behind an update."""
-
-    id: int
-    first_name: str
-    telegram_language: str | None  # from the user's Telegram app
-    role: Role
-    has_access: bool
-    persona_id: int | None  # as chosen; None means the default persona
-    model: str | None
-    temperature: float | None
-    # The persona the user talks to now: the chosen one, or the default one.
-    persona: PersonaRef | None = None
-    memory_mode: MemoryMode | None = None  # None: the owner's default
-    rights: frozenset[Right] = frozenset()
-    blocked: bool = False
-    language: str | None = None  # chosen in /settings; None: from Telegram
-    answer_length: AnswerLength | None = None  # None: normal
-    budget_unit: BudgetUnit | None = None  # None: the owner's default budget
-    budget_daily: float | None = None
-    budget_monthly: float | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
-
-    def may(self, right: Right) -> bool:
-        return right in self.rights
-
-
-class UserService:
+class IdentityService:
     """Finds or registers the user behind an update; seeds access from the settings."""
 
     def __init__(self, pool: async_sessionmaker[AsyncSession], access: AccessSettings) -> None:

@@ -1,4 +1,4 @@
-"""Injects the user's settings (persona, model, temperature, memory mode, answer length), with
+"""Injects the user's preferences (persona, model, temperature, memory mode, answer length), with
 the owner's defaults filled in."""
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
 from app.config import BudgetSettings, MemorySettings, OpenAISettings
-from app.db.models import AnswerLength, MemoryMode
-from app.services.chat import UserSettings
+from app.domain.enums import AnswerLength, MemoryMode
+from app.domain.users import Preferences, UserContext
 from app.services.personas import persona_for
 from app.services.usage import limits_for
-from app.services.users import UserContext
 
 
-class UserSettingsMiddleware(BaseMiddleware):
-    """Inner middleware: adds `user_settings`, from what the access middleware read."""
+class PreferencesMiddleware(BaseMiddleware):
+    """Inner middleware: adds `preferences`, from what the access middleware read."""
 
     def __init__(
         self, defaults: OpenAISettings, memory: MemorySettings, budget: BudgetSettings
@@ -36,7 +35,7 @@ class UserSettingsMiddleware(BaseMiddleware):
     ) -> Any:
         user: UserContext | None = data.get("user")
         if user is not None:
-            data["user_settings"] = UserSettings(
+            data["preferences"] = Preferences(
                 persona=user.persona or await persona_for(data["session"], user.persona_id),
                 # A model the owner no longer offers falls back to the default one.
                 model=user.model if user.model in self.models else self.defaults.model,

@@ -1,0 +1,56 @@
+"""The domain's enumerations: what a user is, what memory holds, how answers are shaped."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    """What a user is to the bot."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
+class MemoryKind(enum.StrEnum):
+    """A persona memory entry: a fact, or a question/answer pair shown as an example turn."""
+
+    FACT = "fact"
+    QA = "qa"
+
+
+class MemoryMode(enum.StrEnum):
+    """How a user's requests split the window: more history (chat) or a longer answer (task)."""
+
+    CHAT = "chat"
+    TASK = "task"
+
+
+class AnswerLength(enum.StrEnum):
+    """How long a user wants answers: it sets the answer reserve and a hint to the model."""
+
+    SHORT = "short"
+    NORMAL = "normal"
+    LONG = "long"
+
+
+class BudgetUnit(enum.StrEnum):
+    """What a budget limits: tokens (in + out) or money (from the price table)."""
+
+    TOKENS = "tokens"
+    MONEY = "money"
+
+
+class RequestStatus(enum.StrEnum):
+    """Where an access request stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class MessageRole(enum.StrEnum):
+    """Who said a conversation turn."""
+
+    USER = "user"
+    ASSISTANT = "assistant"

@@ -1,0 +1,51 @@
+"""The user behind an update, as every layer sees them: who they are and what they chose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.enums import AnswerLength, BudgetUnit, MemoryMode, Role
+from app.domain.refs import PersonaRef
+from app.domain.rights import Right
+
+
+@dataclass(frozen=True, slots=True)
+class UserContext:
+    """What the handlers know of the user behind an update."""
+
+    id: int
+    first_name: str
+    telegram_language: str | None  # from the user's Telegram app
+    role: Role
+    has_access: bool
+    persona_id: int | None  # as chosen; None means the default persona
+    model: str | None
+    temperature: float | None
+    # The persona the user talks to now: the chosen one, or the default one.
+    persona: PersonaRef | None = None
+    memory_mode: MemoryMode | None = None  # None: the owner's default
+    rights: frozenset[Right] = frozenset()
+    blocked: bool = False
+    language: str | None = None  # chosen in /settings; None: from Telegram
+    answer_length: AnswerLength | None = None  # None: normal
+    budget_unit: BudgetUnit | None = None  # None: the owner's default budget
+    budget_daily: float | None = None
+    budget_monthly: float | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """A user's choices (in /settings), with the owner's defaults filled in: what a request
+    is made with."""
+
+    persona: PersonaRef
+    model: str
+    temperature: float
+    mode: MemoryMode = MemoryMode.CHAT
+    answer_length: AnswerLength = AnswerLength.NORMAL
+    # Whether any budget limit applies (the user's own or the owner's; never to admins).
+    limited: bool = False
