@@ -40,7 +40,7 @@ from tests.fakes import FakeOpenAI, FakeTelegram, count_prompt_tokens
 from tests.fakes.openai import get_encoding
 from tests.fakes.telegram import EntityParseError, parse_formatted_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123:ABC"
 USER = 42
 
