@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Bot, Dispatcher
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,14 +24,8 @@ from app.config import (
 )
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.factory import create_bot, create_dispatcher, resources_of
 from tests.fakes import FakeOpenAI, FakeTelegram
-
-TOKEN = "123456:TEST-token"
-API_KEY = "test-key"
-ADMIN = 1000
-ALLOWED = 2000
-STRANGER = 3000
+from tests.harness import ADMIN, ALLOWED, API_KEY, TOKEN, RunningBot, StartBot, skip_or_fail
 
 _PREFIXES = ("TELEGRAM_", "OPENAI_", "DATABASE_", "CHAT_", "REDIS_", "MEMORY_", "BUDGET_")
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL")
@@ -48,17 +40,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- services that may be absent on a developer's machine -----------------------------------
-
-
-def services_required() -> bool:
-    """CI sets TEST_REQUIRE_SERVICES=1: a skipped PostgreSQL/Redis test is then a failure."""
-    return os.environ.get("TEST_REQUIRE_SERVICES") == "1"
-
-
-def skip_or_fail(reason: str) -> None:
-    if services_required():
-        pytest.fail(f"{reason} (TEST_REQUIRE_SERVICES=1 forbids skipping)")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -168,62 +149,10 @@ def make_settings(
     return make
 
 
-class RunningBot:
-    """The real dispatcher polling the fake Telegram server, as `python -m app` runs it."""
-
-    def __init__(self, settings: Settings, telegram: FakeTelegram, **options: Any) -> None:
-        self.settings = settings
-        self.telegram = telegram
-        self.options = {"stream_interval": 0.05, **options}
-        self.bot: Bot | None = None
-        self.dp: Dispatcher | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> RunningBot:
-        self.bot = create_bot(self.settings)
-        self.dp = create_dispatcher(self.settings, **self.options)
-        polls_before = len(self.telegram.calls_of("getUpdates"))
-        self._task = asyncio.create_task(
-            self.dp.start_polling(self.bot, handle_signals=False, polling_timeout=5)
-        )
-        await self.telegram.wait_for(
-            lambda: (
-                len(self.telegram.calls_of("getUpdates")) > polls_before
-                or (self._task is not None and self._task.done())
-            ),
-            timeout=20,
-        )
-        if self._task.done():
-            self._task.result()
-        return self
-
-    async def stop(self) -> None:
-        if self.dp is not None and self._task is not None and not self._task.done():
-            await self.dp.stop_polling()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, timeout=20)
-
-    async def idle(self, timeout: float = 15.0) -> None:
-        """Wait until every pushed update has been fetched and fully handled."""
-        assert self.dp is not None
-        inflight = resources_of(self.dp).inflight
-        quiet = 0
-        async with asyncio.timeout(timeout):
-            while quiet < 3:
-                await asyncio.sleep(0.01)
-                busy = self.telegram.pending_updates or inflight.count
-                quiet = 0 if busy else quiet + 1
-
-    @property
-    def pool(self) -> async_sessionmaker[AsyncSession]:
-        assert self.dp is not None
-        return resources_of(self.dp).pool
-
-
 @pytest.fixture
 async def start_bot(
     make_settings: Callable[..., Settings], telegram: FakeTelegram
-) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
+) -> AsyncIterator[StartBot]:
     running: list[RunningBot] = []
 
     async def start(settings: Settings | None = None, **options: Any) -> RunningBot:

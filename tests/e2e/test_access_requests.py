@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -11,11 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import AccessRequest, User
 from app.domain.enums import RequestStatus
 from app.keyboards.callbacks import AccessAsk, AccessDecision
-from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat, buttons
+from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat, buttons
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 SECOND_ADMIN = 1001
 
 

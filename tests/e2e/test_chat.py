@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,11 +17,10 @@ from app.domain.enums import MemoryKind, MessageRole
 from app.memory.tokens import load_counter
 from app.memory.window import ContextBudget
 from app.services.personas import PersonaService, ensure_default_persona
-from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import count_prompt_tokens
+from tests.harness import ADMIN, ALLOWED, STRANGER, StartBot
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 COUNTER = load_counter("test-model")
 PERSONAS = PersonaService(COUNTER, lambda: ContextBudget(16_000, 500, 0))
 

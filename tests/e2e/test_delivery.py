@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from sqlalchemy import select
@@ -13,11 +13,8 @@ from app.config import Settings
 from app.db.models import Message, ProcessedUpdate
 from app.delivery.render import render
 from app.delivery.split import telegram_length
-from tests.conftest import ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat
-
-StartBot = Callable[..., Awaitable[RunningBot]]
+from tests.harness import ALLOWED, StartBot, UserChat
 
 MARKDOWN = (
     "Here is **bold**, _italic_ and a [link](https://example.com/a_b_c).\n\n"

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from app.commands import COMMANDS
-from tests.conftest import ADMIN, ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat, buttons
+from tests.harness import ADMIN, ALLOWED, StartBot, UserChat, buttons
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 PRIVATE = {"type": "all_private_chats"}
 ADMIN_CHAT = {"type": "chat", "chat_id": ADMIN}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,11 +13,9 @@ from app.config import MemorySettings, Settings
 from app.db.models import Conversation, Message
 from app.factory import resources_of
 from app.memory.context import SUMMARY_HEADING
-from tests.conftest import ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat
+from tests.harness import ALLOWED, RunningBot, StartBot, UserChat
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 FILLER = "and then we talked about the weather, the trains and the long weekend plans " * 4
 SUMMARY = "The user plants tomatoes and keeps a diary."
 

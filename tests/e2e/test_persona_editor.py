@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
@@ -15,11 +15,9 @@ from app.fsm.personas import EditPersonaDialog
 from app.memory.context import compose_system_message, pair_tokens
 from app.memory.tokens import load_counter
 from app.services.personas import DEFAULT_SYSTEM_PROMPT
-from tests.conftest import ADMIN, ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat
+from tests.harness import ADMIN, ALLOWED, StartBot, UserChat
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 COUNTER = load_counter("test-model")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
@@ -14,11 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import RedisSettings, Settings
 from app.db.models import MemoryEntry, Persona, User
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
-from tests.conftest import ADMIN, ALLOWED, RunningBot, skip_or_fail
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat
-
-StartBot = Callable[..., Awaitable[RunningBot]]
+from tests.harness import ADMIN, ALLOWED, StartBot, UserChat, skip_or_fail
 
 
 @pytest.fixture

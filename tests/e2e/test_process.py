@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Message
-from tests.conftest import ALLOWED, API_KEY, TOKEN
 from tests.fakes import FakeOpenAI, FakeTelegram
+from tests.harness import ALLOWED, API_KEY, TOKEN
 
 
 def app_env(tmp_path: Path, **values: str) -> dict[str, str]:

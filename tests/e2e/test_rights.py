@@ -4,7 +4,6 @@ with a clear answer, and nothing changes."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
 
 import pytest
 from aiogram.filters.callback_data import CallbackData
@@ -36,11 +35,9 @@ from app.keyboards.callbacks import (
     UsersAction,
     UsersButton,
 )
-from tests.conftest import ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat
+from tests.harness import ALLOWED, STRANGER, RunningBot, StartBot, UserChat
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 RESTRICTED = ALLOWED  # may chat, but has neither persona right
 
 # A button of every kind, and the right it needs. AccessAsk is for users without access.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,11 +11,8 @@ from app.db.models import User
 from app.domain.enums import AnswerLength, MemoryMode
 from app.keyboards.callbacks import SettingsButton, SettingsSection
 from app.memory.service import STYLE_INSTRUCTIONS
-from tests.conftest import ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat, buttons
-
-StartBot = Callable[..., Awaitable[RunningBot]]
+from tests.harness import ALLOWED, RunningBot, StartBot, UserChat, buttons
 
 
 async def stored_user(db: async_sessionmaker[AsyncSession], user_id: int = ALLOWED) -> User:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,12 +15,10 @@ from app.db.models import Message, Usage, User
 from app.db.usage import UsageRepository
 from app.domain.enums import BudgetUnit
 from app.factory import resources_of
-from tests.conftest import ADMIN, ALLOWED, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import count_tokens
-from tests.helpers import UserChat
+from tests.harness import ADMIN, ALLOWED, StartBot, UserChat
 
-StartBot = Callable[..., Awaitable[RunningBot]]
 Db = async_sessionmaker[AsyncSession]
 # A fixed "now" for the bot: 2 h 30 min before the day ends, 16 days before the month does.
 NOW = datetime(2030, 5, 15, 21, 30, tzinfo=UTC)

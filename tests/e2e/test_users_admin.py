@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Persona, User
 from app.domain.enums import BudgetUnit, Role
 from app.keyboards.callbacks import UsersAction, UsersButton
-from tests.conftest import ADMIN, ALLOWED, STRANGER, RunningBot
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.helpers import UserChat, buttons
-
-StartBot = Callable[..., Awaitable[RunningBot]]
+from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat, buttons
 
 
 async def stored(db: async_sessionmaker[AsyncSession], user_id: int) -> User:

@@ -16,8 +16,8 @@ from markdown_it import MarkdownIt
 
 from app.delivery.render import Rendered, plain, render, utf16_len
 from app.delivery.split import MESSAGE_LIMIT, split_rendered, telegram_length
-from tests.conftest import TOKEN
 from tests.fakes import FakeTelegram
+from tests.harness import TOKEN
 
 CORPUS_DIR = Path(__file__).parents[1] / "data" / "answers"
 CORPUS = sorted(CORPUS_DIR.glob("*.md"))
