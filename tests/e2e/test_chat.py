@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ from app.memory.window import ContextBudget
 from app.services.personas import PersonaService, ensure_default_persona
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import count_prompt_tokens
-from tests.harness import ADMIN, ALLOWED, STRANGER, StartBot
+from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot
 
 COUNTER = load_counter("test-model")
 PERSONAS = PersonaService(COUNTER, lambda: ContextBudget(16_000, 500, 0))
@@ -35,21 +34,20 @@ async def stored(db: async_sessionmaker[AsyncSession], user_id: int) -> list[tup
         return [(role.value, content, tokens) for role, content, tokens in rows]
 
 
-async def say(telegram: FakeTelegram, user_id: int, text: str | None, **kw: Any) -> str:
-    """Send a message and return the text of the bot's next message to that user."""
-    before = len(telegram.sent_messages(user_id))
-    telegram.push_message(user_id, text, **kw)
-    messages = await telegram.wait_for_messages(user_id, before + 1, timeout=15)
-    # Let a streamed answer's final text settle (edits may follow the first send).
-    await asyncio.sleep(0.05)
-    return telegram.sent_messages(user_id)[before].text if messages else ""
+async def say(bot: RunningBot, user_id: int, text: str | None, **kw: Any) -> str:
+    """Send a message and return the text of the bot's next message to that user, once the
+    update is fully handled (so a streamed answer has its final text)."""
+    before = len(bot.telegram.sent_messages(user_id))
+    bot.telegram.push_message(user_id, text, **kw)
+    await bot.idle()
+    messages = bot.telegram.sent_messages(user_id)
+    assert len(messages) > before, f"the bot did not answer {text!r}"
+    return messages[before].text or ""
 
 
-async def test_start_tells_an_allowed_user_their_id_access_and_persona(
-    start_bot: StartBot, telegram: FakeTelegram
-) -> None:
-    await start_bot()
-    answer = await say(telegram, ALLOWED, "/start")
+async def test_start_tells_an_allowed_user_their_id_access_and_persona(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    answer = await say(bot, ALLOWED, "/start")
     assert str(ALLOWED) in answer
     assert "You have access" in answer
     assert "Assistant" in answer
@@ -57,15 +55,14 @@ async def test_start_tells_an_allowed_user_their_id_access_and_persona(
 
 async def test_a_stranger_learns_their_id_and_nothing_reaches_the_model(
     start_bot: StartBot,
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    await start_bot()
-    greeting = await say(telegram, STRANGER, "/start")
+    bot = await start_bot()
+    greeting = await say(bot, STRANGER, "/start")
     assert str(STRANGER) in greeting
     assert "don't have access" in greeting
-    refusal = await say(telegram, STRANGER, "hello, model?")
+    refusal = await say(bot, STRANGER, "hello, model?")
     assert str(STRANGER) in refusal and "/start" in refusal
     assert llm.requests == []
     assert await stored(db, STRANGER) == []
@@ -80,8 +77,8 @@ async def test_an_answer_streams_as_drafts_then_arrives_and_is_stored(
     llm.reply = "one two three four five six seven eight nine ten eleven twelve"
     llm.first_token_latency = 0.2
     llm.token_interval = 0.03
-    await start_bot()
-    answer = await say(telegram, ALLOWED, "count to twelve")
+    bot = await start_bot()
+    answer = await say(bot, ALLOWED, "count to twelve")
     assert answer == llm.reply
 
     calls = [c for c in telegram.calls if c.params.get("chat_id") in (ALLOWED, str(ALLOWED))]
@@ -106,8 +103,8 @@ async def test_where_drafts_are_refused_one_message_is_edited_instead(
     telegram.refuse_drafts = True
     llm.reply = " ".join(f"w{i}" for i in range(40))
     llm.token_interval = 0.02
-    await start_bot()
-    await say(telegram, ALLOWED, "talk")
+    bot = await start_bot()
+    await say(bot, ALLOWED, "talk")
     await telegram.wait_for(lambda: telegram.sent_messages(ALLOWED)[-1].text == llm.reply)
     messages = telegram.sent_messages(ALLOWED)
     assert len(messages) == 1
@@ -116,7 +113,6 @@ async def test_where_drafts_are_refused_one_message_is_edited_instead(
 
 async def test_persona_memory_is_in_the_request_and_counted_exactly(
     start_bot: StartBot,
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
 ) -> None:
     bot = await start_bot()
@@ -126,8 +122,8 @@ async def test_persona_memory_is_in_the_request_and_counted_exactly(
         await PERSONAS.add_entry(
             session, persona.id, MemoryKind.QA, "What do you drink?", "Only green tea."
         )
-    await say(telegram, ALLOWED, "first")
-    await say(telegram, ALLOWED, "Who are you?")
+    await say(bot, ALLOWED, "first")
+    await say(bot, ALLOWED, "Who are you?")
     request = llm.requests[-1]["messages"]
     assert request[0]["role"] == "system"
     assert "Your name is Ann." in request[0]["content"]
@@ -146,14 +142,13 @@ async def test_persona_memory_is_in_the_request_and_counted_exactly(
 async def test_history_is_cut_exactly_at_the_budget_and_the_window_is_never_exceeded(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     window, reserve = 800, 200
     llm.context_window = window
     llm.reply = lambda body: "Sure. " + "lorem ipsum " * 12
-    await start_bot(
+    bot = await start_bot(
         make_settings(
             context_window=window,
             max_answer_tokens=reserve,
@@ -163,7 +158,7 @@ async def test_history_is_cut_exactly_at_the_budget_and_the_window_is_never_exce
         )
     )
     for i in range(14):
-        await say(telegram, ALLOWED, f"message {i}: " + "dolor sit amet " * (i % 4 + 1))
+        await say(bot, ALLOWED, f"message {i}: " + "dolor sit amet " * (i % 4 + 1))
     assert llm.context_errors == 0
     prompt = llm.prompt_tokens[-1]
     limit = window - reserve
@@ -188,17 +183,16 @@ async def test_history_is_cut_exactly_at_the_budget_and_the_window_is_never_exce
 )
 async def test_an_api_error_is_explained_and_keeps_only_the_users_message(
     start_bot: StartBot,
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
     caplog: pytest.LogCaptureFixture,
     fault: dict[str, Any],
     sentence: str,
 ) -> None:
-    await start_bot()
+    bot = await start_bot()
     llm.fail_next(**fault)
     with caplog.at_level(logging.INFO):
-        answer = await say(telegram, ALLOWED, "a private thought")
+        answer = await say(bot, ALLOWED, "a private thought")
     assert sentence in answer
     assert "saved" in answer
     assert await stored(db, ALLOWED) == [
@@ -211,40 +205,36 @@ async def test_an_api_error_is_explained_and_keeps_only_the_users_message(
 async def test_a_model_timeout_is_explained(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    await start_bot(make_settings(timeout=0.5))
+    bot = await start_bot(make_settings(timeout=0.5))
     llm.hang_next(3.0)
-    answer = await say(telegram, ALLOWED, "hello?")
+    answer = await say(bot, ALLOWED, "hello?")
     assert "did not answer in time" in answer
     assert [role for role, _, _ in await stored(db, ALLOWED)] == ["user"]
 
 
 async def test_a_stream_cut_midway_keeps_what_arrived_marked_and_stores_no_answer(
     start_bot: StartBot,
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     llm.reply = "alpha beta gamma delta epsilon zeta eta theta"
-    await start_bot()
+    bot = await start_bot()
     llm.cut_stream_next(after_chunks=4)
-    answer = await say(telegram, ALLOWED, "greek letters")
+    answer = await say(bot, ALLOWED, "greek letters")
     assert answer.startswith("alpha")
     assert "cut off" in answer
     assert [role for role, _, _ in await stored(db, ALLOWED)] == ["user"]
 
 
-async def test_history_survives_a_restart(
-    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
-) -> None:
+async def test_history_survives_a_restart(start_bot: StartBot, llm: FakeOpenAI) -> None:
     first = await start_bot()
-    await say(telegram, ALLOWED, "remember the word pineapple")
+    await say(first, ALLOWED, "remember the word pineapple")
     await first.stop()
-    await start_bot()
-    await say(telegram, ALLOWED, "what was the word?")
+    second = await start_bot()
+    await say(second, ALLOWED, "what was the word?")
     contents = [m["content"] for m in llm.requests[-1]["messages"]]
     assert "remember the word pineapple" in contents
     assert "Echo: remember the word pineapple" in contents
@@ -265,14 +255,13 @@ async def test_two_fast_messages_are_answered_one_after_the_other_in_order(
 
 async def test_new_starts_a_fresh_conversation_and_keeps_the_old_turns(
     start_bot: StartBot,
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    await start_bot()
-    await say(telegram, ALLOWED, "old topic")
-    assert "new conversation" in await say(telegram, ALLOWED, "/new")
-    await say(telegram, ALLOWED, "new topic")
+    bot = await start_bot()
+    await say(bot, ALLOWED, "old topic")
+    assert "new conversation" in await say(bot, ALLOWED, "/new")
+    await say(bot, ALLOWED, "new topic")
     contents = [m["content"] for m in llm.requests[-1]["messages"]]
     assert "old topic" not in contents
     assert len(await stored(db, ALLOWED)) == 4
@@ -280,12 +269,11 @@ async def test_new_starts_a_fresh_conversation_and_keeps_the_old_turns(
 
 async def test_a_huge_message_is_refused_with_the_limit_and_nothing_is_stored(
     start_bot: StartBot,
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    await start_bot()
-    answer = await say(telegram, ALLOWED, "x" * 50_000)
+    bot = await start_bot()
+    answer = await say(bot, ALLOWED, "x" * 50_000)
     assert "50,000" in answer and "16,000" in answer
     assert llm.requests == []
     assert await stored(db, ALLOWED) == []
@@ -294,11 +282,10 @@ async def test_a_huge_message_is_refused_with_the_limit_and_nothing_is_stored(
 async def test_a_message_over_the_token_budget_is_refused_without_a_call(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
 ) -> None:
-    await start_bot(make_settings(context_window=1_000, max_answer_tokens=200))
-    answer = await say(telegram, ALLOWED, "word " * 1_500)
+    bot = await start_bot(make_settings(context_window=1_000, max_answer_tokens=200))
+    answer = await say(bot, ALLOWED, "word " * 1_500)
     assert "too long for the model" in answer
     assert llm.requests == []
 
@@ -306,7 +293,6 @@ async def test_a_message_over_the_token_budget_is_refused_without_a_call(
 async def test_a_persona_too_large_for_the_model_is_reported(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
-    telegram: FakeTelegram,
     llm: FakeOpenAI,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -317,7 +303,7 @@ async def test_a_persona_too_large_for_the_model_is_reported(
             # Written while the owner used a larger model; now the window is 1,000 tokens.
             await PERSONAS.add_entry(session, persona.id, MemoryKind.FACT, f"fact {i} " * 10)
     with caplog.at_level(logging.WARNING):
-        answer = await say(telegram, ALLOWED, "hi")
+        answer = await say(bot, ALLOWED, "hi")
     assert "leaves no room for a conversation" in answer
     assert "too large" in caplog.text
     assert llm.requests == []
@@ -344,52 +330,46 @@ async def test_a_persona_too_large_for_the_model_is_reported(
     ],
 )
 async def test_unsupported_content_gets_a_note(
-    start_bot: StartBot, telegram: FakeTelegram, extra: dict[str, Any], expected: str
+    start_bot: StartBot, extra: dict[str, Any], expected: str
 ) -> None:
-    await start_bot()
-    assert expected in await say(telegram, ALLOWED, None, extra=extra)
+    bot = await start_bot()
+    assert expected in await say(bot, ALLOWED, None, extra=extra)
 
 
 async def test_a_voice_from_a_user_without_access_is_told_how_to_get_it(
-    start_bot: StartBot, telegram: FakeTelegram
+    start_bot: StartBot,
 ) -> None:
     # A message without text is no command: it falls through to "no access", not a crash.
-    await start_bot()
+    bot = await start_bot()
     voice = {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}}
-    assert "/start lets you ask the admins" in await say(telegram, STRANGER, None, extra=voice)
+    assert "/start lets you ask the admins" in await say(bot, STRANGER, None, extra=voice)
 
 
 async def test_whitespace_only_text_is_answered_politely_without_a_call(
-    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+    start_bot: StartBot, llm: FakeOpenAI
 ) -> None:
-    await start_bot()
-    assert "empty" in await say(telegram, ALLOWED, "   \n ")
+    bot = await start_bot()
+    assert "empty" in await say(bot, ALLOWED, "   \n ")
     assert llm.requests == []
 
 
-async def test_an_unknown_command_points_to_help(
-    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
-) -> None:
-    await start_bot()
-    assert "/help" in await say(telegram, ALLOWED, "/frobnicate now")
+async def test_an_unknown_command_points_to_help(start_bot: StartBot, llm: FakeOpenAI) -> None:
+    bot = await start_bot()
+    assert "/help" in await say(bot, ALLOWED, "/frobnicate now")
     assert llm.requests == []
 
 
-async def test_help_lists_only_what_the_user_may_use(
-    start_bot: StartBot, telegram: FakeTelegram
-) -> None:
-    await start_bot()
-    allowed_help = await say(telegram, ALLOWED, "/help")
-    stranger_help = await say(telegram, STRANGER, "/help")
+async def test_help_lists_only_what_the_user_may_use(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    allowed_help = await say(bot, ALLOWED, "/help")
+    stranger_help = await say(bot, STRANGER, "/help")
     assert "/new" in allowed_help
     assert "/new" not in stranger_help and "/start" in stranger_help
 
 
-async def test_cancel_outside_a_dialog_says_there_is_nothing_to_cancel(
-    start_bot: StartBot, telegram: FakeTelegram
-) -> None:
-    await start_bot()
-    assert "nothing to cancel" in await say(telegram, ALLOWED, "/cancel")
+async def test_cancel_outside_a_dialog_says_there_is_nothing_to_cancel(start_bot: StartBot) -> None:
+    bot = await start_bot()
+    assert "nothing to cancel" in await say(bot, ALLOWED, "/cancel")
 
 
 async def test_the_command_menu_is_registered_at_start_up(
@@ -422,24 +402,24 @@ async def test_the_command_menu_is_registered_at_start_up(
 
 
 async def test_admins_and_allowed_users_are_seeded_into_the_database(
-    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+    start_bot: StartBot, llm: FakeOpenAI
 ) -> None:
-    await start_bot()
-    assert await say(telegram, ADMIN, "hi") == "Echo: hi"
+    bot = await start_bot()
+    assert await say(bot, ADMIN, "hi") == "Echo: hi"
 
 
 async def test_everyone_may_talk_when_allowed_users_is_a_star(
-    start_bot: StartBot, make_settings: Callable[..., Settings], telegram: FakeTelegram
+    start_bot: StartBot, make_settings: Callable[..., Settings]
 ) -> None:
-    await start_bot(make_settings(allowed="*"))
-    assert await say(telegram, STRANGER, "hi") == "Echo: hi"
+    bot = await start_bot(make_settings(allowed="*"))
+    assert await say(bot, STRANGER, "hi") == "Echo: hi"
 
 
 async def test_messages_are_counted_once_when_stored(
-    start_bot: StartBot, telegram: FakeTelegram, db: async_sessionmaker[AsyncSession]
+    start_bot: StartBot, db: async_sessionmaker[AsyncSession]
 ) -> None:
-    await start_bot()
-    await say(telegram, ALLOWED, "count me")
+    bot = await start_bot()
+    await say(bot, ALLOWED, "count me")
     async with db() as session:
         total = await session.scalar(select(func.sum(Message.token_count)))
         roles = (await session.scalars(select(Message.role))).all()
