@@ -12,9 +12,10 @@ Usage with real aiogram::
 
 The server keeps per-chat state (message ids, the bot's messages with their edit
 history, drafts), validates message text the way Telegram does (empty / too long /
-HTML, MarkdownV2 and Markdown markup, ported from tdlib's parsers) and records every
-call in ``calls``. Faults can be injected per method (``fail_next``,
-``drop_connection_next``, ``delay_next``, ``refuse_drafts``).
+HTML markup, ported from tdlib's parser; the app sends HTML or entities, so MarkdownV2
+and Markdown are refused with 400) and records every call in ``calls``. Faults can be
+injected per method (``fail_next``, ``drop_connection_next``, ``delay_next``,
+``refuse_drafts``).
 
 CLI for benchmarks::
 
@@ -188,7 +189,7 @@ def utf16_len(text: str) -> int:
 
 
 # --------------------------------------------------------------------------------------
-# Entity parsing (ports of tdlib's parse_html / parse_markdown_v2 / parse_markdown)
+# Entity parsing (a port of tdlib's parse_html)
 # --------------------------------------------------------------------------------------
 
 
@@ -233,18 +234,6 @@ _HTML_SIMPLE_TYPES = {
     "ins": "underline",
     "tg-spoiler": "spoiler",
     "span": "spoiler",
-}
-_MDV2_ERROR_NAMES = {
-    "bold": "Bold",
-    "italic": "Italic",
-    "underline": "Underline",
-    "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler",
-    "code": "Code",
-    "pre": "Pre",
-    "text_link": "TextUrl",
-    "custom_emoji": "CustomEmoji",
-    "blockquote": "BlockQuote",
 }
 _SURROGATE_ERROR = (
     "Text contains invalid Unicode characters after decoding HTML entities, "
@@ -521,320 +510,10 @@ def _parse_html(text: str, *, strict_ampersand: bool) -> tuple[str, list[dict[st
     return "".join(out), _sort_entities(entities)
 
 
-@dataclass
-class _MdOpen:
-    kind: str
-    argument: str
-    offset: int
-    char_pos: int
-    out_pos: int
-
-
-def _reserved_error(char: str) -> EntityParseError:
-    return EntityParseError(
-        f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
-    )
-
-
-def _md_escapable(char: str) -> bool:
-    return 0 < ord(char) <= 126
-
-
-def _parse_markdown_v2(text: str) -> tuple[str, list[dict[str, Any]]]:
-    n = len(text)
-
-    def at(k: int) -> str:
-        return text[k] if k < n else "\0"
-
-    def boff(k: int) -> int:
-        return _byte_offset(text, k)
-
-    def unclosed(ent: _MdOpen) -> EntityParseError:
-        name = _MDV2_ERROR_NAMES[ent.kind]
-        if ent.kind == "pre" and ent.argument:
-            name = "PreCode"
-        return EntityParseError(
-            f"Can't find end of {name} entity at byte offset {boff(ent.char_pos)}"
-        )
-
-    out: list[str] = []
-    u16 = 0
-    entities: list[dict[str, Any]] = []
-    nested: list[_MdOpen] = []
-    have_blockquote = False
-    can_start_blockquote = True
-    i = 0
-    while i < n:
-        c = text[i]
-        nxt = at(i + 1)
-        if c == "\\" and _md_escapable(nxt):
-            i += 1
-            u16 += 1
-            out.append(text[i])
-            if text[i] != "\r":
-                can_start_blockquote = text[i] == "\n"
-            i += 1
-            continue
-
-        reserved = "_*[]()~`>#+-=|{}.!\n"
-        if nested and nested[-1].kind in ("code", "pre"):
-            reserved = "`"
-        if c not in reserved:
-            u16 += _u16(c)
-            if c != "\r":
-                can_start_blockquote = False
-            out.append(c)
-            i += 1
-            continue
-
-        is_end = False
-        if nested:
-            kind = nested[-1].kind
-            if have_blockquote and c == "\n" and (i + 1 == n or text[i + 1] != ">"):
-                is_end = True
-            elif kind == "bold":
-                is_end = c == "*"
-            elif kind == "italic":
-                is_end = c == "_" and nxt != "_"
-            elif kind == "code":
-                is_end = c == "`"
-            elif kind == "pre":
-                is_end = c == "`" and nxt == "`" and at(i + 2) == "`"
-            elif kind in ("text_link", "custom_emoji"):
-                is_end = c == "]"
-            elif kind == "underline":
-                is_end = c == "_" and nxt == "_"
-            elif kind == "strikethrough":
-                is_end = c == "~"
-            elif kind == "spoiler":
-                is_end = c == "|" and nxt == "|"
-
-        if not is_end:
-            start = i
-            new_kind: str | None = None
-            argument = ""
-            if c == "_":
-                if nxt == "_":
-                    new_kind = "underline"
-                    i += 1
-                else:
-                    new_kind = "italic"
-            elif c == "*":
-                new_kind = "bold"
-            elif c == "~":
-                new_kind = "strikethrough"
-            elif c == "|":
-                if nxt != "|":
-                    raise _reserved_error(c)
-                i += 1
-                new_kind = "spoiler"
-            elif c == "[":
-                new_kind = "text_link"
-            elif c == "`":
-                if nxt == "`" and at(i + 2) == "`":
-                    i += 3
-                    new_kind = "pre"
-                    language_end = i
-                    while at(language_end) not in _SPACE and at(language_end) != "`":
-                        language_end += 1
-                    if i != language_end and language_end < n and text[language_end] != "`":
-                        argument = text[i:language_end]
-                        i = language_end
-                    if at(i) in "\n\r":
-                        if at(i + 1) in "\n\r" and at(i) != at(i + 1):
-                            i += 2
-                        else:
-                            i += 1
-                    i -= 1
-                else:
-                    new_kind = "code"
-            elif c == "!":
-                if nxt != "[":
-                    raise _reserved_error(c)
-                i += 1
-                new_kind = "custom_emoji"
-            elif c == "\n":
-                u16 += 1
-                out.append("\n")
-                can_start_blockquote = True
-            elif c == ">":
-                if not can_start_blockquote:
-                    raise _reserved_error(c)
-                if not have_blockquote:
-                    new_kind = "blockquote"
-                    have_blockquote = True
-            else:
-                raise _reserved_error(c)
-            if new_kind is not None:
-                nested.append(_MdOpen(new_kind, argument, u16, start, len(out)))
-            i += 1
-            continue
-
-        # the end of an entity
-        ent = nested[-1]
-        kind = ent.kind
-        if c == "\n" and kind != "blockquote":
-            closes_expandable = kind == "spoiler" and (
-                ent.char_pos == i - 2 or (ent.char_pos == i - 3 and out and out[-1] == "\r")
-            )
-            if not closes_expandable:
-                raise unclosed(ent)
-            nested.pop()
-            ent = nested[-1]
-            if ent.kind != "blockquote":
-                raise unclosed(ent)
-            kind = "expandable_blockquote"
-        argument = ent.argument
-        skip = u16 == ent.offset
-        if kind in ("underline", "spoiler"):
-            i += 1
-        elif kind == "pre":
-            i += 2
-        elif kind in ("text_link", "custom_emoji"):
-            if at(i + 1) != "(":
-                if kind == "custom_emoji":
-                    raise EntityParseError("Custom emoji entity must contain a tg://emoji URL")
-                url = "".join(out[ent.out_pos :])
-            else:
-                i += 2
-                url_begin = i
-                url_chars: list[str] = []
-                while i < n and text[i] != ")":
-                    if text[i] == "\\" and _md_escapable(at(i + 1)):
-                        url_chars.append(text[i + 1])
-                        i += 2
-                        continue
-                    url_chars.append(text[i])
-                    i += 1
-                if at(i) != ")":
-                    what = "a custom emoji URL" if kind == "custom_emoji" else "a URL"
-                    raise EntityParseError(
-                        f"Can't find end of {what} at byte offset {boff(url_begin)}"
-                    )
-                url = "".join(url_chars)
-            if kind == "custom_emoji":
-                match = re.fullmatch(r"tg://emoji\?id=(\d+)", url)
-                if match is None:
-                    raise EntityParseError("Custom emoji URL must have an emoji identifier")
-                argument = match.group(1)
-            else:
-                checked = _checked_url(url)
-                if checked is None:
-                    skip = True
-                else:
-                    argument = checked
-        elif kind in ("blockquote", "expandable_blockquote"):
-            have_blockquote = False
-            out.append(text[i])
-            can_start_blockquote = True
-            u16 += 1
-            skip = False
-        if not skip:
-            entities.append(_entity(kind, ent.offset, u16 - ent.offset, argument))
-        nested.pop()
-        i += 1
-
-    if have_blockquote and nested:
-        kind = "blockquote"
-        if nested[-1].kind == "spoiler" and nested[-1].char_pos == n - 2 and len(nested) > 1:
-            nested.pop()
-            kind = "expandable_blockquote"
-        if nested[-1].kind == "blockquote":
-            ent = nested.pop()
-            if u16 != ent.offset:
-                entities.append(_entity(kind, ent.offset, u16 - ent.offset))
-    if nested:
-        raise unclosed(nested[-1])
-    return "".join(out), _sort_entities(entities)
-
-
-def _parse_markdown(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """Legacy "Markdown" parse mode (tdlib's parse_markdown)."""
-    n = len(text)
-
-    def at(k: int) -> str:
-        return text[k] if k < n else "\0"
-
-    out: list[str] = []
-    u16 = 0
-    entities: list[dict[str, Any]] = []
-    i = 0
-    while i < n:
-        c = text[i]
-        if c == "\\" and at(i + 1) in "_*`[":
-            i += 1
-            out.append(text[i])
-            u16 += 1
-            i += 1
-            continue
-        if c not in "_*`[":
-            out.append(c)
-            u16 += _u16(c)
-            i += 1
-            continue
-        begin = i
-        end_char = "]" if c == "[" else c
-        is_pre = False
-        language = ""
-        i += 1
-        if c == "`" and at(i) == "`" and at(i + 1) == "`":
-            i += 2
-            is_pre = True
-            language_end = i
-            while at(language_end) not in _SPACE and at(language_end) != "`":
-                language_end += 1
-            if i != language_end and language_end < n and text[language_end] != "`":
-                language = text[i:language_end]
-                i = language_end
-            if at(i) in "\n\r":
-                if at(i + 1) in "\n\r" and at(i) != at(i + 1):
-                    i += 2
-                else:
-                    i += 1
-        offset = u16
-        while i < n and (
-            text[i] != end_char or (is_pre and not (at(i + 1) == "`" and at(i + 2) == "`"))
-        ):
-            out.append(text[i])
-            u16 += _u16(text[i])
-            i += 1
-        if i >= n:
-            raise EntityParseError(
-                f"Can't find end of the entity starting at byte offset {_byte_offset(text, begin)}"
-            )
-        if offset != u16:
-            length = u16 - offset
-            if c == "_":
-                entities.append(_entity("italic", offset, length))
-            elif c == "*":
-                entities.append(_entity("bold", offset, length))
-            elif c == "[":
-                if at(i + 1) != "(":
-                    url = text[begin + 1 : i]
-                else:
-                    i += 2
-                    url_chars: list[str] = []
-                    while i < n and text[i] != ")":
-                        url_chars.append(text[i])
-                        i += 1
-                    url = "".join(url_chars)
-                checked = _checked_url(url)
-                if checked is not None:
-                    entities.append(_entity("text_link", offset, length, checked))
-            elif is_pre:
-                entities.append(_entity("pre", offset, length, language))
-            else:
-                entities.append(_entity("code", offset, length))
-        if is_pre:
-            i += 2
-        i += 1
-    return "".join(out), _sort_entities(entities)
-
-
 def parse_formatted_text(
     text: str, parse_mode: str | None, *, strict_html_ampersand: bool = True
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Parse ``text`` like Telegram does for ``parse_mode``.
+    """Parse ``text`` like Telegram does for ``parse_mode`` (HTML or none).
 
     Returns ``(plain_text, entities)`` with UTF-16 offsets (not trimmed). Raises
     ``EntityParseError`` for invalid markup.
@@ -844,10 +523,6 @@ def parse_formatted_text(
         return text, []
     if mode == "html":
         return _parse_html(text, strict_ampersand=strict_html_ampersand)
-    if mode == "markdownv2":
-        return _parse_markdown_v2(text)
-    if mode == "markdown":
-        return _parse_markdown(text)
     raise _UnsupportedParseModeError(parse_mode)
 
 
@@ -1859,7 +1534,11 @@ class FakeTelegram:
             except EntityParseError as exc:
                 raise _TgError(400, f"Bad Request: can't parse entities: {exc}") from None
             except _UnsupportedParseModeError:
-                raise _TgError(400, "Bad Request: unsupported parse_mode") from None
+                # Telegram's words for a mode it does not know. MarkdownV2 and Markdown are
+                # unknown here too: the app never sends them.
+                raise _TgError(
+                    400, "Bad Request: unsupported parse_mode (this fake parses HTML only)"
+                ) from None
         return _trim(plain, parsed)
 
     def _reply_to(self, chat: _Chat, params: dict[str, Any]) -> dict[str, Any] | None:
