@@ -15,7 +15,9 @@ history, drafts), validates message text the way Telegram does (empty / too long
 HTML markup, ported from tdlib's parser; the app sends HTML or entities, so MarkdownV2
 and Markdown are refused with 400) and records every call in ``calls``. Faults can be
 injected per method (``fail_next``, ``drop_connection_next``, ``delay_next``,
-``refuse_drafts``).
+``refuse_drafts``), and the server can be as unkind as real ones: ``unknown_methods`` are
+answered 404 "Not Found", and ``answer_html_next`` / ``answer_empty_next`` /
+``answer_raw_next`` answer a body that is not Bot API JSON (a proxy's "502 Bad Gateway").
 
 CLI for benchmarks::
 
@@ -668,7 +670,7 @@ class Draft:
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" | "drop" | "delay"
+    kind: str  # "fail" | "drop" | "delay" | "raw"
     method: str  # lower-cased
     times: int
     chat_id: int | str | None = None
@@ -676,6 +678,8 @@ class _Fault:
     description: str = ""
     retry_after: int | None = None
     seconds: float = 0.0
+    body: bytes = b""  # "raw": the body answered instead of Bot API JSON
+    content_type: str = "text/html"
 
 
 @dataclass
@@ -813,6 +817,10 @@ class FakeTelegram:
 
         # behaviour switches
         self.refuse_drafts = False
+        #: Methods this server does not know, answered 404 {"description": "Not Found"} as
+        #: Telegram does for a method it never had, and an older self-hosted telegram-bot-api
+        #: for a newer one (e.g. ``{"sendMessageDraft"}``).
+        self.unknown_methods: set[str] = set()
         #: Reject a '&' that does not start an HTML entity. Real Telegram keeps such a
         #: '&' as a literal character; the fake is stricter by default so that code
         #: that forgets to escape user text is caught.
@@ -1348,6 +1356,54 @@ class FakeTelegram:
             _Fault("delay", method.lower(), times, _as_chat_id(chat_id), seconds=seconds)
         )
 
+    def answer_raw_next(
+        self,
+        method: str,
+        body: str | bytes,
+        *,
+        status: int = 502,
+        content_type: str = "text/html",
+        times: int = 1,
+        chat_id: int | str | None = None,
+    ) -> None:
+        """Answer the next call(s) of ``method`` with ``body`` instead of Bot API JSON, as
+        a proxy in front of the Bot API does (the call does not reach the "server")."""
+        raw = body.encode() if isinstance(body, str) else body
+        self._faults.append(
+            _Fault(
+                "raw",
+                method.lower(),
+                times,
+                _as_chat_id(chat_id),
+                status,
+                f"{content_type or 'no content type'}, {len(raw)} bytes",
+                body=raw,
+                content_type=content_type,
+            )
+        )
+
+    def answer_html_next(
+        self, method: str, *, status: int = 502, times: int = 1, chat_id: int | str | None = None
+    ) -> None:
+        """An nginx-style HTML error page (``text/html``) for the next call(s) of ``method``."""
+        reason = {404: "Not Found", 500: "Internal Server Error", 502: "Bad Gateway"}.get(
+            status, "Error"
+        )
+        page = (
+            f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            "</body>\r\n</html>\r\n"
+        )
+        self.answer_raw_next(method, page, status=status, times=times, chat_id=chat_id)
+
+    def answer_empty_next(
+        self, method: str, *, status: int = 502, times: int = 1, chat_id: int | str | None = None
+    ) -> None:
+        """An empty body for the next call(s) of ``method``."""
+        self.answer_raw_next(
+            method, b"", status=status, content_type="", times=times, chat_id=chat_id
+        )
+
     def clear_faults(self) -> None:
         self._faults.clear()
 
@@ -1444,6 +1500,8 @@ class FakeTelegram:
         name, handler = known
         lname = name.lower()
         chat_id = call.chat_id
+        if lname in {m.lower() for m in self.unknown_methods}:
+            return self._finish(call, 404, description="Not Found")
 
         delay = self._take_fault("delay", lname, chat_id)
         if delay is not None:
@@ -1461,6 +1519,14 @@ class FakeTelegram:
             parameters = {"retry_after": fault.retry_after} if fault.retry_after else None
             return self._finish(
                 call, fault.status, description=fault.description, parameters=parameters
+            )
+        raw = self._take_fault("raw", lname, chat_id)
+        if raw is not None:
+            call.status, call.description = raw.status, raw.description
+            call.failed = call.done = True
+            self._fire_changed()
+            return web.Response(
+                body=raw.body, status=raw.status, content_type=raw.content_type or None
             )
 
         try:
