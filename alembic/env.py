@@ -40,6 +40,7 @@ async def run_async_migrations() -> None:
         config.get_section(config.config_ini_section, {}),
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
+        hide_parameters=True,  # as the app's engines: no stored text in an error
     )
     async with connectable.connect() as connection:
         await connection.run_sync(do_run_migrations)

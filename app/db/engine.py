@@ -19,13 +19,17 @@ from sqlalchemy.ext.asyncio import (
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """Create the engine; a SQLite file's folder is created on first run."""
+    """Create the engine; a SQLite file's folder is created on first run.
+
+    `hide_parameters`: a failing statement's error (and SQL echo, where someone turns it on)
+    shows the SQL without its bound values, which are users' messages.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
