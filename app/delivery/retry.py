@@ -1,7 +1,10 @@
 """Retries of Bot API calls, in one place: a request middleware on the bot's session.
 
 aiogram raises Telegram's flood control (429) and server errors to the caller and has no
-retry of its own; handlers should not each carry a loop.
+retry of its own; handlers should not each carry a loop. A 5xx answer that is not Bot API
+JSON (a proxy's HTML "502 Bad Gateway" page, an empty body) reaches this middleware as a
+TelegramServerError too (app/delivery/session.py), so it is retried like any 5xx; the same
+below 500 (a wrong URL's 404 page) is not.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from aiogram.client.session.middlewares.base import (
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
 from aiogram.methods import GetUpdates, SendChatAction, SendMessageDraft, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+
+from app.delivery.errors import brief
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +63,10 @@ class RetryMiddleware(BaseRequestMiddleware):
                 if attempt == self.attempts:
                     raise
                 delay = self.base_delay * 2 ** (attempt - 1) * (1 + random.random() / 2)
-                log.warning(
+                log.warning(  # one line: never the body of an error page
                     "%s failed (%s); retry %d in %.1f s",
                     method.__api_method__,
-                    exc,
+                    brief(exc),
                     attempt,
                     delay,
                 )
