@@ -10,12 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramRetryAfter
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramNotFound,
+    TelegramRetryAfter,
+)
 from aiogram.types import MessageEntity
 
+from app.delivery.errors import NotBotApiAnswer, brief
 from app.delivery.render import Rendered, render
 from app.delivery.split import split_rendered, telegram_length
 
@@ -27,9 +33,33 @@ MIN_PART = 256
 
 @dataclass(slots=True)
 class DraftSupport:
-    """Whether this bot may send drafts; learnt from the first refusal, kept for the process."""
+    """Where this bot may send drafts, learnt from refusals and kept for the process: nowhere
+    once the Bot API server shows it does not know the method (an older self-hosted one),
+    not in a chat that refused one (other chats go on with drafts)."""
 
     available: bool = True
+    refused_chats: set[int] = field(default_factory=set)
+
+    def usable(self, chat_id: int) -> bool:
+        return self.available and chat_id not in self.refused_chats
+
+    def refused(self, chat_id: int, exc: Exception) -> bool:
+        """Whether `exc`, raised by sendMessageDraft, means no drafts (in this chat or at
+        all); remembered. Anything else (a 5xx, the network) skips one preview only."""
+        if _unknown_method(exc):
+            if self.available:
+                log.warning(
+                    "The Bot API server does not know sendMessageDraft (%s); answers stream "
+                    "by editing a message instead",
+                    brief(exc),
+                )
+            self.available = False
+            return True
+        if isinstance(exc, TelegramBadRequest) and "entities" not in exc.message.lower():
+            self.refused_chats.add(chat_id)
+            log.info("Chat %s refused a draft (%s); it gets edits", chat_id, brief(exc))
+            return True
+        return False
 
 
 @dataclass(slots=True)
@@ -49,6 +79,7 @@ class AnswerStream:
     _next_at: float = 0.0
     _shown: str = ""
     _message_id: int | None = None  # the message being edited, when drafts are refused
+    _preview_failures: int = 0
 
     async def show(self, text: str) -> None:
         now = self.clock()
@@ -67,11 +98,23 @@ class AnswerStream:
         except TelegramRetryAfter as exc:
             # A preview can be skipped; the next one goes out once Telegram allows it.
             self._next_at = now + exc.retry_after
-        except (TelegramNetworkError, TelegramBadRequest) as exc:
-            log.warning("Preview for chat %s not shown: %s", self.chat_id, exc)
+        except Exception as exc:  # noqa: BLE001 - a preview may fail in any way, never the answer
+            self._preview_failed(exc)
+
+    def _preview_failed(self, exc: Exception) -> None:
+        """Logged once per answer; the final message does not depend on any preview."""
+        if isinstance(exc, TelegramBadRequest) and "message to edit not found" in exc.message:
+            self._message_id = None  # deleted meanwhile: the answer comes as a new message
+        self._preview_failures += 1
+        log.log(
+            logging.WARNING if self._preview_failures == 1 else logging.DEBUG,
+            "Preview for chat %s not shown (%s); the answer follows when it is complete",
+            self.chat_id,
+            brief(exc),
+        )
 
     async def _send_preview(self, preview: Rendered) -> None:
-        if self.drafts.available:
+        if self.drafts.usable(self.chat_id):
             try:
                 await self.bot.send_message_draft(
                     chat_id=self.chat_id,
@@ -81,11 +124,9 @@ class AnswerStream:
                     parse_mode=None,
                 )
                 return
-            except TelegramBadRequest as exc:
-                if "entities" in str(exc).lower():
+            except (TelegramAPIError, NotBotApiAnswer) as exc:
+                if not self.drafts.refused(self.chat_id, exc):
                     raise
-                log.info("Drafts refused (%s); streaming by editing a message instead", exc)
-                self.drafts.available = False
         await self._put(preview.text, preview.entities)
 
     async def finish(self, text: str) -> None:
@@ -132,6 +173,16 @@ class AnswerStream:
                 parse_mode=None,
             )
         )
+
+
+def _unknown_method(exc: Exception) -> bool:
+    """A Bot API server's answer for a method it does not know: 404 (Telegram answers "Not
+    Found"; a proxy may answer its own 404 page), or a "method not found" description."""
+    if isinstance(exc, TelegramNotFound):
+        return True
+    if isinstance(exc, NotBotApiAnswer):
+        return exc.status_code == 404
+    return isinstance(exc, TelegramAPIError) and "method not found" in exc.message.lower()
 
 
 def _too_long(exc: TelegramBadRequest) -> bool:
