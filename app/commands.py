@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
@@ -22,6 +21,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import lazy_gettext as __
 from babel.support import LazyProxy
 
+from app.delivery.errors import brief
 from app.domain.rights import Right
 from app.i18n import DEFAULT_LOCALE, LANGUAGES
 
@@ -80,9 +80,16 @@ async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
 
     Everyone's menu (private chats) leaves out the admins' commands; each admin's own chat
     gets all of them. English is the default, for every language we do not speak.
+
+    The menu is a nicety: whatever setting it fails with (a Bot API server that does not know
+    setMyCommands answers 404) is one warning, and the bot runs without it.
     """
     everyone = [c for c in COMMANDS if c.right is not Right.ADMIN]
-    await _set_menu(bot, i18n, everyone, BotCommandScopeAllPrivateChats())
+    try:
+        await _set_menu(bot, i18n, everyone, BotCommandScopeAllPrivateChats())
+    except Exception as exc:  # noqa: BLE001 - anything; the bot works without a menu
+        log.warning("Command menu not set (%s); the bot runs without it", brief(exc))
+        return  # the admins' menus would fail the same way
     for admin_id in sorted(set(admin_ids)):
         await set_admin_menu(bot, i18n, admin_id)
 
@@ -91,22 +98,22 @@ async def set_admin_menu(bot: Bot, i18n: I18n, admin_id: int) -> None:
     """An admin's own chat gets every command, /users included."""
     try:
         await _set_menu(bot, i18n, list(COMMANDS), BotCommandScopeChat(chat_id=admin_id))
-    except (TelegramBadRequest, TelegramForbiddenError) as exc:
-        # "chat not found": the admin has never written to the bot (or blocked it). Their
-        # menu is set at the next start after they have.
-        log.warning("Admin %s gets no admin menu yet: %s", admin_id, exc.message)
+    except Exception as exc:  # noqa: BLE001 - a menu is never worth an error
+        # Mostly "chat not found": the admin has never written to the bot (or blocked it).
+        # Their menu is set at the next start after they have.
+        log.warning("Admin %s gets no admin menu yet (%s)", admin_id, brief(exc))
 
 
 async def remove_admin_menu(bot: Bot, admin_id: int) -> None:
     """A former admin's chat falls back to everyone's menu."""
-    for locale in LANGUAGES:
-        try:
+    try:
+        for locale in LANGUAGES:
             await bot.delete_my_commands(
                 scope=BotCommandScopeChat(chat_id=admin_id),
                 language_code=None if locale == DEFAULT_LOCALE else locale,
             )
-        except (TelegramBadRequest, TelegramForbiddenError) as exc:
-            log.warning("Admin menu of %s not removed: %s", admin_id, exc.message)
+    except Exception as exc:  # noqa: BLE001 - a menu is never worth an error
+        log.warning("Admin menu of %s not removed (%s)", admin_id, brief(exc))
 
 
 async def _set_menu(

@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 
-from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram import Bot
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import User
 
 from app.config import Settings
 from app.db.engine import create_engine
 from app.db.migrate import upgrade
-from app.factory import create_bot, create_dispatcher
+from app.delivery.errors import brief
+from app.factory import close_resources, create_bot, create_dispatcher, resources_of
 
 log = logging.getLogger("app")
 
@@ -21,8 +29,14 @@ def configure_logging(level: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Libraries log request URLs (with the bot token in them) and bodies at DEBUG/INFO.
-    for noisy in ("httpx", "httpx2", "openai", "aiohttp.access"):
+    quiet_libraries(level)
+
+
+def quiet_libraries(level: int) -> None:
+    """Even at DEBUG, no library logs a secret or a user's text."""
+    # Libraries log request URLs (with the bot token in them) and bodies at DEBUG/INFO, and
+    # the database drivers every statement's values and rows (users' messages) at DEBUG.
+    for noisy in ("httpx", "httpx2", "openai", "aiohttp.access", "sqlalchemy", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     logging.getLogger("aiogram.event").setLevel(max(level, logging.INFO))
 
@@ -35,27 +49,42 @@ async def run(settings: Settings) -> int:
         return 2
     bot = create_bot(settings)
     try:
-        me = await bot.get_me()
-    except TelegramUnauthorizedError:
+        me = await get_me(bot, settings.telegram.api_url)
+        if isinstance(me, str):
+            print(f"Cannot start: {me}", file=sys.stderr)
+            return 1
+        log.info("Starting @%s with model %s", me.username, settings.openai.model)
+        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        # A start-up that stops early runs no shutdown handlers: close what they would have
+        # (after a normal stop they have, and closing again does nothing).
         await bot.session.close()
-        print(
-            "Cannot start: Telegram rejected TELEGRAM_BOT_TOKEN; copy the token from @BotFather "
-            "into .env again.",
-            file=sys.stderr,
-        )
-        return 1
-    except TelegramNetworkError as exc:
-        await bot.session.close()
-        print(
-            f"Cannot start: the Telegram Bot API at {settings.telegram.api_url} cannot be "
-            f"reached ({exc}); check the network or TELEGRAM_API_URL.",
-            file=sys.stderr,
-        )
-        return 1
-    log.info("Starting @%s with model %s", me.username, settings.openai.model)
-    await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+        await close_resources(resources_of(dp))
     log.info("Stopped")
     return 0
+
+
+async def get_me(bot: Bot, api_url: str) -> User | str:
+    """The bot's own account: proof of a valid token and a Bot API server at `api_url`; else
+    the sentence that says which setting to fix. (Anything else Telegram is asked at start-up
+    is a nicety that may fail.)"""
+    try:
+        return await bot.get_me()
+    except TelegramUnauthorizedError:
+        return (
+            "Telegram rejected TELEGRAM_BOT_TOKEN; copy the token from @BotFather into .env again."
+        )
+    except TelegramNetworkError as exc:
+        return (
+            f"the Telegram Bot API at {api_url} cannot be reached ({exc.message}); check the "
+            "network or TELEGRAM_API_URL."
+        )
+    except (TelegramAPIError, ClientDecodeError) as exc:
+        # An HTML page, another server's 404, a proxy's 502 (retried first): not a Bot API.
+        return (
+            f"TELEGRAM_API_URL ({api_url}) does not answer like a Telegram Bot API server "
+            f"(getMe: {brief(exc)}); correct it, or leave it out for https://api.telegram.org."
+        )
 
 
 async def migrate(settings: Settings) -> int:
