@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from aiogram import Bot, Dispatcher, F
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
@@ -74,8 +75,12 @@ def create_dispatcher(
     stream_interval: float = 1.0,
     shutdown_grace: float = SHUTDOWN_GRACE,
     paste_window: float = 1.0,
+    first_routers: Sequence[Router] = (),
 ) -> Dispatcher:
-    """The dispatcher with every router and middleware; start-up migrates and seeds."""
+    """The dispatcher with every router and middleware; start-up migrates and seeds.
+
+    `first_routers` see updates before ours, behind the same middlewares and error handler
+    (tests add one whose handler fails)."""
     engine = create_engine(settings.database.url)
     pool = create_sessionmaker(engine)
     counter = load_counter(settings.openai.model)
@@ -140,7 +145,7 @@ def create_dispatcher(
         observer.outer_middleware(access)
         observer.outer_middleware(locale)
         observer.middleware(preferences)
-    dp.include_routers(*get_routers())
+    dp.include_routers(*first_routers, *get_routers())
 
     async def on_startup(bot: Bot) -> None:
         await prepare_database(resources)

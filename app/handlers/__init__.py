@@ -29,6 +29,7 @@ from app.handlers import (
     denied,
     dialog_guard,
     edit_persona,
+    errors,
     help,
     memory,
     new_persona,
@@ -112,6 +113,8 @@ def get_routers() -> list[Router]:
         # from users without access.
         unknown.create_router(),
         denied.create_router(),
+        # Whatever any of them raised: one sentence to the user, one line in the log.
+        errors.create_router(),
     ]
     check_command_rights(routers)
     return routers

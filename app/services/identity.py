@@ -61,6 +61,12 @@ class IdentityService:
         persona = _ref(*row[1:4]) or _ref(*row[4:7])
         return _context(user, self.access.everyone_allowed, persona)
 
+    async def chosen_language(self, user_id: int) -> str | None:
+        """The language the user chose in /settings; None for their Telegram app's."""
+        async with self.pool() as session:
+            user = await UserRepository(session).get(user_id)
+        return None if user is None else user.language
+
     def _new_user(self, tg_user: TelegramUser) -> User:
         admin = tg_user.id in self.access.admin_ids
         return User(
