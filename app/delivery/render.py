@@ -39,7 +39,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
-__all__ = ["Rendered", "Span", "plain", "render", "utf16_len"]
+__all__ = ["REASONING_LIMIT", "Rendered", "Span", "plain", "render", "utf16_len", "with_reasoning"]
 
 # Nested list levels step in by this much; in Telegram's proportional font three spaces are
 # about as wide as "• ", so a child's bullet lines up with its parent's text.
@@ -135,6 +135,48 @@ def _valid_unicode(text: str) -> str:
 def plain(markdown: str) -> str:
     """The rendered text without any entity: the fallback when Telegram refuses a message."""
     return render(markdown).text
+
+
+# A longer reasoning is cut (at a word, in UTF-16 units as Telegram counts) so that the first
+# message, 4096 units, still has room for the beginning of the answer below it.
+REASONING_LIMIT = 3000
+_ELLIPSIS = "…"
+
+
+def with_reasoning(answer: Rendered, reasoning: str, limit: int = REASONING_LIMIT) -> Rendered:
+    """The answer with the model's reasoning above it in one expandable blockquote (folded
+    until tapped), then a blank line. The reasoning's Markdown is rendered but kept as plain
+    text: Telegram nests no quote in a quote, and a reasoning needs no formatting to be read.
+    Past `limit` it is cut at a word and ends in "…"."""
+    # Rendering is linear in the input: a very long reasoning is shortened first, with room
+    # for the markup that rendering takes out.
+    reasoning = reasoning.strip()
+    source = reasoning[: 2 * limit]
+    quote = _cut_at_word(render(source).text, limit, cut=len(source) < len(reasoning))
+    if not quote:
+        return answer
+    quoted = MessageEntity(type="expandable_blockquote", offset=0, length=utf16_len(quote))
+    if not answer.text:
+        return Rendered(quote, [quoted])
+    shift = quoted.length + 2  # the blank line: two BMP units
+    moved = [
+        entity.model_copy(update={"offset": entity.offset + shift}) for entity in answer.entities
+    ]
+    return Rendered(f"{quote}\n\n{answer.text}", [quoted, *moved])
+
+
+def _cut_at_word(text: str, limit: int, *, cut: bool = False) -> str:
+    """`text` if it fits in `limit` UTF-16 units (and was not cut already), else its longest
+    beginning that ends at a word and fits with "…" after it."""
+    if not cut and utf16_len(text) <= limit:
+        return text
+    units = text.encode("utf-16-le", "surrogatepass")[: 2 * (limit - len(_ELLIPSIS))]
+    head = units.decode("utf-16-le", "ignore")  # a pair cut in half goes
+    space = max(head.rfind(" "), head.rfind("\n"))
+    if space > len(head) // 2:  # a word boundary, unless only a few words would be left
+        head = head[:space]
+    head = head.rstrip(_WHITESPACE)
+    return head + _ELLIPSIS if head else ""
 
 
 # --------------------------------------------------------------------------- the parser

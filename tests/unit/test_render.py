@@ -1,4 +1,5 @@
-"""Rendering model Markdown as Telegram text + entities, and splitting it into messages."""
+"""Rendering model Markdown as Telegram text + entities, and splitting it into messages; a
+reasoning folded above an answer."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from app.delivery.render import Rendered, plain, render, utf16_len
+from app.delivery.render import REASONING_LIMIT, Rendered, plain, render, utf16_len, with_reasoning
 from app.delivery.split import MESSAGE_LIMIT, split_rendered, telegram_length
 from tests.fakes import FakeTelegram
 from tests.harness import TOKEN
@@ -25,7 +26,8 @@ IDS = [path.stem for path in CORPUS]
 
 _CONTINUOUS = frozenset({"code", "pre", "text_link"})
 _SPLITTABLE = frozenset({"bold", "italic", "strikethrough", "underline"})
-_KINDS = _CONTINUOUS | _SPLITTABLE | {"blockquote"}
+_QUOTES = frozenset({"blockquote", "expandable_blockquote"})
+_KINDS = _CONTINUOUS | _SPLITTABLE | _QUOTES
 # A link destination, allowing one level of balanced parentheses (Wikipedia style).
 _LINK_DEST = re.compile(r"\]\(((?:[^()\s]|\([^()\s]*\))*)\)")
 _TASK_BOX = re.compile(r"^(\s*(?:[-*+]|\d+[.)])\s+)\[[ xX]\]\s", re.MULTILINE)
@@ -82,11 +84,11 @@ def assert_valid(rendered: Rendered, limit: int | None = MESSAGE_LIMIT) -> None:
             pair = {kind, other}
             if kind in _CONTINUOUS and other in _CONTINUOUS:
                 raise AssertionError(f"{kind} and {other} overlap")
-            if pair == {"blockquote"}:
+            if pair <= _QUOTES:
                 raise AssertionError("blockquotes overlap")
-            if "blockquote" in pair and pair & _CONTINUOUS:
-                inner = (o_start, o_end) if kind == "blockquote" else (start, end)
-                outer = (start, end) if kind == "blockquote" else (o_start, o_end)
+            if pair & _QUOTES and pair & _CONTINUOUS:
+                inner = (o_start, o_end) if kind in _QUOTES else (start, end)
+                outer = (start, end) if kind in _QUOTES else (o_start, o_end)
                 assert outer[0] <= inner[0] and inner[1] <= outer[1], "cuts through a quote"
             if "pre" in pair and pair & _SPLITTABLE:
                 raise AssertionError("formatting inside a pre block")
@@ -462,3 +464,83 @@ def test_any_markdown_renders_and_splits_into_valid_messages(markdown: str) -> N
     for part in parts:
         assert_valid(part, 40)
     assert [mark for part in parts for mark in styled(part)] == styled(rendered)
+
+
+# --------------------------------------------------------------------------- reasoning
+
+
+def test_reasoning_is_one_expandable_quote_above_the_answer_with_offsets_moved() -> None:
+    reasoning = "Пользователь 👋 здоровается; семья 👨‍👩‍👧 упомянута. Ответить тепло."
+    answer = render("**Привет** 😀, `код` и [ссылка](https://a.b)")
+    folded = with_reasoning(answer, reasoning)
+    assert folded.text == reasoning + "\n\n" + answer.text
+    assert folded.entities[0].type == "expandable_blockquote"
+    assert folded.entities[0].offset == 0
+    assert entity_text(folded, "expandable_blockquote") == [reasoning]
+    assert entity_text(folded, "bold") == ["Привет"]
+    assert entity_text(folded, "code") == ["код"]
+    assert entity_text(folded, "text_link") == ["ссылка"]
+    assert_valid(folded)
+
+
+def test_the_reasonings_markdown_is_shown_as_plain_text_in_the_quote() -> None:
+    folded = with_reasoning(render("Yes."), "**Plan**: check `x`.\n\n> a quote")
+    assert entity_text(folded, "expandable_blockquote") == ["Plan: check x.\n\na quote"]
+    assert [e.type for e in folded.entities] == ["expandable_blockquote"]
+
+
+def test_a_blank_reasoning_leaves_the_answer_as_it_is() -> None:
+    answer = render("**Hi**")
+    assert with_reasoning(answer, " \n ") == answer
+
+
+def test_a_long_reasoning_is_cut_at_a_word_with_an_ellipsis() -> None:
+    reasoning = " ".join(f"шаг{i}" for i in range(3000))  # about 20,000 characters
+    folded = with_reasoning(render("Ответ."), reasoning)
+    quote = entity_text(folded, "expandable_blockquote")[0]
+    assert quote.endswith("…") and utf16_len(quote) <= REASONING_LIMIT
+    assert utf16_len(quote) > REASONING_LIMIT - 20  # cut near the limit, not far before
+    assert reasoning.startswith(quote.removesuffix("…") + " ")  # a whole word last
+    assert folded.text.endswith("\n\nОтвет.")
+
+
+def test_a_long_reasoning_without_spaces_is_cut_between_surrogate_pairs() -> None:
+    folded = with_reasoning(render("Answer."), "😀" * 4000)
+    quote = entity_text(folded, "expandable_blockquote")[0]  # decoding checks the pairs
+    assert quote == "😀" * ((REASONING_LIMIT - 1) // 2) + "…"
+    assert_valid(folded)
+
+
+def test_a_long_answer_below_a_long_reasoning_still_splits_into_valid_parts() -> None:
+    answer = render(source(CORPUS_DIR / "28_long_tutorial_20k.md"))
+    folded = with_reasoning(answer, "рассуждение 🤔 " * 1000)
+    parts = split_rendered(folded)
+    assert len(parts) > 1
+    for part in parts:
+        assert_valid(part)
+    first = parts[0]
+    assert first.entities[0].type == "expandable_blockquote"
+    assert first.entities[0].offset == 0
+    assert [mark for part in parts for mark in styled(part)] == styled(folded)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_FRAGMENTS, max_size=40).map("".join),
+    st.lists(_FRAGMENTS, max_size=40).map("".join),
+)
+def test_any_reasoning_above_any_answer_is_valid_and_splits(reasoning: str, markdown: str) -> None:
+    answer = render(markdown)
+    folded = with_reasoning(answer, reasoning, limit=30)
+    if not folded.text:
+        return
+    assert_valid(folded, limit=None)
+    quotes = [e for e in folded.entities if e.type == "expandable_blockquote"]
+    assert len(quotes) <= 1 and all(q.offset == 0 and q.length <= 30 for q in quotes)
+    if render(reasoning).text and len(reasoning) <= 60:  # not shortened before rendering
+        assert quotes
+    assert folded.text.endswith(answer.text)
+    parts = split_rendered(folded, 40)
+    for part in parts:
+        assert_valid(part, 40)
+    assert [mark for part in parts for mark in styled(part)] == styled(folded)
