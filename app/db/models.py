@@ -32,6 +32,7 @@ from app.domain.enums import (
     MemoryKind,
     MemoryMode,
     MessageRole,
+    ReasoningDisplay,
     RequestStatus,
     Role,
 )
@@ -90,6 +91,8 @@ class User(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # NULL: normal.
     answer_length: Mapped[AnswerLength | None] = mapped_column(_enum(AnswerLength, 8))
+    # NULL: off (the reasoning of a reasoning model is not shown).
+    reasoning_display: Mapped[ReasoningDisplay | None] = mapped_column(_enum(ReasoningDisplay, 8))
     # NULL unit: the owner's default budget (BUDGET_*). Otherwise the user's own limits in
     # that unit, where a NULL limit means none.
     budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))

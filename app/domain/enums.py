@@ -34,6 +34,13 @@ class AnswerLength(enum.StrEnum):
     LONG = "long"
 
 
+class ReasoningDisplay(enum.StrEnum):
+    """What a reasoning model's reasoning shows of itself after the answer is complete."""
+
+    OFF = "off"
+    FOLDED = "folded"  # an expandable quote above the answer
+
+
 class BudgetUnit(enum.StrEnum):
     """What a budget limits: tokens (in + out) or money (from the price table)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.enums import AnswerLength, BudgetUnit, MemoryMode, Role
+from app.domain.enums import AnswerLength, BudgetUnit, MemoryMode, ReasoningDisplay, Role
 from app.domain.refs import PersonaRef
 from app.domain.rights import Right
 
@@ -28,6 +28,7 @@ class UserContext:
     blocked: bool = False
     language: str | None = None  # chosen in /settings; None: from Telegram
     answer_length: AnswerLength | None = None  # None: normal
+    reasoning_display: ReasoningDisplay | None = None  # None: off
     budget_unit: BudgetUnit | None = None  # None: the owner's default budget
     budget_daily: float | None = None
     budget_monthly: float | None = None
@@ -47,5 +48,7 @@ class Preferences:
     temperature: float
     mode: MemoryMode = MemoryMode.CHAT
     answer_length: AnswerLength = AnswerLength.NORMAL
+    # How a reasoning model's reasoning is shown with its answer.
+    reasoning: ReasoningDisplay = ReasoningDisplay.OFF
     # Whether any budget limit applies (the user's own or the owner's; never to admins).
     limited: bool = False

@@ -1,4 +1,4 @@
-"""/settings: persona, model, temperature, answer length, memory mode and language.
+"""/settings: persona, model, temperature, answer length, reasoning, memory mode and language.
 
 One message, edited in place: the overview opens a screen per setting, a choice saves at
 once and returns to the overview. Only a typed temperature needs a dialog state.
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.config import Settings
-from app.domain.enums import AnswerLength, MemoryMode
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
 from app.domain.users import Preferences, UserContext
 from app.fsm.settings import SettingsData, SettingsDialog
 from app.i18n import locale_for
@@ -36,6 +36,7 @@ def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.C
         temperature=preferences.temperature,
         own_temperature=user.temperature is not None,
         answer_length=preferences.answer_length,
+        reasoning=preferences.reasoning,
         mode=preferences.mode,
         language=user.language,
         locale=i18n.current_locale,
@@ -76,6 +77,8 @@ async def open_section(
         )
     elif section is SettingsSection.LENGTH:
         screen = views.lengths(current.answer_length)
+    elif section is SettingsSection.REASONING:
+        screen = views.reasonings(current.reasoning)
     elif section is SettingsSection.MODE:
         screen = views.modes(current.mode)
     elif section is SettingsSection.LANGUAGE:
@@ -130,6 +133,10 @@ async def choose(
                 length = AnswerLength(value)
                 await user_choices.set_answer_length(session, user.id, length)
                 current = dataclasses.replace(current, answer_length=length)
+            case SettingsSection.REASONING:
+                display = ReasoningDisplay(value)
+                await user_choices.set_reasoning_display(session, user.id, display)
+                current = dataclasses.replace(current, reasoning=display)
             case SettingsSection.MODE:
                 mode = MemoryMode(value)
                 await memory.set_mode(session, user.id, mode)

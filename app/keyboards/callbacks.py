@@ -89,6 +89,12 @@ class ForgetButton(CallbackData, prefix="fg"):
     confirm: bool
 
 
+class ContinueButton(CallbackData, prefix="go"):
+    """Continue an answer cut at the length limit; `answer_id` is the stored answer."""
+
+    answer_id: int
+
+
 class AccessAsk(CallbackData, prefix="ar"):
     """A stranger's "Request access" button under /start."""
 
@@ -110,6 +116,7 @@ class SettingsSection(enum.StrEnum):
     MODEL = "o"
     TEMPERATURE = "t"
     LENGTH = "l"
+    REASONING = "r"
     MODE = "d"
     LANGUAGE = "g"
     CLOSE = "x"
@@ -119,7 +126,8 @@ class SettingsButton(CallbackData, prefix="st"):
     """A /settings button: open a section (no value) or choose a value in it.
 
     Values are short codes checked when pressed (a persona id, an index into the owner's
-    model list, a temperature, a length, a mode, a language); a forged one is refused."""
+    model list, a temperature, a length, a reasoning display, a mode, a language); a forged
+    one is refused."""
 
     section: SettingsSection
     value: str = ""

@@ -1,5 +1,5 @@
-"""Injects the user's preferences (persona, model, temperature, memory mode, answer length), with
-the owner's defaults filled in."""
+"""Injects the user's preferences (persona, model, temperature, memory mode, answer length,
+reasoning display), with the owner's defaults filled in."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
 from app.config import BudgetSettings, MemorySettings, OpenAISettings
-from app.domain.enums import AnswerLength, MemoryMode
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
 from app.domain.users import Preferences, UserContext
 from app.services.personas import persona_for
 from app.services.usage import limits_for
@@ -44,6 +44,7 @@ class PreferencesMiddleware(BaseMiddleware):
                 ),
                 mode=user.memory_mode or self.default_mode,
                 answer_length=user.answer_length or AnswerLength.NORMAL,
+                reasoning=user.reasoning_display or ReasoningDisplay.OFF,
                 limited=_limited(user, self.budget),
             )
         return await handler(event, data)

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app import texts
-from app.domain.enums import AnswerLength, MemoryMode
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
 from app.domain.refs import PersonaRef
 from app.i18n import LANGUAGES
 from app.keyboards.callbacks import SettingsButton, SettingsSection
@@ -32,6 +32,7 @@ class Current:
     temperature: float
     own_temperature: bool
     answer_length: AnswerLength
+    reasoning: ReasoningDisplay
     mode: MemoryMode
     language: str | None  # chosen; None: from Telegram
     locale: str  # the language in use
@@ -44,6 +45,14 @@ def length_name(length: AnswerLength) -> str:
         AnswerLength.LONG: _("Long"),
     }
     return names[length]
+
+
+def reasoning_name(display: ReasoningDisplay) -> str:
+    names = {
+        ReasoningDisplay.OFF: _("Off"),
+        ReasoningDisplay.FOLDED: _("Folded"),
+    }
+    return names[display]
 
 
 def _button(section: SettingsSection, value: str = "") -> str:
@@ -64,6 +73,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         _("🤖 Model: <b>{value}</b>").format(value=escape(current.model)),
         _("🌡 Temperature: <b>{value}</b>").format(value=temperature),
         _("📏 Answer length: <b>{value}</b>").format(value=length_name(current.answer_length)),
+        _("💭 Reasoning: <b>{value}</b>").format(value=reasoning_name(current.reasoning)),
         _("🧠 Memory mode: <b>{value}</b>").format(value=texts.mode_name(current.mode.value)),
         _("🌐 Language: <b>{value}</b>").format(value=language),
     ]
@@ -75,6 +85,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         (_("🤖 Model"), SettingsSection.MODEL),
         (_("🌡 Temperature"), SettingsSection.TEMPERATURE),
         (_("📏 Answer length"), SettingsSection.LENGTH),
+        (_("💭 Reasoning"), SettingsSection.REASONING),
         (_("🧠 Memory mode"), SettingsSection.MODE),
         (_("🌐 Language"), SettingsSection.LANGUAGE),
         (_("✖️ Close"), SettingsSection.CLOSE),
@@ -160,6 +171,16 @@ def lengths(current: AnswerLength) -> Screen:
     )
     options = [(length_name(length), length.value) for length in AnswerLength]
     return Screen(text, _choices(SettingsSection.LENGTH, options, current.value, columns=3))
+
+
+def reasonings(current: ReasoningDisplay) -> Screen:
+    text = _(
+        "⚙️ Settings › 💭 <b>Reasoning</b>\n\nSome models think before they answer. "
+        "<b>Off</b>: you see only the answer. <b>Folded</b>: their reasoning comes above "
+        "the answer in a folded quote; tap it to read it. It is never kept in the history."
+    )
+    options = [(reasoning_name(display), display.value) for display in ReasoningDisplay]
+    return Screen(text, _choices(SettingsSection.REASONING, options, current.value, columns=2))
 
 
 def modes(current: MemoryMode) -> Screen:
