@@ -19,10 +19,10 @@ from aiogram.exceptions import (
     TelegramNotFound,
     TelegramRetryAfter,
 )
-from aiogram.types import MessageEntity
+from aiogram.types import InlineKeyboardMarkup, MessageEntity
 
 from app.delivery.errors import NotBotApiAnswer, brief
-from app.delivery.render import Rendered, render
+from app.delivery.render import Rendered, render, with_reasoning
 from app.delivery.split import split_rendered, telegram_length
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ class AnswerStream:
     draft_id: int
     drafts: DraftSupport
     interval: float = 1.0
+    # Drafts get Telegram's stop button (Bot API 10.3 `can_stop`): pressing it sends the bot
+    # a `stopped_message_generation` update with this draft id, and the draft goes away
+    # (we do not ask for `keep_on_stop`: what arrived comes back as the final message).
+    can_stop: bool = False
     clock: Callable[[], float] = time.monotonic
     _next_at: float = 0.0
     _shown: str = ""
@@ -122,6 +126,7 @@ class AnswerStream:
                     text=preview.text,
                     entities=preview.entities or None,
                     parse_mode=None,
+                    can_stop=self.can_stop or None,
                 )
                 return
             except (TelegramAPIError, NotBotApiAnswer) as exc:
@@ -129,38 +134,52 @@ class AnswerStream:
                     raise
         await self._put(preview.text, preview.entities)
 
-    async def finish(self, text: str) -> None:
-        """Deliver the complete text; the preview message, if any, becomes its first part."""
-        for part in split_rendered(render(text)):
-            await self._final(part)
+    async def finish(
+        self, text: str, keyboard: InlineKeyboardMarkup | None = None, *, reasoning: str = ""
+    ) -> None:
+        """Deliver the complete text; the preview message, if any, becomes its first part,
+        and `keyboard` goes under the last part. A `reasoning` comes above the text, folded
+        in an expandable quote."""
+        rendered = render(text)
+        if reasoning.strip():
+            rendered = with_reasoning(rendered, reasoning)
+        parts = split_rendered(rendered)
+        for index, part in enumerate(parts):
+            await self._final(part, keyboard if index == len(parts) - 1 else None)
 
-    async def _final(self, part: Rendered) -> None:
+    async def _final(self, part: Rendered, keyboard: InlineKeyboardMarkup | None = None) -> None:
         """Send one part for good (the bot session waits out flood control and retries
         server errors). Formatting that Telegram refuses is dropped rather than the text;
         a part it finds too long (a server with a lower limit) goes in halves."""
         try:
             try:
-                await self._put(part.text, part.entities or None)
+                await self._put(part.text, part.entities or None, keyboard)
             except TelegramBadRequest as exc:
                 if not part.entities or _too_long(exc):
                     raise
                 log.warning("Telegram refused formatting (%s); sending plain text", exc)
-                await self._put(part.text, None)
+                await self._put(part.text, None, keyboard)
         except TelegramBadRequest as exc:
             length = telegram_length(part.text)
             if not _too_long(exc) or length < MIN_PART:
                 raise
             log.warning("Telegram found %d characters too long; sending halves", length)
-            for half in split_rendered(part, length // 2):
-                await self._final(half)
+            halves = split_rendered(part, length // 2)
+            for index, half in enumerate(halves):
+                await self._final(half, keyboard if index == len(halves) - 1 else None)
             return
         self._message_id = None  # the next part is a message of its own
 
-    async def _put(self, text: str, entities: list[MessageEntity] | None) -> None:
+    async def _put(
+        self,
+        text: str,
+        entities: list[MessageEntity] | None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> None:
         """Edit the message being streamed into, or send a new one."""
         if self._message_id is None:
             sent = await self.bot.send_message(
-                self.chat_id, text, entities=entities, parse_mode=None
+                self.chat_id, text, entities=entities, parse_mode=None, reply_markup=keyboard
             )
             self._message_id = sent.message_id
             return
@@ -171,6 +190,7 @@ class AnswerStream:
                 message_id=self._message_id,
                 entities=entities,
                 parse_mode=None,
+                reply_markup=keyboard,
             )
         )
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiogram import Bot
+from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,20 +17,54 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
 from app.delivery.stream import AnswerStream, DraftSupport
+from app.domain.enums import ReasoningDisplay
 from app.domain.users import Preferences
-from app.llm.chat import ChatRequest, LLMError, StreamReport, TokenUsage, stream_answer
-from app.memory.context import (
-    Assembled,
-    ContextBuilder,
-    MessageTooLong,
-    PersonaTooLarge,
-    Turn,
+from app.llm.chat import (
+    ChatRequest,
+    Delta,
+    FailureKind,
+    LLMError,
+    StreamReport,
+    TokenUsage,
+    stream_answer,
 )
+from app.memory.context import Assembled, ContextBuilder, MessageTooLong, PersonaTooLarge, Turn
 from app.memory.service import CurrentConversation, MemoryService
 from app.memory.summary import Summarizer
+from app.services.generations import Generation, Generations
 from app.services.usage import BudgetRefused, UsageService
 
 log = logging.getLogger(__name__)
+
+# Failures a second attempt almost always cures: the stream broke off, or the connection
+# dropped. (Timeouts are not among them: a slow server would keep the user waiting twice.)
+HEALABLE = frozenset({FailureKind.INTERRUPTED, FailureKind.CONNECTION})
+# Seconds before the first new attempt at a cut stream; doubled for each one after it.
+STREAM_RETRY_DELAY = 0.25
+# Said to the model, not to the user, when the user asks it to go on with an answer cut at
+# the length limit: English, like the answer-length instructions.
+CONTINUE_INSTRUCTION = (
+    "Your previous answer was cut off by the length limit. Continue it exactly where it "
+    "stopped, without repeating anything and without any preamble."
+)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What one request to the model has produced so far."""
+
+    content: str = ""
+    reasoning: str = ""
+    report: StreamReport = field(default_factory=StreamReport)
+    stopped: bool = False  # the user pressed stop (or sent /stop)
+
+    @property
+    def produced(self) -> bool:
+        return bool(self.content or self.reasoning)
+
+    def add(self, delta: Delta) -> None:
+        self.content += delta.content
+        self.reasoning += delta.reasoning
 
 
 class ChatService:
@@ -45,6 +81,7 @@ class ChatService:
         usage: UsageService | None = None,
         gate: WriteGate | None = None,
         stream_interval: float = 1.0,
+        continue_keyboard: Callable[[int], InlineKeyboardMarkup | None] = lambda _: None,
     ) -> None:
         self.memory = memory
         # The chat path's database work goes through it (app/db/engine.py WriteGate).
@@ -56,9 +93,8 @@ class ChatService:
         self.chat = chat_settings
         self.stream_interval = stream_interval
         self.drafts = DraftSupport()
-        # An answer's stored count minus this is its completion tokens (our fallback count
-        # when the server reports no usage).
-        self._answer_overhead = memory.counter.message("assistant", "")
+        self.generations = Generations()
+        self.continue_keyboard = continue_keyboard
 
     async def reply(
         self,
@@ -170,6 +206,41 @@ class ChatService:
             await session.commit()
         await self._answer(bot, session, chat_id, conversation, assembled, preferences, draft_id)
 
+    async def continue_answer(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        *,
+        chat_id: int,
+        user_id: int,
+        preferences: Preferences,
+        answer_id: int,
+        draft_id: int,
+    ) -> bool:
+        """Go on with an answer cut at the length limit; False when that answer is no longer
+        the conversation's newest turn (the button is stale)."""
+        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
+        last = await self.memory.last_answer(session, conversation)
+        if last is None or last.id != answer_id:
+            return False
+        await self._check_budget(session, user_id, preferences)
+        builder = await self._builder(
+            bot, session, chat_id, preferences, self.memory.user_turn(CONTINUE_INSTRUCTION)
+        )
+        if builder is None:
+            return True
+        async with self.gate.section(session):
+            assembled = await self.memory.assemble(session, builder, conversation)
+        await self._answer(
+            bot, session, chat_id, conversation, assembled, preferences, draft_id, extending=last
+        )
+        return True
+
+    def stop(self, chat_id: int, draft_id: int | None = None) -> bool:
+        """End the answer being generated in the chat (the one of that draft, if given) at
+        once; False when none is."""
+        return self.generations.stop(chat_id, draft_id)
+
     async def _check_budget(
         self, session: AsyncSession, user_id: int, preferences: Preferences
     ) -> None:
@@ -223,8 +294,15 @@ class ChatService:
         assembled: Assembled,
         preferences: Preferences,
         draft_id: int,
+        *,
+        extending: Turn | None = None,
     ) -> None:
-        """Stream the model's answer to the chat, then store it: an error stores nothing."""
+        """Stream the model's answer to the chat, then store it: an error stores nothing.
+
+        A stream cut before its finish reason is asked for again (OPENAI_STREAM_RETRIES)
+        before anything final is sent, its preview replaced by the new attempt. `extending`
+        is an answer cut at the length limit that this one continues: the continuation is
+        appended to it in the history."""
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
             conversation.user_id,
@@ -243,58 +321,159 @@ class ChatService:
             use_max_completion_tokens=self.openai.is_public_openai,
         )
         stream = AnswerStream(
-            bot, chat_id, draft_id, drafts=self.drafts, interval=self.stream_interval
+            bot,
+            chat_id,
+            draft_id,
+            drafts=self.drafts,
+            interval=self.stream_interval,
+            can_stop=True,
         )
-        answer = ""
-        report = StreamReport()
-        try:
-            chunks = stream_answer(self.llm, request, report)
+        attempts = 1 + self.openai.stream_retries
+        with self.generations.running(chat_id, draft_id) as generation:
+            for number in range(1, attempts + 1):
+                attempt = _Attempt()
+                try:
+                    await self._stream(bot, chat_id, request, stream, attempt, generation)
+                    break
+                except LLMError as exc:
+                    # Every attempt that produced anything was paid for.
+                    if attempt.report.usage is not None or attempt.produced:
+                        usage = self._usage(assembled, attempt)
+                        await self._record_alone(
+                            session, conversation.user_id, preferences.model, usage
+                        )
+                    if exc.kind in HEALABLE and number < attempts:
+                        log.warning(
+                            "Answer stream for user %s cut (%s); asking again (%d of %d)",
+                            conversation.user_id,
+                            exc.kind,
+                            number + 1,
+                            attempts,
+                        )
+                        await asyncio.sleep(STREAM_RETRY_DELAY * 2 ** (number - 1))
+                        continue
+                    log.warning(
+                        "Model call failed for user %s (%s): %s",
+                        conversation.user_id,
+                        exc.kind,
+                        exc,
+                    )
+                    if attempt.content.strip():
+                        await stream.finish(
+                            attempt.content + "\n\n" + texts.answer_interrupted(exc.kind)
+                        )
+                    else:
+                        await bot.send_message(chat_id, texts.model_failed(exc.kind))
+                    return
+        await self._deliver(
+            session, stream, conversation, assembled, preferences, attempt, extending
+        )
+
+    async def _stream(
+        self,
+        bot: Bot,
+        chat_id: int,
+        request: ChatRequest,
+        stream: AnswerStream,
+        attempt: _Attempt,
+        generation: Generation,
+    ) -> None:
+        """One attempt: the deltas shown as they come, until the stream ends or the user
+        stops it. A stop cancels the read at once, which closes the connection, so the
+        server stops generating (and billing)."""
+
+        async def read() -> None:
+            deltas = stream_answer(self.llm, request, attempt.report)
             async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
-                answer = await anext(chunks, "")
-            await stream.show(answer)
-            async for delta in chunks:
-                answer += delta
-                await stream.show(answer)
-        except LLMError as exc:
-            log.warning(
-                "Model call failed for user %s (%s): %s", conversation.user_id, exc.kind, exc
-            )
-            if answer.strip():
-                await stream.finish(answer + "\n\n" + texts.answer_interrupted(exc.kind))
-            else:
-                await bot.send_message(chat_id, texts.model_failed(exc.kind))
-            # What was streamed before the failure was paid for; a request that failed
-            # before any output reports nothing and costs nothing.
-            if report.usage is not None or answer:
-                usage = report.usage or TokenUsage(
-                    assembled.prompt_tokens, self.memory.counter.text(answer)
+                first = await anext(deltas, None)
+            delta = first
+            while delta is not None:
+                attempt.add(delta)
+                await stream.show(
+                    attempt.content or (texts.thinking() if attempt.reasoning else "")
                 )
-                await self._record_alone(session, conversation.user_id, preferences.model, usage)
+                delta = await anext(deltas, None)
+
+        reading = asyncio.create_task(read())
+        stopping = asyncio.create_task(generation.stopped.wait())
+        try:
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not reading.done():
+                reading.cancel()
+                attempt.stopped = True
+                log.info("Answer in chat %s stopped by the user", chat_id)
+            # A cancelled read ends here; a failed one raises its LLMError.
+            await asyncio.gather(reading, return_exceptions=attempt.stopped)
+
+    async def _deliver(
+        self,
+        session: AsyncSession,
+        stream: AnswerStream,
+        conversation: CurrentConversation,
+        assembled: Assembled,
+        preferences: Preferences,
+        attempt: _Attempt,
+        extending: Turn | None,
+    ) -> None:
+        """The final message and the stored answer, as the stream ended: complete, stopped,
+        cut at the length limit, or held back by the content filter. The reasoning is shown
+        above an answer if the user chose so, and never stored."""
+        user_id, model = conversation.user_id, preferences.model
+        answer = attempt.content
+        folded = preferences.reasoning is ReasoningDisplay.FOLDED
+        reasoning = attempt.reasoning if folded else ""
+        finish = attempt.report.finish_reason
+        if attempt.stopped and not answer.strip():
+            await stream.finish(texts.answer_stopped_before_text())
+            if attempt.report.usage is not None or attempt.produced:
+                await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
+            return
+        if finish == "content_filter":
+            log.warning("The model's content filter stopped the answer for user %s", user_id)
+            note = texts.answer_filtered()
+            await stream.finish(f"{answer}\n\n{note}" if answer.strip() else note)
+            await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
             return
         if not answer.strip():
-            log.warning("The model returned an empty answer for user %s", conversation.user_id)
-            await bot.send_message(chat_id, texts.empty_answer())
-            usage = report.usage or TokenUsage(
-                assembled.prompt_tokens, self.memory.counter.text(answer)
-            )
-            await self._record_alone(session, conversation.user_id, preferences.model, usage)
+            log.warning("The model returned an empty answer for user %s", user_id)
+            await stream.finish(texts.empty_answer())
+            await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
             return
-        turn = self.memory.answer_turn(answer)
-        # The server's own figures; without them our exact counts of what was sent and said.
-        usage = report.usage or TokenUsage(
-            assembled.prompt_tokens, turn.tokens - self._answer_overhead
-        )
-        # Stored while it is delivered: neither waits for the other, and a Telegram failure
-        # cannot lose what the model said.
-        results = await asyncio.gather(
-            self._store(session, conversation, turn, preferences.model, usage),
-            stream.finish(answer),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        usage = self._usage(assembled, attempt)
+        if attempt.stopped:
+            shown, keyboard = f"{answer}\n\n{texts.answer_stopped()}", None
+        elif finish == "length":
+            shown = f"{answer}\n\n{texts.answer_hit_length_limit()}"
+            keyboard = None  # set below, once the answer has its id
+        else:
+            shown, keyboard = answer, None
+        if finish == "length" and not attempt.stopped:
+            stored = await self._store(session, conversation, answer, extending, model, usage)
+            assert stored.id is not None
+            await stream.finish(shown, self.continue_keyboard(stored.id), reasoning=reasoning)
+        else:
+            # Stored while it is delivered: neither waits for the other, and a Telegram
+            # failure cannot lose what the model said.
+            results = await asyncio.gather(
+                self._store(session, conversation, answer, extending, model, usage),
+                stream.finish(shown, keyboard, reasoning=reasoning),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         self._summarise_later(conversation, assembled)
+
+    def _usage(self, assembled: Assembled, attempt: _Attempt) -> TokenUsage:
+        """The server's figures; without them our exact counts of what was sent and said
+        (reasoning is paid for as completion tokens too)."""
+        if attempt.report.usage is not None:
+            return attempt.report.usage
+        counter = self.memory.counter
+        said = counter.text(attempt.content) + counter.text(attempt.reasoning)
+        return TokenUsage(assembled.prompt_tokens, said)
 
     def _summarise_later(self, conversation: CurrentConversation, assembled: Assembled) -> None:
         """Turns left out of this request go into the summary, after the answer is out."""
@@ -315,15 +494,23 @@ class ChatService:
         self,
         session: AsyncSession,
         conversation: CurrentConversation,
-        turn: Turn,
+        answer: str,
+        extending: Turn | None,
         model: str,
         usage: TokenUsage,
-    ) -> None:
-        """The answer and what it cost, in one commit: no round trip of its own for usage."""
+    ) -> Turn:
+        """The answer (or the continuation of `extending`) and what it cost, in one commit:
+        no round trip of its own for usage."""
         async with self.gate.section(session):
-            await self.memory.remember(session, conversation, turn)
+            if extending is not None and extending.id is not None:
+                turn = await self.memory.extend_answer(session, conversation, extending.id, answer)
+            else:
+                turn = await self.memory.remember(
+                    session, conversation, self.memory.answer_turn(answer)
+                )
             await self._record(session, conversation.user_id, model, usage)
             await session.commit()
+        return turn
 
     async def _record_alone(
         self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import User
-from app.domain.enums import AnswerLength, MemoryMode
+from app.db.models import Message, User
+from app.delivery.render import utf16_len
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
 from app.keyboards.callbacks import SettingsButton, SettingsSection
 from app.memory.service import STYLE_INSTRUCTIONS
 from tests.fakes import FakeOpenAI, FakeTelegram
@@ -34,10 +37,10 @@ async def test_the_overview_shows_every_setting_with_the_owners_defaults(
 ) -> None:
     chat = await open_settings(await start_bot(), telegram)
     text = chat.last.text or ""
-    for part in ("Assistant", "test-model", "0.7 (default)", "Normal", "Chat", "English"):
+    for part in ("Assistant", "test-model", "0.7 (default)", "Normal", "Off", "Chat", "English"):
         assert part in text
     labels = [label for label, _ in buttons(chat.last)]
-    assert len(labels) == 7 and "✖️ Close" in labels
+    assert len(labels) == 8 and "✖️ Close" in labels
 
 
 async def test_a_chosen_model_is_the_one_asked(
@@ -179,6 +182,7 @@ async def test_forged_settings_buttons_change_nothing(
         (SettingsSection.TEMPERATURE, "7"),
         (SettingsSection.LENGTH, "huge"),
         (SettingsSection.MODE, "sleep"),
+        (SettingsSection.REASONING, "loud"),
         (SettingsSection.LANGUAGE, "fr"),
         (SettingsSection.PERSONA, "999"),
     ):
@@ -192,7 +196,7 @@ async def test_forged_settings_buttons_change_nothing(
         None,
         None,
     )
-    assert user.memory_mode is None
+    assert user.memory_mode is None and user.reasoning_display is None
 
 
 async def test_while_a_temperature_is_awaited_a_sticker_is_explained(
@@ -225,3 +229,83 @@ async def test_memory_reports_the_reserve_of_the_chosen_answer_length(
     await chat.send("hello")
     report = (await chat.send("/memory")).text or ""
     assert "15,808 tokens (128 more kept for the answer)" in report
+
+
+# --- reasoning ------------------------------------------------------------------------------
+
+REASONING = "Пользователь здоровается 👋; отвечу тепло."
+
+
+async def stored_turns(db: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:
+    async with db() as session:
+        rows = await session.execute(
+            select(Message.role, Message.content)
+            .where(Message.user_id == ALLOWED)
+            .order_by(Message.id)
+        )
+        return [(role.value, content) for role, content in rows]
+
+
+async def choose_reasoning(chat: UserChat, label: str) -> None:
+    await chat.send("/settings")
+    await chat.press("Reasoning")
+    await chat.press(label)
+    assert "Saved" in (chat.last.text or "")
+
+
+@pytest.mark.parametrize("source", ["field", "think-tags"])
+async def test_folded_reasoning_comes_above_the_answer_in_an_expandable_quote_unstored(
+    source: str,
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    chat = await open_settings(await start_bot(), telegram)
+    await chat.press("Reasoning")
+    await chat.press("Folded")
+    assert (await stored_user(db)).reasoning_display is ReasoningDisplay.FOLDED
+    if source == "field":
+        llm.reasoning, llm.reply = REASONING, "**Hello** there!"
+    else:
+        llm.reply = f"<think>\n{REASONING}\n</think>\n\n**Hello** there!"
+    answer = await chat.send("hi")
+    assert answer.plain_text == f"{REASONING}\n\nHello there!"
+    quote = utf16_len(REASONING)
+    assert answer.parsed_entities == [
+        {"type": "expandable_blockquote", "offset": 0, "length": quote},
+        {"type": "bold", "offset": quote + 2, "length": 5},
+    ]
+    assert await stored_turns(db) == [("user", "hi"), ("assistant", "**Hello** there!")]
+    llm.reasoning, llm.reply = None, "Again."
+    await chat.send("again")
+    sent = " ".join(str(m["content"]) for m in llm.requests[-1]["messages"])
+    assert "здоровается" not in sent
+
+
+async def test_reasoning_is_not_shown_by_default(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    llm.reasoning, llm.reply = REASONING, "Hello!"
+    answer = await UserChat(await start_bot(), telegram, ALLOWED).send("hi")
+    assert answer.plain_text == "Hello!"
+    assert answer.parsed_entities == []
+
+
+async def test_the_reasoning_choice_toggles_and_survives_a_restart(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    first = await start_bot()
+    await choose_reasoning(UserChat(first, telegram, ALLOWED), "Folded")
+    await first.stop()
+    chat = UserChat(await start_bot(), telegram, ALLOWED)
+    overview = await chat.send("/settings")
+    assert "Reasoning: <b>Folded</b>" in (overview.text or "")
+    llm.reasoning, llm.reply = REASONING, "Hello!"
+    assert (await chat.send("hi")).plain_text == f"{REASONING}\n\nHello!"
+    await choose_reasoning(chat, "Off")
+    assert (await stored_user(db)).reasoning_display is ReasoningDisplay.OFF
+    assert (await chat.send("hi again")).plain_text == "Hello!"
