@@ -30,18 +30,11 @@ from app.config import (
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.domain.rights import Right, parse_right
+from app.domain.user_admin import Change, Note, Spent, UserAdminError, UserStatus, UserSummary
 from app.memory.tokens import load_counter
 from app.memory.window import ContextBudget
 from app.services.personas import PersonaError, PersonaService, ensure_default_persona
-from app.services.user_admin import (
-    Change,
-    Note,
-    Spent,
-    UserAdminError,
-    UserAdminService,
-    UserStatus,
-    UserSummary,
-)
+from app.services.user_admin import UserAdminService
 
 PAGE = 50  # users listed without --all
 

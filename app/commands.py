@@ -45,6 +45,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("help", __("What I can do"), right=None),
     CommandInfo("new", __("Start a new conversation")),
     CommandInfo("retry", __("Answer my last message again")),
+    CommandInfo("stop", __("Stop the answer being written")),
     CommandInfo("persona", __("Choose whom to talk to")),
     CommandInfo("edit_bot", __("Edit the persona's memory"), right=Right.EDIT_PERSONAS),
     CommandInfo("new_persona", __("Create a persona"), right=Right.CREATE_PERSONAS),

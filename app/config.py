@@ -91,6 +91,9 @@ class OpenAISettings(_Section):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     timeout: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    # A stream cut before its finish reason is asked again this often before the user sees
+    # the part that arrived.
+    stream_retries: int = Field(default=2, ge=0, le=10)
 
     @field_validator("base_url")
     @classmethod

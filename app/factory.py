@@ -40,6 +40,7 @@ from app.services.personas import PersonaService, ensure_default_persona
 from app.services.preferences import PreferencesService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
+from app.views.chat import continue_keyboard
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def create_dispatcher(
             usage=usage,
             gate=WriteGate.for_engine(engine),
             stream_interval=stream_interval,
+            continue_keyboard=continue_keyboard,
         ),
         summarizer=summarizer,
         usage=usage,

@@ -160,6 +160,37 @@ def answer_interrupted(kind: FailureKind) -> str:
     return _("⚠️ The answer was cut off: {problem}").format(problem=_failure(kind))
 
 
+def thinking() -> str:
+    return _("💭 Thinking…")
+
+
+def nothing_to_stop() -> str:
+    return _("No answer is being written now.")
+
+
+def answer_stopped() -> str:
+    return _("⏹ Stopped.")
+
+
+def answer_stopped_before_text() -> str:
+    return _("⏹ Stopped before the answer began. Your message is kept; /retry answers it.")
+
+
+def answer_hit_length_limit() -> str:
+    return _("✂️ The answer reached its length limit.")
+
+
+def continue_button() -> str:
+    return _("Continue ▶️")
+
+
+def answer_filtered() -> str:
+    return _(
+        "⚠️ The model's content filter stopped this answer. Your message is kept; try putting "
+        "it another way."
+    )
+
+
 # --- personas -------------------------------------------------------------------------------
 
 

@@ -1,16 +1,22 @@
 """Bot API calls per streamed answer of 2,000 tokens, at several model speeds.
 
 Runs the real dispatcher (polling) in this process against the fake Telegram and OpenAI
-servers and counts the calls each answer costs, by method. Prints a table.
+servers and counts the calls each answer costs, by method. Prints a table; then the same
+answer with its stream cut once and healed by a second request, and the time from a user's
+stop (the `stopped_message_generation` update pushed to the fake) to the model request's
+connection closed at the fake model server (target: under 100 ms).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -59,7 +65,10 @@ def answer_text() -> str:
     return text
 
 
-async def measure(label: str, first: float, interval: float, text: str) -> dict[str, object]:
+@contextlib.asynccontextmanager
+async def running_bot(
+    first: float, interval: float, text: str
+) -> AsyncIterator[tuple[FakeTelegram, FakeOpenAI]]:
     telegram = FakeTelegram(tokens={TOKEN})
     llm = FakeOpenAI(api_key="k", reply=text, first_token_latency=first, token_interval=interval)
     await telegram.start()
@@ -79,7 +88,7 @@ async def measure(label: str, first: float, interval: float, text: str) -> dict[
         ),
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{folder}/bench.db", _env_file=None),
         access=AccessSettings(allowed_user_ids="*", _env_file=None),
-        logging=LoggingSettings(log_level="WARNING", _env_file=None),
+        logging=LoggingSettings(log_level="ERROR", _env_file=None),
     )
     bot = create_bot(settings)
     dp = create_dispatcher(settings)
@@ -87,6 +96,21 @@ async def measure(label: str, first: float, interval: float, text: str) -> dict[
     try:
         await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
         telegram.reset_calls()
+        yield telegram, llm
+    finally:
+        await dp.stop_polling()
+        await polling
+        await telegram.stop()
+        await llm.stop()
+
+
+async def measure(
+    label: str, first: float, interval: float, text: str, *, cut_at: float | None = None
+) -> dict[str, object]:
+    """One answer; with `cut_at`, its first stream drops after that share of its chunks."""
+    async with running_bot(first, interval, text) as (telegram, llm):
+        if cut_at is not None:
+            llm.cut_stream_next(after_chunks=int(count_tokens(text) * cut_at))
         started = time.monotonic()
         telegram.push_message(USER, "Explain the plan in detail.")
         expected = len(text)
@@ -97,21 +121,42 @@ async def measure(label: str, first: float, interval: float, text: str) -> dict[
             ),
             timeout=300,
         )
+        done = time.monotonic()
         await asyncio.sleep(0.5)
-        elapsed = time.monotonic() - started
         calls = Counter(c.method for c in telegram.calls if c.method not in STARTUP)
-    finally:
-        await dp.stop_polling()
-        await polling
-        await telegram.stop()
-        await llm.stop()
-    return {
-        "label": label,
-        "seconds": elapsed,
-        "calls": sum(calls.values()),
-        "by_method": dict(sorted(calls.items())),
-        "messages": len(telegram.sent_messages(USER)),
-    }
+        return {
+            "label": label,
+            "seconds": done - started,
+            "calls": sum(calls.values()),
+            "by_method": dict(sorted(calls.items())),
+            "messages": len(telegram.sent_messages(USER)),
+            "requests": len(llm.records),
+        }
+
+
+async def measure_stop(runs: int) -> list[float]:
+    """Milliseconds from the stop update's arrival at the fake Telegram server to the
+    model connection closed, once per run, with a model at 200 tokens/s."""
+    delays = []
+    async with running_bot(0.05, 0.005, answer_text()) as (telegram, llm):
+        for run in range(runs):
+            update = telegram.push_message(USER, f"Explain the plan in detail ({run}).")
+            draft_id = update["message"]["message_id"]  # the bot drafts under this id
+            await llm.wait_for(lambda n=run: len(llm.records) > n)
+            record = llm.records[run]
+            await llm.wait_for(lambda r=record: r.chunks_sent > 40)
+            await telegram.wait_for(
+                lambda d_id=draft_id: any(d.draft_id == d_id for d in telegram.drafts(USER)),
+                timeout=10,
+            )
+            pushed = time.monotonic()
+            telegram.push_stop(USER, draft_id)
+            await llm.wait_for(lambda r=record: r.client_closed_at is not None, timeout=10)
+            assert record.client_closed_at is not None
+            delays.append((record.client_closed_at - pushed) * 1000)
+            await telegram.wait_for(lambda: not llm.in_flight, timeout=10)
+            await asyncio.sleep(0.3)  # the stopped answer is stored and the lock released
+    return delays
 
 
 async def main() -> None:
@@ -121,11 +166,23 @@ async def main() -> None:
         f"Answer: {count_tokens(text):,} tokens, {len(text):,} characters of Markdown; "
         "previews at most once a second; typing action until the first token.\n"
     )
-    print(f"{'model speed':<24}{'answer s':>9}{'calls':>7}{'messages':>10}  calls by method")
-    for label, first, interval in SPEEDS:
-        row = await measure(label, first, interval, text)
+    print(
+        f"{'model speed':<34}{'answer s':>9}{'calls':>7}{'messages':>10}{'model req':>10}"
+        "  calls by method"
+    )
+    rows = [await measure(label, first, interval, text) for label, first, interval in SPEEDS]
+    rows.append(await measure("200 tokens/s, cut at 25%, healed", 0.5, 0.005, text, cut_at=0.25))
+    for row in rows:
         methods = ", ".join(f"{name} {count}" for name, count in row["by_method"].items())  # type: ignore[attr-defined]
-        print(f"{label:<24}{row['seconds']:>9.1f}{row['calls']:>7}{row['messages']:>10}  {methods}")
+        print(
+            f"{row['label']:<34}{row['seconds']:>9.1f}{row['calls']:>7}{row['messages']:>10}"
+            f"{row['requests']:>10}  {methods}"
+        )
+    delays = sorted(await measure_stop(20))
+    print(
+        f"\nStop -> model connection closed, {len(delays)} runs: p50 "
+        f"{statistics.median(delays):.1f} ms, max {delays[-1]:.1f} ms (target < 100 ms)"
+    )
 
 
 if __name__ == "__main__":

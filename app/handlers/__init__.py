@@ -36,6 +36,7 @@ from app.handlers import (
     persona_files,
     settings,
     start,
+    stop,
     unknown,
     unsupported,
     usage,
@@ -80,6 +81,7 @@ def get_routers() -> list[Router]:
         cancel.create_router(),
         needing(
             Right.CHAT,
+            stop.create_router(),
             conversation.create_router(),
             choose_persona.create_router(),
             persona_files.create_export_router(),

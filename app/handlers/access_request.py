@@ -13,6 +13,7 @@ from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.access import Requester
 from app.domain.users import UserContext
 from app.i18n import locale_for
 from app.keyboards.callbacks import AccessAsk, AccessDecision
@@ -23,7 +24,6 @@ from app.services.access_requests import (
     AskResult,
     Decided,
     DecisionResult,
-    Requester,
 )
 from app.views import access
 from app.views.dialog import Screen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiogram import Bot, F, Router
 from aiogram.types import Message
@@ -13,13 +14,16 @@ from app.services.chat import ChatService
 from app.services.usage import BudgetRefused
 from app.views.usage import budget_refusal
 
+T = TypeVar("T")
 
-async def answer_within_budget(message: Message, answering: Awaitable[None]) -> None:
+
+async def answer_within_budget(bot: Bot, chat_id: int, answering: Awaitable[T]) -> T | None:
     """Run the chat service's answer; a user over a limit is told which, and when it resets."""
     try:
-        await answering
+        return await answering
     except BudgetRefused as refused:
-        await message.answer(budget_refusal(refused.reached, refused.currency))
+        await bot.send_message(chat_id, budget_refusal(refused.reached, refused.currency))
+        return None
 
 
 async def chat_message(
@@ -31,7 +35,8 @@ async def chat_message(
     chat: ChatService,
 ) -> None:
     await answer_within_budget(
-        message,
+        bot,
+        message.chat.id,
         chat.reply(
             bot,
             session,
@@ -54,7 +59,8 @@ async def edited_message(
     chat: ChatService,
 ) -> None:
     await answer_within_budget(
-        message,
+        bot,
+        message.chat.id,
         chat.edit(
             bot,
             session,

@@ -1,17 +1,24 @@
-"""/new starts a fresh conversation with the persona; /retry answers the last message again."""
+"""/new starts a fresh conversation with the persona; /retry answers the last message again;
+Continue goes on with an answer cut at the length limit."""
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.domain.users import Preferences, UserContext
 from app.handlers.chat import answer_within_budget
+from app.keyboards.callbacks import ContinueButton
 from app.memory.service import MemoryService
 from app.services.chat import ChatService
+
+log = logging.getLogger(__name__)
 
 
 async def new_conversation(
@@ -34,7 +41,8 @@ async def retry(
     chat: ChatService,
 ) -> None:
     await answer_within_budget(
-        message,
+        bot,
+        message.chat.id,
         chat.retry(
             bot,
             session,
@@ -46,8 +54,49 @@ async def retry(
     )
 
 
+async def continue_answer(
+    callback: CallbackQuery,
+    callback_data: ContinueButton,
+    bot: Bot,
+    user: UserContext,
+    preferences: Preferences,
+    session: AsyncSession,
+    chat: ChatService,
+) -> None:
+    await callback.answer()
+    message = callback.message
+    if message is None:
+        return
+    await _without_button(message)
+    continued = await answer_within_budget(
+        bot,
+        message.chat.id,
+        chat.continue_answer(
+            bot,
+            session,
+            chat_id=message.chat.id,
+            user_id=user.id,
+            preferences=preferences,
+            answer_id=callback_data.answer_id,
+            draft_id=message.message_id,
+        ),
+    )
+    if continued is False:
+        await bot.send_message(message.chat.id, texts.stale_button())
+
+
+async def _without_button(message: Message | InaccessibleMessage) -> None:
+    """The answer being continued loses its button (not essential: it goes stale anyway)."""
+    if isinstance(message, Message):
+        try:
+            await message.edit_reply_markup(reply_markup=None)
+        except TelegramAPIError as exc:
+            log.info("Continue button not removed: %s", exc)
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
+    router.callback_query.register(continue_answer, ContinueButton.filter())
     router.message.register(new_conversation, Command("new"))
     router.message.register(retry, Command("retry"))
     return router

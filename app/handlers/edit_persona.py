@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.domain.enums import MemoryKind
+from app.domain.personas import PersonaView
 from app.domain.users import Preferences, UserContext
 from app.filters import ActiveEditor
 from app.fsm.personas import EditorData, EditPersonaDialog
 from app.keyboards.callbacks import EditorAction, EditorButton, EntryAction, EntryButton
-from app.services.personas import PersonaError, PersonaService, PersonaView, check_text
+from app.services.personas import PersonaError, PersonaService, check_text
 from app.views import dialog
 from app.views import persona_editor as screens
 from app.views.dialog import Screen

@@ -22,6 +22,7 @@ from app.commands import remove_admin_menu, set_admin_menu
 from app.config import Settings
 from app.domain.enums import BudgetUnit
 from app.domain.rights import Right
+from app.domain.user_admin import Change, Note, UserAdminError, UserSummary
 from app.domain.users import UserContext
 from app.fsm.rights import end_dialog_without_right
 from app.fsm.users import LimitData, UsersDialog
@@ -29,7 +30,7 @@ from app.i18n import locale_for
 from app.keyboards.callbacks import UsersAction, UsersButton
 from app.services.personas import PersonaService
 from app.services.preferences import SettingInvalid, parse_limit
-from app.services.user_admin import Change, Note, UserAdminError, UserAdminService, UserSummary
+from app.services.user_admin import UserAdminService
 from app.views import dialog
 from app.views import users as views
 from app.views.dialog import Screen

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from app.domain.memory import Breakdown
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
 from app.memory.window import ContextBudget
 
@@ -262,26 +263,6 @@ class ContextBuilder:
             truncated=self._full,
             oldest_recent_id=self.oldest_recent_id,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Breakdown:
-    """Where a request's tokens went, part by part (what /memory shows)."""
-
-    prompt_limit: int
-    answer_reserve: int
-    conversation_budget: int
-    persona: int
-    new_message: int
-    summary: int
-    recalled: int
-    recent: int
-    recalled_turns: int
-    recent_turns: int
-
-    @property
-    def conversation_used(self) -> int:
-        return self.summary + self.recalled + self.recent
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ from app.db.personas import PersonaRepository
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
 from app.domain.enums import AnswerLength, MemoryKind, MemoryMode, MessageRole
+from app.domain.memory import MemoryReport
 from app.domain.refs import PersonaRef
 from app.memory.context import (
     SUMMARY_HEADING,
     Assembled,
-    Breakdown,
     ContextBuilder,
     MessageTooLong,
     PersonaMemory,
@@ -64,19 +64,6 @@ class CurrentConversation:
         if self.summary is None:
             return None
         return Turn("system", self.summary, self.summary_tokens)
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryReport:
-    """What /memory shows: where the tokens of the next request would go, and the summary."""
-
-    persona: str
-    mode: MemoryMode
-    conversation_id: int
-    stored_turns: int
-    # None when the persona alone is too large for the window.
-    breakdown: Breakdown | None
-    summary: str | None
 
 
 class MemoryService:
@@ -265,6 +252,29 @@ class MemoryService:
         await messages.delete_after(conversation.id, turn_id)
         await session.flush()
         return Turn("user", turn.content, turn.tokens, turn_id)
+
+    async def last_answer(
+        self, session: AsyncSession, conversation: CurrentConversation
+    ) -> Turn | None:
+        """The conversation's newest turn when it is an answer: what Continue extends."""
+        rows = await MessageRepository(session).newest(conversation.id, before_id=None, limit=1)
+        if not rows or _role(rows[0][1]) is not MessageRole.ASSISTANT:
+            return None
+        turn_id, _, content, tokens = rows[0]
+        return Turn("assistant", content, tokens, turn_id)
+
+    async def extend_answer(
+        self, session: AsyncSession, conversation: CurrentConversation, turn_id: int, more: str
+    ) -> Turn:
+        """An answer cut at the length limit, with its continuation appended: one answer in
+        the history, counted anew."""
+        row = await session.get(Message, turn_id)
+        if row is None or row.conversation_id != conversation.id:
+            raise LookupError(f"message {turn_id} is not in conversation {conversation.id}")
+        turn = self.answer_turn(row.content + more)
+        row.content, row.token_count = turn.content, turn.tokens
+        await session.flush()
+        return Turn("assistant", turn.content, turn.tokens, turn_id)
 
     async def forget_answer(
         self, session: AsyncSession, conversation: CurrentConversation, turn_id: int

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.types import TelegramObject, Update, User
 
 
 class PerUserSerialMiddleware(BaseMiddleware):
@@ -19,6 +19,9 @@ class PerUserSerialMiddleware(BaseMiddleware):
     text, and absorbs what follows it meanwhile.) A second message waits for the first
     answer, so the history never interleaves. (One process only; several processes need a
     shared lock.)
+
+    /stop is the exception: it must reach the answer it stops, not wait behind it.
+    (Telegram's stop button arrives as an update without a user, so it never waits here.)
     """
 
     def __init__(self) -> None:
@@ -32,7 +35,7 @@ class PerUserSerialMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None:
+        if user is None or _is_stop(event):
             return await handler(event, data)
         lock = self._locks.setdefault(user.id, asyncio.Lock())
         self._waiting[user.id] = self._waiting.get(user.id, 0) + 1
@@ -45,3 +48,12 @@ class PerUserSerialMiddleware(BaseMiddleware):
                 # Nobody else holds or awaits this lock: forget it, or the dict grows forever.
                 del self._waiting[user.id]
                 del self._locks[user.id]
+
+
+def _is_stop(event: TelegramObject) -> bool:
+    """A /stop (or /stop@ThisBot) message."""
+    message = event.message if isinstance(event, Update) else None
+    text = message.text if message is not None else None
+    if text is None or not text.startswith("/stop"):
+        return False
+    return text.split(maxsplit=1)[0].split("@", 1)[0] == "/stop"

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AccessRequest, User
+from app.domain.access import Requester
 from app.domain.clock import utcnow
 from app.domain.enums import RequestStatus, Role
 
@@ -23,17 +24,6 @@ class Asked(enum.StrEnum):
     HAS_ACCESS = "has_access"
     BLOCKED = "blocked"
     NO_ADMINS = "no_admins"  # nobody could decide: no admin is known to the bot
-
-
-@dataclass(frozen=True, slots=True)
-class Requester:
-    """Who asks, as the admins see them."""
-
-    id: int
-    first_name: str
-    last_name: str | None
-    username: str | None
-    language_code: str | None
 
 
 @dataclass(frozen=True, slots=True)

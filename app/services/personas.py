@@ -6,7 +6,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiogram.utils.i18n import I18n
@@ -18,6 +17,7 @@ from app.db.models import MemoryEntry, Persona
 from app.db.personas import PersonaRepository
 from app.db.users import UserRepository
 from app.domain.enums import MemoryKind
+from app.domain.personas import EntryView, PersonaSummary, PersonaView
 from app.domain.refs import PersonaRef
 from app.domain.users import UserContext
 from app.i18n import N_
@@ -39,50 +39,6 @@ ENTRY_MAX = 2_000
 EXPORT_FORMAT = "telegram-bot-assistant/persona"
 IMPORT_MAX_BYTES = 256 * 1024
 _NAME = re.compile(r"^[\w][\w .,'()\-]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class EntryView:
-    """A memory entry as the editor shows it."""
-
-    id: int
-    kind: MemoryKind
-    text: str
-    answer: str | None
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class PersonaView:
-    """A persona with its memory in the order the model sees it, and its cost."""
-
-    id: int
-    name: str
-    system_prompt: str
-    owner_id: int | None
-    is_default: bool
-    shared: bool
-    entries: Sequence[EntryView]
-    memory_tokens: int  # exact: system message + pairs
-    memory_limit: int  # most the memory may take
-    prompt_limit: int  # the whole request's budget
-
-    @property
-    def conversation_room(self) -> int:
-        return max(0, self.prompt_limit - REPLY_PRIMING - self.memory_tokens)
-
-
-@dataclass(frozen=True, slots=True)
-class PersonaSummary:
-    """A persona in a list: who owns it, who may use it, and what its memory costs."""
-
-    id: int
-    name: str
-    owner_id: int | None  # None: the admins'
-    is_default: bool
-    shared: bool
-    entries: int
-    memory_tokens: int  # exact: system message + pairs
 
 
 class PersonaError(Exception):
@@ -203,6 +159,7 @@ class PersonaService:
         entries = sorted(await PersonaRepository(session).entries(persona_id), key=entry_order)
         views = [EntryView(e.id, e.kind, e.text, e.answer, e.token_count) for e in entries]
         pairs = sum(e.token_count for e in entries if e.kind is MemoryKind.QA)
+        memory = persona.system_message_tokens + pairs  # exact: system message + pairs
         return PersonaView(
             id=persona.id,
             name=persona.name,
@@ -211,9 +168,9 @@ class PersonaService:
             is_default=persona.is_default,
             shared=persona.shared,
             entries=views,
-            memory_tokens=persona.system_message_tokens + pairs,
+            memory_tokens=memory,
             memory_limit=self.budget.persona_limit,
-            prompt_limit=self.budget.prompt_limit,
+            conversation_room=max(0, self.budget.prompt_limit - REPLY_PRIMING - memory),
         )
 
     async def list_all(self, session: AsyncSession) -> list[PersonaSummary]:

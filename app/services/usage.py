@@ -6,9 +6,7 @@ database rows (one per user, day and model) and the reset times agree on.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,43 +15,19 @@ from app.config import BudgetSettings
 from app.db.usage import Spending, UsageRepository
 from app.domain.clock import utcnow
 from app.domain.enums import BudgetUnit, Role
-from app.domain.usage import UsageTotals
+from app.domain.usage import (
+    LimitReached,
+    Limits,
+    Period,
+    PeriodUsage,
+    UsageReport,
+    UsageTotals,
+)
 from app.domain.users import UserContext
 from app.llm.chat import TokenUsage
 
 # Money sums are floats: a spend equal to the limit must not pass as a hair below it.
 MONEY_EPSILON = 1e-9
-
-
-class Period(enum.StrEnum):
-    """What a limit covers."""
-
-    DAY = "day"
-    MONTH = "month"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The budget that applies to a user; a None limit means none for that period."""
-
-    unit: BudgetUnit
-    daily: float | None
-    monthly: float | None
-
-    def of(self, period: Period) -> float | None:
-        return self.daily if period is Period.DAY else self.monthly
-
-
-@dataclass(frozen=True, slots=True)
-class LimitReached:
-    """Why a message is refused: the limit reached, what was spent, and when it resets."""
-
-    period: Period
-    unit: BudgetUnit
-    spent: float
-    limit: float
-    resets_at: datetime
-    now: datetime
 
 
 class BudgetRefused(Exception):
@@ -64,36 +38,6 @@ class BudgetRefused(Exception):
         super().__init__(f"{reached.period} limit reached")
         self.reached = reached
         self.currency = currency
-
-
-@dataclass(frozen=True, slots=True)
-class PeriodUsage:
-    """A user's usage in one period, with the limit that applies (None: no limit)."""
-
-    period: Period
-    totals: UsageTotals
-    by_model: list[tuple[str, UsageTotals]]
-    limit: float | None
-    resets_at: datetime
-
-    def spent(self, unit: BudgetUnit) -> float:
-        return self.totals.cost if unit is BudgetUnit.MONEY else self.totals.tokens
-
-    def remaining(self, unit: BudgetUnit) -> float | None:
-        return None if self.limit is None else max(self.limit - self.spent(unit), 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReport:
-    """What /usage shows: today and this month, and the budget (None for admins)."""
-
-    today: PeriodUsage
-    month: PeriodUsage
-    limits: Limits | None
-    exempt: bool  # an admin: never limited
-    show_cost: bool  # prices are configured, or the budget is in money
-    currency: str
-    now: datetime
 
 
 def month_start(day: date) -> date:

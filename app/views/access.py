@@ -10,9 +10,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app import texts
+from app.domain.access import Requester
 from app.domain.enums import RequestStatus
 from app.keyboards.callbacks import AccessAsk, AccessDecision
-from app.services.access_requests import Requester
 from app.views.dialog import Screen
 
 

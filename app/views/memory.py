@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram.utils.i18n import gettext as _
 
 from app import texts
-from app.memory.service import MemoryReport
+from app.domain.memory import MemoryReport
 
 
 def report_text(report: MemoryReport) -> str:

@@ -11,8 +11,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app.domain.enums import MemoryKind
+from app.domain.personas import EntryView, PersonaView
 from app.keyboards.callbacks import EditorAction, EditorButton, EntryAction, EntryButton
-from app.services.personas import EntryView, PersonaView
 from app.texts import number, token_count
 from app.views.dialog import Screen
 

@@ -10,8 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.numbers import format_decimal
 
 from app.domain.enums import BudgetUnit
-from app.domain.usage import UsageTotals
-from app.services.usage import LimitReached, Period, PeriodUsage, UsageReport
+from app.domain.usage import LimitReached, Period, PeriodUsage, UsageReport, UsageTotals
 from app.texts import number, token_count
 
 

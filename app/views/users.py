@@ -11,8 +11,7 @@ from app.config import BudgetSettings
 from app.domain.enums import BudgetUnit
 from app.domain.refs import PersonaRef
 from app.domain.rights import Right
-from app.keyboards.callbacks import UsersAction, UsersButton
-from app.services.user_admin import (
+from app.domain.user_admin import (
     Change,
     InvalidBudget,
     LastAdmin,
@@ -25,6 +24,7 @@ from app.services.user_admin import (
     UserStatus,
     UserSummary,
 )
+from app.keyboards.callbacks import UsersAction, UsersButton
 from app.texts import token_count
 from app.views.dialog import Screen
 from app.views.usage import amount, money

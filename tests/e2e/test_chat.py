@@ -215,14 +215,14 @@ async def test_a_model_timeout_is_explained(
     assert [role for role, _, _ in await stored(db, ALLOWED)] == ["user"]
 
 
-async def test_a_stream_cut_midway_keeps_what_arrived_marked_and_stores_no_answer(
+async def test_a_stream_cut_on_every_attempt_keeps_what_arrived_marked_and_stores_no_answer(
     start_bot: StartBot,
     llm: FakeOpenAI,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     llm.reply = "alpha beta gamma delta epsilon zeta eta theta"
     bot = await start_bot()
-    llm.cut_stream_next(after_chunks=4)
+    llm.cut_stream_next(after_chunks=4, times=3)  # the first try and both retries
     answer = await say(bot, ALLOWED, "greek letters")
     assert answer.startswith("alpha")
     assert "cut off" in answer
@@ -381,6 +381,7 @@ async def test_the_command_menu_is_registered_at_start_up(
         "help",
         "new",
         "retry",
+        "stop",
         "persona",
         "edit_bot",
         "new_persona",

@@ -21,6 +21,7 @@ from app.keyboards import callbacks
 from app.keyboards.callbacks import (
     AccessAsk,
     AccessDecision,
+    ContinueButton,
     EditorAction,
     EditorButton,
     EntryAction,
@@ -51,6 +52,7 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     PersonaChoice: (PersonaChoice(persona_id=1), Right.CHAT),
     ModeChoice: (ModeChoice(mode=MemoryMode.TASK), Right.CHAT),
     ForgetButton: (ForgetButton(conversation_id=1, confirm=True), Right.CHAT),
+    ContinueButton: (ContinueButton(answer_id=1), Right.CHAT),
     SettingsButton: (SettingsButton(section=SettingsSection.LENGTH, value="long"), Right.CHAT),
     AccessDecision: (AccessDecision(request_id=1, approve=True), Right.ADMIN),
     UsersButton: (

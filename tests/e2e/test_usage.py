@@ -145,7 +145,7 @@ async def test_without_a_reported_usage_our_exact_counts_are_recorded(
     assert await usage_rows(db) == [(ALLOWED, TODAY, MODEL, 2, prompt, completion, 0.0)]
 
 
-async def test_a_stream_cut_midway_records_what_was_streamed(
+async def test_a_stream_cut_on_every_attempt_records_what_each_attempt_streamed(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
     telegram: FakeTelegram,
@@ -154,9 +154,10 @@ async def test_a_stream_cut_midway_records_what_was_streamed(
 ) -> None:
     llm.reply = "alpha beta gamma delta epsilon zeta eta theta"
     user = await start(start_bot, make_settings(), telegram)
-    llm.cut_stream_next(after_chunks=4)  # the role chunk and three words
+    llm.cut_stream_next(after_chunks=4, times=3)  # the role chunk and three words, thrice
     assert "cut off" in ((await user.send("greek letters")).plain_text or "")
-    assert await usage_rows(db) == [(ALLOWED, TODAY, MODEL, 1, llm.prompt_tokens[0], 3, 0.0)]
+    prompt = llm.prompt_tokens[0]
+    assert await usage_rows(db) == [(ALLOWED, TODAY, MODEL, 3, 3 * prompt, 9, 0.0)]
 
 
 async def test_a_failed_request_records_nothing(

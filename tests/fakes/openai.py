@@ -180,11 +180,13 @@ class RequestRecord:
     chunks_sent: int = 0
     first_content_at: float | None = None
     finished_at: float | None = None
+    # time.monotonic() when the client closed the connection before the stream's end.
+    client_closed_at: float | None = None
 
 
 @dataclass
 class _Fault:
-    kind: str  # "fail" | "hang" | "cut"
+    kind: str  # "fail" | "hang" | "cut" | "end" | "finish"
     times: int
     status: int = 500
     message: str = ""
@@ -193,6 +195,8 @@ class _Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     after_chunks: int = 0
+    done: bool = True  # "end": whether [DONE] closes the stream
+    finish_reason: str = "stop"  # "finish": the reason to report
 
 
 class _Abort(Exception):
@@ -251,6 +255,10 @@ class FakeOpenAI:
         #: Answer 400 to request fields it does not know (``stream_options``), as some strict
         #: OpenAI-compatible servers do.
         self.strict_fields = strict_fields
+        #: Reasoning streamed before the answer, in the delta field ``reasoning_field``
+        #: ("reasoning_content": DeepSeek, vLLM; "reasoning": OpenRouter, Ollama).
+        self.reasoning: str | None = None
+        self.reasoning_field = "reasoning_content"
 
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
@@ -370,6 +378,17 @@ class FakeOpenAI:
         """Send ``after_chunks`` SSE chunks (the role chunk included), then drop the
         connection without ``[DONE]``. A non-streaming request is dropped unanswered."""
         self._faults.append(_Fault("cut", times, after_chunks=after_chunks))
+
+    def end_stream_next(self, after_chunks: int, times: int = 1, *, done: bool = True) -> None:
+        """Send ``after_chunks`` SSE chunks (the role chunk included), then end the stream
+        cleanly (with ``[DONE]`` unless ``done=False``) but without a finish reason, as a
+        proxy or an overloaded server may."""
+        self._faults.append(_Fault("end", times, after_chunks=after_chunks, done=done))
+
+    def finish_next(self, reason: str, times: int = 1) -> None:
+        """Report ``reason`` (e.g. "content_filter") as the finish reason of the next
+        request(s), after the whole reply."""
+        self._faults.append(_Fault("finish", times, finish_reason=reason))
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -555,6 +574,8 @@ class FakeOpenAI:
             )
 
         cut_after: int | None = None
+        end_after: tuple[int, bool] | None = None
+        finish_override: str | None = None
         fault = self._take_fault()
         if fault is not None:
             record.fault = fault.kind
@@ -570,6 +591,10 @@ class FakeOpenAI:
                 await self._sleep(fault.seconds)
             elif fault.kind == "cut":
                 cut_after = fault.after_chunks
+            elif fault.kind == "end":
+                end_after = (fault.after_chunks, fault.done)
+            elif fault.kind == "finish":
+                finish_override = fault.finish_reason
 
         if self.strict_fields and "stream_options" in body:
             return self._error(
@@ -636,6 +661,7 @@ class FakeOpenAI:
             )
 
         reply = await self._next_reply(body)
+        reasoning = self.reasoning or ""
         tokens = _encode(reply)
         limit = max_tokens
         if window is not None:
@@ -645,16 +671,21 @@ class FakeOpenAI:
         if limit is not None and len(tokens) > limit:
             tokens = tokens[: max(limit, 0)]
             finish_reason = "length"
-        record.completion_tokens = len(tokens)
+        finish_reason = finish_override or finish_reason
+        reasoning_tokens = len(_encode(reasoning))
+        record.completion_tokens = len(tokens) + reasoning_tokens
         record.finish_reason = finish_reason
-        reported_prompt, reported_completion = self.fixed_usage or (prompt, len(tokens))
+        reported_prompt, reported_completion = self.fixed_usage or (
+            prompt,
+            len(tokens) + reasoning_tokens,
+        )
         usage: dict[str, Any] | None = {
             "prompt_tokens": reported_prompt,
             "completion_tokens": reported_completion,
             "total_tokens": reported_prompt + reported_completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -666,7 +697,7 @@ class FakeOpenAI:
         created = int(time.time())
         if record.stream:
             return await self._stream(
-                request, record, body, tokens, usage, completion_id, created, cut_after
+                request, record, body, tokens, usage, completion_id, created, cut_after, end_after
             )
 
         if cut_after is not None:
@@ -711,6 +742,7 @@ class FakeOpenAI:
         completion_id: str,
         created: int,
         cut_after: int | None,
+        end_after: tuple[int, bool] | None = None,
     ) -> web.StreamResponse:
         stream_options = body.get("stream_options")
         # A server that does not report usage ignores the option altogether.
@@ -744,6 +776,12 @@ class FakeOpenAI:
         events: list[tuple[bytes, bool]] = [
             (chunk(delta({"role": "assistant", "content": "", "refusal": None})), False)
         ]
+        if self.reasoning:
+            field = self.reasoning_field
+            events += [
+                (chunk(delta({field: piece})), False)
+                for piece in _split_into_chunks(_encode(self.reasoning), self.chunk_tokens)
+            ]
         events += [(chunk(delta({"content": piece})), True) for piece in pieces]
         events.append((chunk(delta({}, record.finish_reason)), False))
         if include_usage:
@@ -764,6 +802,13 @@ class FakeOpenAI:
             for data, is_content in events:
                 if cut_after is not None and record.chunks_sent >= cut_after:
                     raise _Abort
+                if end_after is not None and record.chunks_sent >= end_after[0]:
+                    if end_after[1]:
+                        await response.write(b"data: [DONE]\n\n")
+                    await response.write_eof()
+                    record.status = 200
+                    record.finished_at = time.monotonic()
+                    return response
                 if is_content and not first_content:
                     await self._sleep(self.token_interval)
                 await response.write(data)
@@ -780,9 +825,18 @@ class FakeOpenAI:
                 request.transport.close()
             record.finished_at = time.monotonic()
             return response
-        except ConnectionError:  # the client went away (e.g. its timeout fired)
-            record.finished_at = time.monotonic()
+        except ConnectionError:
+            # The client went away: its timeout fired, or it stopped reading (a user
+            # pressed stop).
+            record.client_closed_at = record.finished_at = time.monotonic()
+            self._fire_changed()
             return response
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client closes the connection while the
+            # handler waits (between chunks).
+            record.client_closed_at = record.finished_at = time.monotonic()
+            self._fire_changed()
+            raise
         record.status = 200
         record.finished_at = time.monotonic()
         return response

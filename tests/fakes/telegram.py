@@ -662,6 +662,7 @@ class Draft:
     first_at: float
     updated_at: float
     history: list[str] = field(default_factory=list)  # every text sent, oldest first
+    can_stop: bool = False  # sent with Telegram's stop button (Bot API 10.3)
 
     @property
     def updates(self) -> int:
@@ -1077,6 +1078,14 @@ class FakeTelegram:
             message.update(extra)
         chat.messages[message["message_id"]] = message
         return self.push_update({"message": message})
+
+    def push_stop(self, user_id: int, draft_id: int) -> dict[str, Any]:
+        """The user presses the stop button of a draft sent with ``can_stop``: Telegram
+        sends a ``stopped_message_generation`` update (chat and draft id, no user)."""
+        chat = self._chats[user_id]
+        return self.push_update(
+            {"stopped_message_generation": {"chat": chat.as_dict(), "draft_id": draft_id}}
+        )
 
     def push_edited_message(
         self,
@@ -1915,6 +1924,7 @@ class FakeTelegram:
         else:
             draft.text, draft.parse_mode, draft.entities = text, p.get("parse_mode"), entities
             draft.plain_text, draft.updated_at = plain, now
+        draft.can_stop = bool(p.get("can_stop"))
         draft.history.append(text)
         return True
 

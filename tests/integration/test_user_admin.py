@@ -13,8 +13,8 @@ from app.config import AccessSettings
 from app.db.models import AccessRequest, Persona, Usage, User
 from app.domain.enums import BudgetUnit, RequestStatus, Role
 from app.domain.rights import Right
-from app.services.usage import Limits
-from app.services.user_admin import (
+from app.domain.usage import Limits
+from app.domain.user_admin import (
     AdminAction,
     InvalidBudget,
     LastAdmin,
@@ -22,10 +22,10 @@ from app.services.user_admin import (
     Note,
     PersonaNotFound,
     Spent,
-    UserAdminService,
     UserNotFound,
     UserStatus,
 )
+from app.services.user_admin import UserAdminService
 
 TODAY = date(2026, 3, 15)
 Pool = async_sessionmaker[AsyncSession]

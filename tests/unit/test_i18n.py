@@ -28,20 +28,12 @@ from babel.messages.pofile import read_po
 
 from app import commands, fsm, texts
 from app.domain.enums import MemoryKind, MemoryMode
+from app.domain.memory import Breakdown, MemoryReport
+from app.domain.personas import EntryView, PersonaView
 from app.fsm.hints import dialog_name, expected_input
 from app.i18n import create_i18n
 from app.llm.chat import FailureKind
-from app.memory.context import Breakdown
-from app.memory.service import MemoryReport
-from app.services.personas import (
-    EntryView,
-    MemoryTooLarge,
-    NameInvalid,
-    NameTaken,
-    PersonaError,
-    PersonaView,
-    TextInvalid,
-)
+from app.services.personas import MemoryTooLarge, NameInvalid, NameTaken, PersonaError, TextInvalid
 from app.views import persona_editor
 from app.views.dialog import Screen
 from app.views.memory import report_text
@@ -205,7 +197,7 @@ VIEW = PersonaView(
     ],
     memory_tokens=1_234,
     memory_limit=8_000,
-    prompt_limit=16_000,
+    conversation_room=14_763,
 )
 BREAKDOWN = Breakdown(
     prompt_limit=16_000,

@@ -21,7 +21,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "memory": {"services", "views", "handlers", "delivery", "aiogram"},
     "delivery": {"db", "memory", "services", "views", "handlers"},
     "services": {"views", "handlers", "middlewares", "factory"},
-    "views": {"db", "handlers", "middlewares", "aiogram.methods"},
+    "views": {"db", "memory", "llm", "services", "handlers", "middlewares", "aiogram.methods"},
     "handlers": {"db", "sqlalchemy.orm", "sqlalchemy.sql"},
 }
 

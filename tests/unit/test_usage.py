@@ -9,16 +9,9 @@ import pytest
 
 from app.config import BudgetSettings
 from app.domain.enums import BudgetUnit
+from app.domain.usage import Limits, Period
 from app.i18n import create_i18n
-from app.services.usage import (
-    Limits,
-    Period,
-    limit_reached,
-    limits_for,
-    month_start,
-    next_day,
-    next_month,
-)
+from app.services.usage import limit_reached, limits_for, month_start, next_day, next_month
 from app.views.usage import money, wait
 
 NOW = datetime(2030, 5, 15, 21, 30, tzinfo=UTC)

@@ -1,0 +1,40 @@
+"""What /memory shows: where the tokens of a request go, part by part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.enums import MemoryMode
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Where a request's tokens went, part by part (what /memory shows)."""
+
+    prompt_limit: int
+    answer_reserve: int
+    conversation_budget: int
+    persona: int
+    new_message: int
+    summary: int
+    recalled: int
+    recent: int
+    recalled_turns: int
+    recent_turns: int
+
+    @property
+    def conversation_used(self) -> int:
+        return self.summary + self.recalled + self.recent
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReport:
+    """What /memory shows: where the tokens of the next request would go, and the summary."""
+
+    persona: str
+    mode: MemoryMode
+    conversation_id: int
+    stored_turns: int
+    # None when the persona alone is too large for the window.
+    breakdown: Breakdown | None
+    summary: str | None
