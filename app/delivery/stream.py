@@ -107,7 +107,7 @@ class AnswerStream:
 
     def _preview_failed(self, exc: Exception) -> None:
         """Logged once per answer; the final message does not depend on any preview."""
-        if isinstance(exc, TelegramBadRequest) and "message to edit not found" in exc.message:
+        if isinstance(exc, TelegramBadRequest) and _gone(exc):
             self._message_id = None  # deleted meanwhile: the answer comes as a new message
         self._preview_failures += 1
         log.log(
@@ -183,16 +183,25 @@ class AnswerStream:
             )
             self._message_id = sent.message_id
             return
-        await _ignore_not_modified(
-            self.bot.edit_message_text(
-                text=text,
-                chat_id=self.chat_id,
-                message_id=self._message_id,
-                entities=entities,
-                parse_mode=None,
-                reply_markup=keyboard,
+        try:
+            await _ignore_not_modified(
+                self.bot.edit_message_text(
+                    text=text,
+                    chat_id=self.chat_id,
+                    message_id=self._message_id,
+                    entities=entities,
+                    parse_mode=None,
+                    reply_markup=keyboard,
+                )
             )
-        )
+        except TelegramBadRequest as exc:
+            if not _gone(exc):
+                raise
+            # The user deleted the preview (or it can no longer be edited): the answer
+            # comes as a new message rather than not at all.
+            log.info("Preview in chat %s is gone (%s); sending anew", self.chat_id, brief(exc))
+            self._message_id = None
+            await self._put(text, entities, keyboard)
 
 
 def _unknown_method(exc: Exception) -> bool:
@@ -203,6 +212,11 @@ def _unknown_method(exc: Exception) -> bool:
     if isinstance(exc, NotBotApiAnswer):
         return exc.status_code == 404
     return isinstance(exc, TelegramAPIError) and "method not found" in exc.message.lower()
+
+
+def _gone(exc: TelegramBadRequest) -> bool:
+    text = exc.message.lower()
+    return "message to edit not found" in text or "message can't be edited" in text
 
 
 def _too_long(exc: TelegramBadRequest) -> bool:

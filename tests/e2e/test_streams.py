@@ -86,6 +86,22 @@ async def test_retries_run_out_then_the_part_that_arrived_is_shown_with_a_note(
     assert len(llm.records) == 3  # OPENAI_STREAM_RETRIES=2 by default
 
 
+async def test_the_answer_arrives_when_the_user_deleted_its_preview_message(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI, db: Db
+) -> None:
+    telegram.refuse_drafts = True  # previews by editing one message
+    llm.reply = REPLY
+    llm.token_interval = 0.05
+    bot = await start_bot(stream_interval=60.0)  # one preview, then only the final edit
+    telegram.push_message(ALLOWED, "greek letters")
+    preview = (await telegram.wait_for(lambda: telegram.sent_messages(ALLOWED), timeout=10))[0]
+    telegram.delete_by_user(ALLOWED, preview.message_id)
+    await bot.idle()
+    shown = [m for m in telegram.sent_messages(ALLOWED) if not m.deleted]
+    assert [m.plain_text for m in shown] == [REPLY]
+    assert await stored(db) == [("user", "greek letters"), ("assistant", REPLY)]
+
+
 # --- limits and filters ---------------------------------------------------------------------
 
 

@@ -1079,6 +1079,13 @@ class FakeTelegram:
         chat.messages[message["message_id"]] = message
         return self.push_update({"message": message})
 
+    def delete_by_user(self, user_id: int, message_id: int) -> None:
+        """The user deletes one of the bot's messages in their chat (no update is sent;
+        the bot learns it when an edit fails with "message to edit not found")."""
+        chat = self._chats[user_id]
+        chat.bot_messages[message_id].deleted = True
+        chat.messages.pop(message_id, None)
+
     def push_stop(self, user_id: int, draft_id: int) -> dict[str, Any]:
         """The user presses the stop button of a draft sent with ``can_stop``: Telegram
         sends a ``stopped_message_generation`` update (chat and draft id, no user)."""
