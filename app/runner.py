@@ -1,7 +1,8 @@
-"""Running the bot: logging, the token check, polling until SIGINT/SIGTERM."""
+"""Running the bot: logging, the token and database checks, polling until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -13,6 +14,8 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import User
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db.engine import create_engine
@@ -21,6 +24,9 @@ from app.delivery.errors import brief
 from app.factory import close_resources, create_bot, create_dispatcher, resources_of
 
 log = logging.getLogger("app")
+
+# Seconds a database server may take to accept the first connection at start-up.
+DATABASE_TIMEOUT = 15.0
 
 
 def configure_logging(level: int) -> None:
@@ -53,6 +59,10 @@ async def run(settings: Settings) -> int:
         if isinstance(me, str):
             print(f"Cannot start: {me}", file=sys.stderr)
             return 1
+        problem = await database_problem(resources_of(dp).engine)
+        if problem is not None:
+            print(f"Cannot start: {problem}", file=sys.stderr)
+            return 1
         log.info("Starting @%s with model %s", me.username, settings.openai.model)
         await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
@@ -84,6 +94,22 @@ async def get_me(bot: Bot, api_url: str) -> User | str:
         return (
             f"TELEGRAM_API_URL ({api_url}) does not answer like a Telegram Bot API server "
             f"(getMe: {brief(exc)}); correct it, or leave it out for https://api.telegram.org."
+        )
+
+
+async def database_problem(engine: AsyncEngine) -> str | None:
+    """None when the database answers; else the sentence that says to fix DATABASE_URL (a
+    server that is down, a wrong host or password, a file in a folder we may not write)."""
+    url = engine.url.render_as_string(hide_password=True)
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT), engine.connect():
+            return None
+    except (OSError, SQLAlchemyError, TimeoutError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+        detail = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        return (
+            f"the database at {url} cannot be used ({detail}); check DATABASE_URL and that "
+            "its server runs."
         )
 
 

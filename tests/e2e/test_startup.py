@@ -93,3 +93,18 @@ async def test_a_url_that_is_no_bot_api_stops_start_up_with_one_sentence(
     assert "Unclosed" not in output
     assert "<html" not in output
     assert not telegram.calls_of("getUpdates")
+
+
+async def test_a_database_that_cannot_be_reached_stops_start_up_with_one_sentence(
+    tmp_path: Path, repo_root: Path, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    env = fakes_env(tmp_path, telegram, llm)
+    env["DATABASE_URL"] = "postgresql://bot:secret@127.0.0.1:1/assistant"  # nothing listens
+    code, output = await run_app(env, "--env-file", "", cwd=repo_root)
+    assert code == 1, output
+    [sentence] = [line for line in output.splitlines() if "Cannot start" in line]
+    assert "DATABASE_URL" in sentence and "127.0.0.1:1/assistant" in sentence
+    assert "secret" not in output  # the password is hidden
+    assert "Traceback" not in output
+    assert "Unclosed" not in output
+    assert not telegram.calls_of("getUpdates")
