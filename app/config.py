@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -43,6 +44,11 @@ HINTS: dict[str, str] = {
     "BUDGET_MONTHLY": "a positive number (tokens, or money in BUDGET_CURRENCY), or empty",
     "MEMORY_SUMMARY_SHARE": "a fraction between 0 and 0.5, like 0.15",
     "MEMORY_RECALL_SHARE": "a fraction between 0 and 0.5, like 0.15",
+    "WEBHOOK_URL": "the public https:// URL Telegram posts updates to, or empty for polling",
+    "WEBHOOK_LISTEN": "host:port to listen on, like 0.0.0.0:8080",
+    "WEBHOOK_PATH": "a path starting with /, like /telegram",
+    "WEBHOOK_SECRET": "needed with WEBHOOK_URL: 1-256 of A-Z a-z 0-9 _ - e.g. openssl rand -hex 16",
+    "WEBHOOK_MAX_CONNECTIONS": "a whole number from 1 to 100",
 }
 
 
@@ -204,6 +210,64 @@ class RedisSettings(_Section):
         return value or None
 
 
+class WebhookSettings(_Section):
+    """Webhook mode: Telegram posts updates to WEBHOOK_URL instead of the bot polling."""
+
+    model_config = SettingsConfigDict(env_prefix="WEBHOOK_")
+
+    url: str | None = None
+    listen: str = "0.0.0.0:8080"
+    path: str = "/telegram"
+    secret: SecretStr | None = None
+    max_connections: int = Field(default=40, ge=1, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value) if value else None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("not host:port")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("not a path")
+        return value
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _secret(cls, value: Any) -> Any:
+        if value in ("", None):
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        # What Telegram accepts as secret_token.
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", text):
+            raise ValueError("not a valid secret")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_for_webhook(self) -> WebhookSettings:
+        # Without it anyone who learns the URL could post updates as any user.
+        if self.url is not None and self.secret is None:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 class ChatSettings(_Section):
     """Limits on what users send."""
 
@@ -296,6 +360,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -317,6 +382,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "access": AccessSettings,
     "chat": ChatSettings,
     "redis": RedisSettings,
+    "webhook": WebhookSettings,
     "memory": MemorySettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,
