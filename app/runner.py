@@ -1,4 +1,5 @@
-"""Running the bot: logging, the token and database checks, polling until SIGINT/SIGTERM."""
+"""Running the bot: logging, the token and database checks, then polling (or webhooks,
+with WEBHOOK_URL: app/webhook.py) until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from aiogram.types import User
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import webhook
 from app.config import Settings
 from app.db.engine import create_engine
 from app.db.migrate import upgrade
@@ -64,7 +66,12 @@ async def run(settings: Settings) -> int:
             print(f"Cannot start: {problem}", file=sys.stderr)
             return 1
         log.info("Starting @%s with model %s", me.username, settings.openai.model)
-        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+        if settings.webhook.url:
+            code = await webhook.serve(settings, dp, bot)
+            if code:
+                return code
+        else:
+            await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
         # A start-up that stops early runs no shutdown handlers: close what they would have
         # (after a normal stop they have, and closing again does nothing).

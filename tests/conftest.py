@@ -27,7 +27,16 @@ from app.db.migrate import upgrade
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ADMIN, ALLOWED, API_KEY, TOKEN, RunningBot, StartBot, skip_or_fail
 
-_PREFIXES = ("TELEGRAM_", "OPENAI_", "DATABASE_", "CHAT_", "REDIS_", "MEMORY_", "BUDGET_")
+_PREFIXES = (
+    "TELEGRAM_",
+    "OPENAI_",
+    "DATABASE_",
+    "CHAT_",
+    "REDIS_",
+    "MEMORY_",
+    "BUDGET_",
+    "WEBHOOK_",
+)
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL")
 
 

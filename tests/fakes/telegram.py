@@ -50,6 +50,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Self
 
+import aiohttp
 from aiohttp import web
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "MessageVersion",
     "SentMessage",
     "UploadedFile",
+    "WebhookDelivery",
     "parse_formatted_text",
     "utf16_len",
 ]
@@ -594,6 +596,21 @@ class Call:
 
 
 @dataclass
+class WebhookDelivery:
+    """One POST of an update to the webhook, as Telegram makes it."""
+
+    update_id: int
+    url: str
+    status: int  # the webhook's HTTP answer; 0 when the connection failed
+    at: float  # time.monotonic() when the answer came (or the connection failed)
+    error: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
 class MessageVersion:
     """One version of a bot message (the original or an edit)."""
 
@@ -833,6 +850,10 @@ class FakeTelegram:
         self.language_codes: dict[int, str | None] = {}
         #: A new getUpdates ends an older pending one with 409 Conflict (like Telegram).
         self.conflict_on_concurrent_polls = True
+        #: Webhook re-sending: the first backoff after a failed POST (doubled up to the most).
+        self.webhook_retry_delay = 0.1
+        self.webhook_max_retry_delay = 1.0
+        self._webhook_task: asyncio.Task[None] | None = None
 
         self.calls: list[Call] = []
         self._reset_state()
@@ -893,7 +914,13 @@ class FakeTelegram:
         self._open_callbacks: set[str] = set()
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
+        #: The webhook as setWebhook set it ("" while updates are polled).
         self.webhook_url = ""
+        self.webhook_secret: str | None = None
+        self.webhook_max_connections: int | None = None
+        self.webhook_last_error: str | None = None
+        #: Every POST of an update to a webhook, in the order made.
+        self.webhook_deliveries: list[WebhookDelivery] = []
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Start serving on ``host:port`` (0 picks a free port)."""
@@ -934,6 +961,11 @@ class FakeTelegram:
         self._stop_event.set()
         self._fire_updates()
         self._fire_changed()
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -1986,25 +2018,92 @@ class FakeTelegram:
     async def _m_set_webhook(self, ctx: _Ctx) -> bool:
         p = ctx.params
         url = str(p.get("url") or "")
+        secret = p.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _TgError(400, "Bad Request: secret token contains unallowed characters")
+        try:
+            max_connections = int(p.get("max_connections") or 40)
+        except (TypeError, ValueError):
+            raise _TgError(400, "Bad Request: wrong parameter in request") from None
+        if not 1 <= max_connections <= 100:
+            raise _TgError(400, "Bad Request: bad webhook: max_connections out of range")
         if p.get("drop_pending_updates"):
             self._updates.clear()
+        if "allowed_updates" in p and isinstance(p["allowed_updates"], list):
+            self._allowed_updates = [str(x) for x in p["allowed_updates"]] or None
         self.webhook_url = url
-        if url:
-            self._fire_updates()  # pending polls end with 409
+        self.webhook_secret = str(secret) if url and secret is not None else None
+        self.webhook_max_connections = max_connections if url else None
+        self.webhook_last_error = None
+        self._fire_updates()  # pending polls end with 409; the deliverer sees the new URL
+        if url and (self._webhook_task is None or self._webhook_task.done()):
+            self._webhook_task = asyncio.create_task(self._deliver_to_webhook())
         return True
 
     async def _m_delete_webhook(self, ctx: _Ctx) -> bool:
         if ctx.params.get("drop_pending_updates"):
             self._updates.clear()
         self.webhook_url = ""
+        self.webhook_secret = self.webhook_max_connections = None
+        self._fire_updates()  # the deliverer stops
         return True
 
     async def _m_get_webhook_info(self, ctx: _Ctx) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self.webhook_url:
+            info["max_connections"] = self.webhook_max_connections
+            if self._allowed_updates:
+                info["allowed_updates"] = list(self._allowed_updates)
+            if self.webhook_last_error:
+                info["last_error_date"] = int(time.time())
+                info["last_error_message"] = self.webhook_last_error
+        return info
+
+    async def _deliver_to_webhook(self) -> None:
+        """POST pending updates to the webhook one at a time, in order, with the secret in
+        X-Telegram-Bot-Api-Secret-Token: an update leaves the queue on a 2xx answer, and is
+        sent again after a short, growing backoff on any other answer or a connection
+        failure, like Telegram. Ends when the webhook is deleted or the server stops."""
+        delay = self.webhook_retry_delay
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while self.webhook_url and not self._stopping:
+                batch = self._deliverable(1)
+                if not batch:
+                    await self._updates_event.wait()
+                    continue
+                update, url = batch[0], self.webhook_url
+                headers = {}
+                if self.webhook_secret is not None:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
+                status, error = 0, None
+                try:
+                    async with session.post(url, json=update, headers=headers) as response:
+                        status = response.status
+                        await response.read()
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    error = f"Connection failed: {type(exc).__name__}"
+                delivery = WebhookDelivery(update["update_id"], url, status, time.monotonic())
+                if not delivery.accepted:
+                    delivery.error = error or f"Wrong response from the webhook: {status}"
+                self.webhook_deliveries.append(delivery)
+                if delivery.accepted:
+                    with contextlib.suppress(ValueError):
+                        self._updates.remove(update)
+                    delay = self.webhook_retry_delay
+                    self._fire_changed()
+                    continue
+                self.webhook_last_error = delivery.error
+                self._fire_changed()
+                await self._sleep(delay)
+                delay = min(delay * 2, self.webhook_max_retry_delay)
+
+    def webhook_deliveries_of(self, update_id: int) -> list[WebhookDelivery]:
+        return [d for d in self.webhook_deliveries if d.update_id == update_id]
 
     async def _m_answer_callback_query(self, ctx: _Ctx) -> bool:
         p = ctx.params
