@@ -19,6 +19,12 @@ injected per method (``fail_next``, ``drop_connection_next``, ``delay_next``,
 answered 404 "Not Found", and ``answer_html_next`` / ``answer_empty_next`` /
 ``answer_raw_next`` answer a body that is not Bot API JSON (a proxy's "502 Bad Gateway").
 
+Webhook mode, like Telegram: after ``setWebhook`` (its URL, ``secret_token``,
+``allowed_updates`` and ``max_connections`` are recorded) pushed updates are POSTed to the
+URL one at a time, in order, with the ``X-Telegram-Bot-Api-Secret-Token`` header, and
+re-sent after a short backoff on a non-2xx answer or a connection failure (every attempt
+in ``webhook_deliveries``); ``getUpdates`` answers 409 until ``deleteWebhook``.
+
 CLI for benchmarks::
 
     python -m tests.fakes.telegram --port 8081 --token 123:ABC

@@ -773,3 +773,69 @@ async def test_cli_servers_serve_and_exit_cleanly() -> None:
                 proc.send_signal(signal.SIGTERM)
         codes = {name: await asyncio.wait_for(p.wait(), 10) for name, p in procs.items()}
     assert codes == {"telegram": 0, "openai": 0}
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[tuple[int, str | None]], list[int]]]:
+    """A webhook that records (update_id, secret header) and answers the statuses queued in
+    the list it yields (200 once they run out)."""
+    received: list[tuple[int, str | None]] = []
+    statuses: list[int] = []
+
+    async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        update = await request.json()
+        received.append(
+            (int(update["update_id"]), request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        )
+        return aiohttp.web.json_response({}, status=statuses.pop(0) if statuses else 200)
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/hook", handle)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/hook", received, statuses
+    await runner.cleanup()
+
+
+async def test_the_fake_pushes_updates_to_a_webhook_in_order_re_sending_failures(
+    tg: FakeTelegram,
+    bot: Bot,
+    receiver: tuple[str, list[tuple[int, str | None]], list[int]],
+) -> None:
+    url, received, statuses = receiver
+    tg.webhook_retry_delay = 0.05
+    statuses.extend([500, 401])  # the first update is refused twice, then accepted
+    assert await bot.set_webhook(url, secret_token="hush", allowed_updates=["message"])
+    info = await bot.get_webhook_info()
+    assert (info.url, info.allowed_updates, info.max_connections) == (url, ["message"], 40)
+    first, second, third = (tg.push_message(USER, f"m{n}")["update_id"] for n in range(3))
+    await tg.wait_for(lambda: not tg.pending_updates, timeout=10)
+    assert received == [(first, "hush")] * 3 + [(second, "hush"), (third, "hush")]
+    assert [d.status for d in tg.webhook_deliveries_of(first)] == [500, 401, 200]
+    with pytest.raises(TelegramConflictError, match="webhook is active"):
+        await bot.get_updates()
+
+
+async def test_the_fake_re_sends_after_a_connection_failure_and_stops_on_delete(
+    tg: FakeTelegram,
+    bot: Bot,
+    receiver: tuple[str, list[tuple[int, str | None]], list[int]],
+) -> None:
+    url, received, _ = receiver
+    tg.webhook_retry_delay = 0.05
+    assert await bot.set_webhook("http://127.0.0.1:1/hook", secret_token="hush")
+    update_id = tg.push_message(USER, "hello")["update_id"]
+    await tg.wait_for(lambda: len(tg.webhook_deliveries) >= 2, timeout=10)
+    assert {d.status for d in tg.webhook_deliveries_of(update_id)} == {0}
+    assert (await bot.get_webhook_info()).last_error_message.startswith("Connection failed")
+    assert await bot.set_webhook(url, secret_token="hush")  # the same update, now delivered
+    await tg.wait_for(lambda: not tg.pending_updates, timeout=10)
+    assert received == [(update_id, "hush")]
+    assert await bot.delete_webhook()
+    tg.push_message(USER, "polled again")
+    [polled] = await bot.get_updates(timeout=1)
+    assert polled.message is not None and polled.message.text == "polled again"
+    assert received == [(update_id, "hush")]
