@@ -33,6 +33,7 @@ from app.middlewares.inflight import InFlightMiddleware
 from app.middlewares.paste import PasteMergeMiddleware
 from app.middlewares.preferences import PreferencesMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
+from app.middlewares.shared_lock import SharedUserLocks
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.identity import IdentityService
@@ -58,6 +59,18 @@ def create_storage(settings: Settings, pool: async_sessionmaker[AsyncSession]) -
             settings.redis.url, key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
         )
     return SqlStorage(pool)
+
+
+def create_shared_locks(settings: Settings, storage: BaseStorage) -> SharedUserLocks | None:
+    """With REDIS_URL, one user's messages wait for each other across processes, in the same
+    Redis as the dialog states (its client, when the storage is ours)."""
+    if not settings.redis.url:
+        return None
+    if isinstance(storage, AppRedisStorage):
+        return SharedUserLocks(storage.redis)
+    from redis.asyncio import Redis
+
+    return SharedUserLocks(Redis.from_url(settings.redis.url), owns_client=True)
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -116,7 +129,10 @@ def create_dispatcher(
         usage=usage,
         users=users,
         inflight=InFlightMiddleware(),
-        updates=ProcessedUpdates(),
+        # Other processes may record updates: on PostgreSQL, or with Redis shared.
+        updates=ProcessedUpdates(
+            shared=bool(settings.redis.url) or engine.url.get_backend_name() != "sqlite"
+        ),
     )
 
     data: AppData = {
@@ -137,7 +153,8 @@ def create_dispatcher(
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
-    dp.update.outer_middleware(PerUserSerialMiddleware())
+    serial = PerUserSerialMiddleware(create_shared_locks(settings, dp.storage))
+    dp.update.outer_middleware(serial)
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)
@@ -161,6 +178,8 @@ def create_dispatcher(
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
         await close_resources(resources)
+        if serial.shared is not None:
+            await serial.shared.close()
         if isinstance(dp.storage, AppRedisStorage):
             await dp.storage.close_now()
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import ProcessedUpdate
 from app.db.session import current_session
-from app.db.updates import ProcessedUpdates
+from app.db.updates import ProcessedUpdates, record_statement
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,24 @@ class DbSessionMiddleware(BaseMiddleware):
         async with self.pool() as session:
             update = data.get("event_update")
             if update is not None:
-                if await self.updates.handled(session, update.update_id):
+                claims_first = self.updates.claims_first(session)
+                if claims_first:
+                    claimed = await self.updates.claim(session, update.update_id)
+                    if not claimed:
+                        log.info("Update %s was handled elsewhere; not answered", update.update_id)
+                        return None
+                elif await self.updates.handled(session, update.update_id):
                     log.info("Update %s was handled before; not answered again", update.update_id)
                     return None
-                _mark_processed_on_commit(session, self.updates, update.update_id)
+                else:
+                    claimed = False
+                _mark_processed_on_commit(
+                    session,
+                    self.updates,
+                    update.update_id,
+                    claimed=claimed,
+                    shared=claims_first or self.updates.shared,
+                )
             data["session"] = session
             token = current_session.set(session)
             try:
@@ -59,20 +73,40 @@ class DbSessionMiddleware(BaseMiddleware):
 
 
 def _mark_processed_on_commit(
-    session: AsyncSession, updates: ProcessedUpdates, update_id: int
+    session: AsyncSession,
+    updates: ProcessedUpdates,
+    update_id: int,
+    *,
+    claimed: bool,
+    shared: bool,
 ) -> None:
     """The update is recorded as handled by the first commit of its session: with the user's
     message for a chat answer, with the step's changes for a dialog. A redelivered update
-    (webhook retries, a restart before the polling offset was confirmed) is then skipped."""
+    (webhook retries, a restart before the polling offset was confirmed) is then skipped.
+
+    `claimed`: the record is in the transaction already (PostgreSQL claims first). A handler
+    that rolls back before the first commit takes the claim with it; it is then written
+    again, doing nothing should another process have recorded the update meanwhile."""
+    info = session.sync_session.info
+    info["update_recorded"] = claimed
 
     def record(sync_session: Session) -> None:
-        if not sync_session.info.get("update_recorded"):
-            sync_session.info["update_recorded"] = True
-            sync_session.add(ProcessedUpdate(update_id=update_id))
+        if not info.get("update_recorded"):
+            info["update_recorded"] = True
+            if shared:
+                sync_session.execute(record_statement(sync_session, update_id))
+            else:
+                sync_session.add(ProcessedUpdate(update_id=update_id))
 
     def remember(sync_session: Session) -> None:
-        if sync_session.info.get("update_recorded"):
+        if info.get("update_recorded") and not info.get("update_committed"):
+            info["update_committed"] = True
             updates.record(update_id)
+
+    def forget(sync_session: Session, previous: object) -> None:
+        if not info.get("update_committed"):
+            info["update_recorded"] = False
 
     event.listen(session.sync_session, "before_commit", record)
     event.listen(session.sync_session, "after_commit", remember)
+    event.listen(session.sync_session, "after_soft_rollback", forget)

@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
 from aiogram.types import TelegramObject, Update, User
+
+from app.middlewares.shared_lock import SharedUserLocks
 
 
 class PerUserSerialMiddleware(BaseMiddleware):
@@ -17,14 +19,16 @@ class PerUserSerialMiddleware(BaseMiddleware):
     order, and each reaches this lock without suspending, so `asyncio.Lock`'s FIFO waiters
     keep the user's messages in order. (The paste middleware before it waits only on a long
     text, and absorbs what follows it meanwhile.) A second message waits for the first
-    answer, so the history never interleaves. (One process only; several processes need a
-    shared lock.)
+    answer, so the history never interleaves. With REDIS_URL set, the holder of the local
+    lock then takes the user's lock in Redis too (`SharedUserLocks`), so that several
+    processes answer one user one message at a time; only one waiter per process polls it.
 
     /stop is the exception: it must reach the answer it stops, not wait behind it.
     (Telegram's stop button arrives as an update without a user, so it never waits here.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shared: SharedUserLocks | None = None) -> None:
+        self.shared = shared
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
 
@@ -41,7 +45,11 @@ class PerUserSerialMiddleware(BaseMiddleware):
         self._waiting[user.id] = self._waiting.get(user.id, 0) + 1
         try:
             async with lock:
-                return await handler(event, data)
+                if self.shared is None:
+                    return await handler(event, data)
+                bot: Bot | None = data.get("bot")
+                async with self.shared.hold(bot.id if bot is not None else 0, user.id):
+                    return await handler(event, data)
         finally:
             self._waiting[user.id] -= 1
             if not self._waiting[user.id]:
