@@ -107,7 +107,7 @@ class AnswerStream:
 
     def _preview_failed(self, exc: Exception) -> None:
         """Logged once per answer; the final message does not depend on any preview."""
-        if isinstance(exc, TelegramBadRequest) and _gone(exc):
+        if isinstance(exc, TelegramBadRequest) and "message to edit not found" in exc.message:
             self._message_id = None  # deleted meanwhile: the answer comes as a new message
         self._preview_failures += 1
         log.log(
@@ -153,12 +153,12 @@ class AnswerStream:
         a part it finds too long (a server with a lower limit) goes in halves."""
         try:
             try:
-                await self._put(part.text, part.entities or None, keyboard)
+                await self._put_for_good(part.text, part.entities or None, keyboard)
             except TelegramBadRequest as exc:
                 if not part.entities or _too_long(exc):
                     raise
                 log.warning("Telegram refused formatting (%s); sending plain text", exc)
-                await self._put(part.text, None, keyboard)
+                await self._put_for_good(part.text, None, keyboard)
         except TelegramBadRequest as exc:
             length = telegram_length(part.text)
             if not _too_long(exc) or length < MIN_PART:
@@ -169,6 +169,23 @@ class AnswerStream:
                 await self._final(half, keyboard if index == len(halves) - 1 else None)
             return
         self._message_id = None  # the next part is a message of its own
+
+    async def _put_for_good(
+        self,
+        text: str,
+        entities: list[MessageEntity] | None,
+        keyboard: InlineKeyboardMarkup | None,
+    ) -> None:
+        """`_put` for the final answer: a preview message the user deleted (or one that can
+        no longer be edited) gives way to a new message, rather than the answer to nothing."""
+        try:
+            await self._put(text, entities, keyboard)
+        except TelegramBadRequest as exc:
+            if self._message_id is None or not _gone(exc):
+                raise
+            log.info("Preview in chat %s is gone (%s); sending anew", self.chat_id, brief(exc))
+            self._message_id = None
+            await self._put(text, entities, keyboard)
 
     async def _put(
         self,
@@ -183,25 +200,16 @@ class AnswerStream:
             )
             self._message_id = sent.message_id
             return
-        try:
-            await _ignore_not_modified(
-                self.bot.edit_message_text(
-                    text=text,
-                    chat_id=self.chat_id,
-                    message_id=self._message_id,
-                    entities=entities,
-                    parse_mode=None,
-                    reply_markup=keyboard,
-                )
+        await _ignore_not_modified(
+            self.bot.edit_message_text(
+                text=text,
+                chat_id=self.chat_id,
+                message_id=self._message_id,
+                entities=entities,
+                parse_mode=None,
+                reply_markup=keyboard,
             )
-        except TelegramBadRequest as exc:
-            if not _gone(exc):
-                raise
-            # The user deleted the preview (or it can no longer be edited): the answer
-            # comes as a new message rather than not at all.
-            log.info("Preview in chat %s is gone (%s); sending anew", self.chat_id, brief(exc))
-            self._message_id = None
-            await self._put(text, entities, keyboard)
+        )
 
 
 def _unknown_method(exc: Exception) -> bool:
