@@ -185,26 +185,45 @@ class ChatService:
         chat_id: int,
         preferences: Preferences,
         conversation: CurrentConversation,
-        turn_id: int,
+        turn_id: int | None,
         turn: Turn,
-        change: Callable[[], Awaitable[None]],
+        change: Callable[[], Awaitable[None]] | None,
         draft_id: int,
+        *,
+        recall: bool = True,
+        extending: Turn | None = None,
     ) -> None:
-        """Answer stored turn `turn_id` anew, as `turn`, after `change` rewrites the history
-        (the old answer dropped, or the turn's new text). Like a new message, its reads, write
-        and commit take the write gate: on SQLite they contend for the same lock. Only reads
-        come before it, since a conversation started just now has no turn to answer again."""
+        """Answer `turn` with the history before stored turn `turn_id` (all of it for None),
+        after `change` rewrites the history (the old answer dropped, or the turn's new text).
+        Like a new message, its reads, write and commit take the write gate: on SQLite they
+        contend for the same lock. Only reads come before it, since a conversation started
+        just now has no turn to answer again. `recall`: search older turns for the words of
+        `turn`; `extending` is passed on to `_answer`."""
         await self._check_budget(session, conversation.user_id, preferences)
         builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
             return
         async with self.gate.section(session):
             assembled = await self.memory.assemble(
-                session, builder, conversation, before_id=turn_id, query=turn.content
+                session,
+                builder,
+                conversation,
+                before_id=turn_id,
+                query=turn.content if recall else None,
             )
-            await change()
-            await session.commit()
-        await self._answer(bot, session, chat_id, conversation, assembled, preferences, draft_id)
+            if change is not None:
+                await change()
+                await session.commit()
+        await self._answer(
+            bot,
+            session,
+            chat_id,
+            conversation,
+            assembled,
+            preferences,
+            draft_id,
+            extending=extending,
+        )
 
     async def continue_answer(
         self,
@@ -223,16 +242,20 @@ class ChatService:
         last = await self.memory.last_answer(session, conversation)
         if last is None or last.id != answer_id:
             return False
-        await self._check_budget(session, user_id, preferences)
-        builder = await self._builder(
-            bot, session, chat_id, preferences, self.memory.user_turn(CONTINUE_INSTRUCTION)
-        )
-        if builder is None:
-            return True
-        async with self.gate.section(session):
-            assembled = await self.memory.assemble(session, builder, conversation)
-        await self._answer(
-            bot, session, chat_id, conversation, assembled, preferences, draft_id, extending=last
+        # The instruction is the new turn, never stored: the answer so far ends the history.
+        instruction = self.memory.user_turn(CONTINUE_INSTRUCTION)
+        await self._answer_again(
+            bot,
+            session,
+            chat_id,
+            preferences,
+            conversation,
+            None,
+            instruction,
+            None,
+            draft_id,
+            recall=False,  # the instruction's words say nothing of what to recall
+            extending=last,
         )
         return True
 
