@@ -11,6 +11,8 @@ from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.utils.token import extract_bot_id
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.commands import register_menu
@@ -36,9 +38,12 @@ from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.shared_lock import SharedUserLocks
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.generations import Generations
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
 from app.services.preferences import PreferencesService
+from app.services.shared_stops import SharedStops
+from app.services.summary_locks import SharedSummaryLocks
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
 from app.views.chat import continue_keyboard
@@ -73,6 +78,16 @@ def create_shared_locks(settings: Settings, storage: BaseStorage) -> SharedUserL
     return SharedUserLocks(Redis.from_url(settings.redis.url), owns_client=True)
 
 
+def shared_redis(settings: Settings, storage: BaseStorage) -> tuple[Redis | None, bool]:
+    """The Redis that stops and summary locks go through with REDIS_URL: the dialog states'
+    client when the storage is ours, else one of their own; and whether shutdown closes it."""
+    if not settings.redis.url:
+        return None, False
+    if isinstance(storage, AppRedisStorage):
+        return storage.redis, False
+    return Redis.from_url(settings.redis.url), True
+
+
 def create_bot(settings: Settings) -> Bot:
     session = create_session(settings.telegram.api_url)
     return Bot(
@@ -102,7 +117,19 @@ def create_dispatcher(
     memory.budget_for(settings.openai.model)  # an unusable window stops start-up here
     llm = create_llm_client(settings.openai)
     usage = UsageService(settings.budget)
-    summarizer = Summarizer(pool, llm, counter, settings.openai, settings.memory, usage=usage)
+    storage = storage or create_storage(settings, pool)
+    redis, owns_redis = shared_redis(settings, storage)
+    bot_id = extract_bot_id(settings.telegram.bot_token.get_secret_value())
+    summarizer = Summarizer(
+        pool,
+        llm,
+        counter,
+        settings.openai,
+        settings.memory,
+        usage=usage,
+        locks=SharedSummaryLocks(redis, bot_id=bot_id) if redis is not None else None,
+    )
+    shared_stops = SharedStops(redis, Generations()) if redis is not None else None
     users = IdentityService(pool, settings.access)
     i18n = create_i18n()
     access_requests = AccessRequestService(
@@ -124,6 +151,7 @@ def create_dispatcher(
             gate=WriteGate.for_engine(engine),
             stream_interval=stream_interval,
             continue_keyboard=continue_keyboard,
+            shared_stops=shared_stops,
         ),
         summarizer=summarizer,
         usage=usage,
@@ -149,7 +177,7 @@ def create_dispatcher(
         "user_admin": UserAdminService(settings.access),
         "access_requests": access_requests,
     }
-    dp = Dispatcher(storage=storage or create_storage(settings, pool), **data)
+    dp = Dispatcher(storage=storage, **data)
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
@@ -172,11 +200,17 @@ def create_dispatcher(
             # Admins made in /users or on the command line, besides those in ADMIN_IDS.
             admins = {admin.id for admin in await access_requests.admins(session)}
         await register_menu(bot, i18n, admins | settings.access.admin_ids)
+        if shared_stops is not None:
+            await shared_stops.start(bot.id)
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
+        if shared_stops is not None:
+            await shared_stops.close()
+        if redis is not None and owns_redis:
+            await redis.aclose()
         await close_resources(resources)
         if serial.shared is not None:
             await serial.shared.close()

@@ -12,14 +12,14 @@ from app.services.chat import ChatService
 
 
 async def stop_command(message: Message, chat: ChatService) -> None:
-    if not chat.stop(message.chat.id):
+    if not await chat.stop(message.chat.id):
         await message.answer(texts.nothing_to_stop())
 
 
 async def stop_button(event: MessageGenerationStopped, chat: ChatService) -> None:
     # Telegram sends this for a draft sent with can_stop when the user presses its stop
     # button; a stop for a draft whose answer has finished meanwhile changes nothing.
-    chat.stop(event.chat.id, event.draft_id)
+    await chat.stop(event.chat.id, event.draft_id)
 
 
 def create_router() -> Router:

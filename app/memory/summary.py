@@ -1,7 +1,8 @@
 """The rolling summary: turns that fell out of the context, folded in after answers.
 
 Runs in the background after an answer is sent, never before it; one task per conversation
-at a time, each kept in a set so shutdown can wait for it or cancel it. A failed call
+at a time, each kept in a set so shutdown can wait for it or cancel it (and, with several
+processes, one across them: a `ConversationLocks` the run takes without waiting). A failed call
 changes nothing (the turns stay stored and the summary keeps pointing at the last turn it
 covers), so the next answer after a pause tries again. What a call cost is recorded as the
 usage of the user whose conversation it summarised.
@@ -10,8 +11,10 @@ usage of the user whose conversation it summarised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from openai import AsyncOpenAI
@@ -48,6 +51,13 @@ class UsageRecorder(Protocol):
     ) -> None: ...
 
 
+class ConversationLocks(Protocol):
+    """One summary at a time per conversation across processes (the factory passes the
+    Redis one when REDIS_URL is set): `hold` yields False while another process holds it."""
+
+    def hold(self, conversation_id: int) -> AbstractAsyncContextManager[bool]: ...
+
+
 class Summarizer:
     """Folds a conversation's fallen-out turns into its stored summary, in the background."""
 
@@ -60,8 +70,10 @@ class Summarizer:
         settings: MemorySettings,
         *,
         usage: UsageRecorder | None = None,
+        locks: ConversationLocks | None = None,
     ) -> None:
         self.pool = pool
+        self.locks = locks
         self.usage = usage
         self.llm = llm
         self.counter = counter
@@ -96,9 +108,13 @@ class Summarizer:
 
     async def _run(self, conversation_id: int, before_id: int, limit: int, user_id: int) -> None:
         try:
-            for _ in range(MAX_ROUNDS):
-                if not await self.fold(conversation_id, before_id, limit, user_id):
+            async with self._hold(conversation_id) as held:
+                if not held:
+                    log.debug("Conversation %s is summarised by another process", conversation_id)
                     return
+                for _ in range(MAX_ROUNDS):
+                    if not await self.fold(conversation_id, before_id, limit, user_id):
+                        return
         except LLMError as exc:
             self._failed_at[conversation_id] = time.monotonic()
             log.warning(
@@ -110,6 +126,12 @@ class Summarizer:
         except Exception:
             self._failed_at[conversation_id] = time.monotonic()
             log.exception("Summarising conversation %s failed; will retry later", conversation_id)
+
+    def _hold(self, conversation_id: int) -> AbstractAsyncContextManager[bool]:
+        # Alone, the task per conversation in `_tasks` is enough.
+        if self.locks is None:
+            return contextlib.nullcontext(True)
+        return self.locks.hold(conversation_id)
 
     async def fold(self, conversation_id: int, before_id: int, limit: int, user_id: int) -> bool:
         """One round: fold the oldest unsummarised turns before `before_id` into the

@@ -32,6 +32,7 @@ from app.memory.context import Assembled, ContextBuilder, MessageTooLong, Person
 from app.memory.service import CurrentConversation, MemoryService
 from app.memory.summary import Summarizer
 from app.services.generations import Generation, Generations
+from app.services.shared_stops import SharedStops
 from app.services.usage import BudgetRefused, UsageService
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class ChatService:
         gate: WriteGate | None = None,
         stream_interval: float = 1.0,
         continue_keyboard: Callable[[int], InlineKeyboardMarkup | None] = lambda _: None,
+        shared_stops: SharedStops | None = None,
     ) -> None:
         self.memory = memory
         # The chat path's database work goes through it (app/db/engine.py WriteGate).
@@ -93,7 +95,9 @@ class ChatService:
         self.chat = chat_settings
         self.stream_interval = stream_interval
         self.drafts = DraftSupport()
-        self.generations = Generations()
+        # With REDIS_URL a stop reaches the answers of other processes too.
+        self.shared_stops = shared_stops
+        self.generations = shared_stops.generations if shared_stops else Generations()
         self.continue_keyboard = continue_keyboard
 
     async def reply(
@@ -259,9 +263,11 @@ class ChatService:
         )
         return True
 
-    def stop(self, chat_id: int, draft_id: int | None = None) -> bool:
+    async def stop(self, chat_id: int, draft_id: int | None = None) -> bool:
         """End the answer being generated in the chat (the one of that draft, if given) at
-        once; False when none is."""
+        once, on whichever process streams it; False when none is."""
+        if self.shared_stops is not None:
+            return await self.shared_stops.stop(chat_id, draft_id)
         return self.generations.stop(chat_id, draft_id)
 
     async def _check_budget(

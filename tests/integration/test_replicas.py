@@ -1,5 +1,6 @@
 """Several processes on one PostgreSQL and one Redis: one user's messages are answered one at
-a time, and an update delivered to two of them is answered once.
+a time, an update delivered to two of them is answered once, a stop reaches the answer on
+the other one, and one conversation is summarised by one of them at a time.
 
 Two `create_dispatcher` instances stand for two replicas; updates are fed to them directly.
 Redis db 14 (another suite flushes 15) and a key prefix of the test's own, removed after it.
@@ -21,11 +22,17 @@ import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from app.config import RedisSettings, Settings
-from app.factory import create_bot, create_dispatcher
+from app.db.messages import MessageRepository
+from app.db.models import Conversation, Message
+from app.factory import create_bot, create_dispatcher, resources_of
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.shared_lock import SharedUserLocks
+from app.services.generations import Generations
+from app.services.shared_stops import SharedStops
+from app.services.summary_locks import SharedSummaryLocks
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ALLOWED, skip_or_fail
 
@@ -134,6 +141,35 @@ async def test_an_unreachable_redis_lets_the_message_through(
     await client.aclose()
 
 
+async def test_a_summary_lock_held_elsewhere_is_skipped_and_an_unreachable_redis_is_not(
+    redis: Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = SharedSummaryLocks(redis, bot_id=1, prefix=prefix)
+    other = SharedSummaryLocks(redis, bot_id=1, prefix=prefix)
+    async with shared.hold(9) as first, other.hold(9) as second:
+        assert (first, second) == (True, False)
+    assert await redis.exists(shared.key(9)) == 0
+    client = Redis.from_url("redis://127.0.0.1:1/0")
+    with caplog.at_level(logging.WARNING, logger="app.services.summary_locks"):
+        async with SharedSummaryLocks(client, bot_id=1).hold(9) as had:
+            assert had
+    assert "summarising anyway" in caplog.text
+    await client.aclose()
+
+
+async def test_with_redis_unreachable_a_stop_starts_and_says_nothing_was_stopped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = Redis.from_url("redis://127.0.0.1:1/0")
+    stops = SharedStops(client, Generations())
+    with caplog.at_level(logging.WARNING, logger="app.services.shared_stops"):
+        await stops.start(1)  # start-up goes on; the listener retries in the background
+        assert not await stops.stop(5)
+    assert "not heard" in caplog.text and "could not be passed on" in caplog.text
+    await stops.close()
+    await client.aclose()
+
+
 # --- two dispatchers on one PostgreSQL and one Redis ---------------------------------------
 
 
@@ -149,6 +185,12 @@ class Replica:
             )
             assert serial.shared is not None
             serial.shared.prefix = prefix
+            # Before start-up, which subscribes to the stop channel under this prefix.
+            resources = resources_of(self.dp)
+            assert resources.chat.shared_stops is not None
+            resources.chat.shared_stops.prefix = prefix
+            assert isinstance(resources.summarizer.locks, SharedSummaryLocks)
+            resources.summarizer.locks.prefix = prefix
 
     async def feed(self, raw: dict[str, Any]) -> None:
         update = Update.model_validate(raw, context={"bot": self.bot})
@@ -269,3 +311,101 @@ async def test_a_lock_whose_holder_died_is_taken_over_after_it_expires(
     assert time.monotonic() - started > 0.7
     assert len(answers(telegram, ALLOWED)) == 1
     assert await redis.exists(key) == 0
+
+
+# --- stops and summaries across replicas ----------------------------------------------------
+
+LONG_REPLY = " ".join(f"word{i}" for i in range(200))
+FILLER = "We talked about the weather and the plans for the weekend again. " * 3
+
+
+async def stored_turns(replica: Replica) -> list[tuple[str, str]]:
+    async with resources_of(replica.dp).pool() as session:
+        rows = await session.execute(
+            select(Message.role, Message.content)
+            .where(Message.user_id == ALLOWED)
+            .order_by(Message.id)
+        )
+        return [(role.value, content) for role, content in rows]
+
+
+async def test_slash_stop_sent_to_another_replica_ends_the_answer_and_keeps_the_part(
+    replicas: Callable[..., Any], telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    llm.reply = LONG_REPLY
+    llm.token_interval = 0.05
+    first, second = await replicas()
+    answering = asyncio.create_task(first.feed(telegram.push_message(ALLOWED, "a long story")))
+    await llm.wait_for(lambda: llm.records and llm.records[-1].chunks_sent > 6, timeout=10)
+    record = llm.records[-1]
+    await asyncio.wait_for(second.feed(telegram.push_message(ALLOWED, "/stop")), 5)
+    await llm.wait_for(lambda: record.client_closed_at is not None, timeout=3)
+    await asyncio.wait_for(answering, 10)
+    assert record.status == 0  # never finished: the fake saw the connection closed
+    texts = answers(telegram, ALLOWED)
+    assert not [t for t in texts if "No answer is being written" in t]
+    assert "Stopped" in texts[-1]
+    (_, question), (role, partial) = await stored_turns(second)
+    assert (question, role) == ("a long story", "assistant")
+    assert partial.startswith("word0") and "word199" not in partial
+
+
+async def test_the_stop_button_pressed_on_another_replica_ends_the_answer(
+    replicas: Callable[..., Any], telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    llm.reply = LONG_REPLY
+    llm.token_interval = 0.05
+    first, second = await replicas()
+    answering = asyncio.create_task(first.feed(telegram.push_message(ALLOWED, "a long story")))
+    await llm.wait_for(lambda: llm.records and llm.records[-1].chunks_sent > 6, timeout=10)
+    record = llm.records[-1]
+    draft_id = telegram.drafts(ALLOWED)[-1].draft_id
+    await asyncio.wait_for(second.feed(telegram.push_stop(ALLOWED, draft_id)), 5)
+    await llm.wait_for(lambda: record.client_closed_at is not None, timeout=3)
+    await asyncio.wait_for(answering, 10)
+    assert "Stopped" in answers(telegram, ALLOWED)[-1]
+
+
+async def test_slash_stop_with_nothing_running_on_any_replica_says_so_at_once(
+    replicas: Callable[..., Any], telegram: FakeTelegram
+) -> None:
+    _, second = await replicas()
+    started = time.monotonic()
+    await second.feed(telegram.push_message(ALLOWED, "/stop"))
+    # Both replicas answered "not here", so it does not wait out the reply window.
+    assert time.monotonic() - started < 0.4
+    assert "No answer is being written" in answers(telegram, ALLOWED)[-1]
+
+
+async def test_two_replicas_summarising_one_conversation_at_once_call_the_model_once(
+    replicas: Callable[..., Any], telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    first, second = await replicas()
+    await first.feed(telegram.push_message(ALLOWED, "hello"))  # the user and a conversation
+    memory = resources_of(first.dp).memory
+    async with resources_of(first.dp).pool() as session, session.begin():
+        persona_id = await session.scalar(
+            select(Conversation.persona_id).where(Conversation.user_id == ALLOWED)
+        )
+        assert persona_id is not None
+        conversation = await memory.conversation(session, ALLOWED, persona_id)
+        for n in range(30):
+            turn = memory.user_turn(FILLER) if n % 2 == 0 else memory.answer_turn(FILLER)
+            last = await memory.remember(session, conversation, turn)
+    llm.reply = "The user and the assistant talked about the weather."
+    llm.latency = 0.5  # both runs are under way at once
+    calls_before = len(llm.records)
+    summarizers = [resources_of(r.dp).summarizer for r in (first, second)]
+    for summarizer in summarizers:
+        assert summarizer.schedule(conversation.id, 10**9, 200, user_id=ALLOWED)
+    for summarizer in summarizers:
+        assert await summarizer.drain(10.0) == 0
+    assert len(llm.records) - calls_before == 1
+    async with resources_of(second.dp).pool() as session:
+        summary, _, until_id = await MessageRepository(session).summary_of(conversation.id) or (
+            None,
+            0,
+            None,
+        )
+    assert summary is not None and "talked about the weather" in summary
+    assert until_id == last.id
