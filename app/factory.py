@@ -183,6 +183,12 @@ def create_dispatcher(
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
     serial = PerUserSerialMiddleware(create_shared_locks(settings, dp.storage))
     dp.update.outer_middleware(serial)
+    # aiogram reads the dialog state in its FSM middleware, which the Dispatcher installs
+    # before ours: a user's second message would read the state before the first one's
+    # handler had set it. Moved behind the per-user lock, each message reads the state its
+    # predecessor left.
+    dp.update.outer_middleware.unregister(dp.fsm)
+    dp.update.outer_middleware(dp.fsm)
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)

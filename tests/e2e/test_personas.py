@@ -245,3 +245,16 @@ async def test_dialog_states_live_in_redis_when_redis_url_is_set(
     assert "It costs" in ((await chat.send("Kept in Redis.")).text or "")
     await client.flushdb()
     await client.aclose()
+
+
+async def test_a_reply_sent_right_after_a_dialog_command_is_taken_as_its_first_step(
+    user: UserChat, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    # Both arrive before the first is handled: the second must see the state the first set,
+    # so the dialog's state is read only once the user's turn has come.
+    telegram.push_message(ALLOWED, "/new_persona")
+    telegram.push_message(ALLOWED, "Captain")
+    await user.bot.idle()
+    assert await state_of(user) == NewPersonaDialog.typing_prompt.state
+    assert "Captain" in (user.last.text or "")
+    assert llm.requests == []
