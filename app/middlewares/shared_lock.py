@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from redis.exceptions import RedisError
+
+from app.services.redis_locks import kept
 
 log = logging.getLogger(__name__)
 
@@ -90,37 +91,11 @@ class SharedUserLocks:
                     user_id,
                     self.max_wait,
                 )
-        renewer = asyncio.create_task(self._renew(lock, user_id)) if acquired else None
-        try:
-            yield acquired
-        finally:
-            if renewer is not None:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
-                await self._release(lock, user_id)
-
-    async def _renew(self, lock: Lock, user_id: int) -> None:
-        while True:
-            await asyncio.sleep(self.renew_every)
-            try:
-                await lock.reacquire()
-            except LockNotOwnedError:
-                log.warning("User %s: the lock expired while held; another may take it", user_id)
-                return
-            except RedisError as exc:
-                # Try again at the next tick; the TTL leaves room for two misses.
-                log.warning("User %s: the lock was not renewed (%s)", user_id, type(exc).__name__)
-
-    @staticmethod
-    async def _release(lock: Lock, user_id: int) -> None:
-        try:
-            await lock.release()
-        except LockError:
-            log.warning("User %s: the lock had expired before it was released", user_id)
-        except RedisError as exc:
-            # It expires by itself within its TTL.
-            log.warning("User %s: the lock was not released (%s)", user_id, type(exc).__name__)
+        if not acquired:
+            yield False
+            return
+        async with kept(lock, f"User {user_id}", self.renew_every):
+            yield True
 
     async def close(self) -> None:
         if self._owns_client:

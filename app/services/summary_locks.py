@@ -3,14 +3,14 @@ the summariser (app/memory/summary.py) takes before its background run."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from redis.exceptions import RedisError
+
+from app.services.redis_locks import kept
 
 log = logging.getLogger(__name__)
 
@@ -68,37 +68,8 @@ class SharedSummaryLocks:
         if not acquired:
             yield False
             return
-        renewer = asyncio.create_task(self._renew(lock, conversation_id))
-        try:
+        async with kept(lock, f"Conversation {conversation_id}", self.renew_every):
             yield True
-        finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
-            try:
-                await lock.release()
-            except (LockError, RedisError) as exc:
-                # It expires by itself within its TTL.
-                log.warning(
-                    "Conversation %s: the summary lock was not released (%s)",
-                    conversation_id,
-                    type(exc).__name__,
-                )
-
-    async def _renew(self, lock: Lock, conversation_id: int) -> None:
-        while True:
-            await asyncio.sleep(self.renew_every)
-            try:
-                await lock.reacquire()
-            except LockNotOwnedError:
-                log.warning("Conversation %s: the summary lock expired while held", conversation_id)
-                return
-            except RedisError as exc:
-                log.warning(
-                    "Conversation %s: the summary lock was not renewed (%s)",
-                    conversation_id,
-                    type(exc).__name__,
-                )
 
     async def close(self) -> None:
         if self._owns_client:
