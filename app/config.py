@@ -274,6 +274,11 @@ class ChatSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="CHAT_")
 
     max_input_chars: int = Field(default=16_000, ge=100)
+    # Seconds a process may go unheard of before it counts as dead (it beats every third
+    # of it): its answers in progress are then interrupted, and their users told to /retry;
+    # with REDIS_URL its users' locks expire by then too. A replica killed mid-answer is
+    # noticed within this plus a third of it.
+    interrupted_after: float = Field(default=30.0, ge=1.0, le=3600)
 
 
 class MemorySettings(_Section):

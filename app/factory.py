@@ -42,6 +42,7 @@ from app.services.generations import Generations
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
 from app.services.preferences import PreferencesService
+from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
 from app.services.summary_locks import SharedSummaryLocks
 from app.services.usage import UsageService
@@ -71,11 +72,16 @@ def create_shared_locks(settings: Settings, storage: BaseStorage) -> SharedUserL
     Redis as the dialog states (its client, when the storage is ours)."""
     if not settings.redis.url:
         return None
+    # A process unheard of for CHAT_INTERRUPTED_AFTER is dead: its users' locks expire by
+    # then, as its answers count as interrupted, so a /retry after the note never waits.
+    ttl = settings.chat.interrupted_after
     if isinstance(storage, AppRedisStorage):
-        return SharedUserLocks(storage.redis)
+        return SharedUserLocks(storage.redis, ttl=ttl, renew_every=ttl / 3)
     from redis.asyncio import Redis
 
-    return SharedUserLocks(Redis.from_url(settings.redis.url), owns_client=True)
+    return SharedUserLocks(
+        Redis.from_url(settings.redis.url), ttl=ttl, renew_every=ttl / 3, owns_client=True
+    )
 
 
 def shared_redis(settings: Settings, storage: BaseStorage) -> tuple[Redis | None, bool]:
@@ -136,6 +142,12 @@ def create_dispatcher(
         timedelta(hours=settings.access.access_request_cooldown_hours)
     )
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
+    gate = WriteGate.for_engine(engine)
+    # Other processes may serve the same bot: on PostgreSQL, or with Redis shared.
+    shared = bool(settings.redis.url) or engine.url.get_backend_name() != "sqlite"
+    recovery = InterruptedAnswers(
+        pool, i18n, gate=gate, shared=shared, stale_after=settings.chat.interrupted_after
+    )
     resources = Resources(
         engine=engine,
         pool=pool,
@@ -148,19 +160,17 @@ def create_dispatcher(
             settings.chat,
             summarizer=summarizer,
             usage=usage,
-            gate=WriteGate.for_engine(engine),
+            gate=gate,
             stream_interval=stream_interval,
             continue_keyboard=continue_keyboard,
             shared_stops=shared_stops,
+            recovery=recovery,
         ),
         summarizer=summarizer,
         usage=usage,
         users=users,
         inflight=InFlightMiddleware(),
-        # Other processes may record updates: on PostgreSQL, or with Redis shared.
-        updates=ProcessedUpdates(
-            shared=bool(settings.redis.url) or engine.url.get_backend_name() != "sqlite"
-        ),
+        updates=ProcessedUpdates(shared=shared),
     )
 
     data: AppData = {
@@ -208,9 +218,13 @@ def create_dispatcher(
         await register_menu(bot, i18n, admins | settings.access.admin_ids)
         if shared_stops is not None:
             await shared_stops.start(bot.id)
+        await recovery.start(bot)
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
+        # After the drain: an answer it cancelled stays recorded, for the next start (or
+        # another replica) to tell its user.
+        await recovery.close()
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
         if shared_stops is not None:

@@ -160,6 +160,13 @@ def answer_interrupted(kind: FailureKind) -> str:
     return _("⚠️ The answer was cut off: {problem}").format(problem=_failure(kind))
 
 
+def answer_lost() -> str:
+    return _(
+        "⚠️ My answer to this message was cut off: the server stopped while I was writing "
+        "it. Your message is saved; send /retry to get the answer."
+    )
+
+
 def thinking() -> str:
     return _("💭 Thinking…")
 

@@ -241,6 +241,30 @@ class Message(Base):
     )
 
 
+class PendingAnswer(Base):
+    """An answer being written: stored with the user's turn, deleted with the answer (or
+    once the user was told why there is none). One left behind by a process that died
+    mid-answer is found by the others, or by the next start, and the user is told to /retry
+    (app/services/recovery.py)."""
+
+    __tablename__ = "pending_answers"
+    __table_args__ = (Index("ix_pending_answers_heartbeat_at", "heartbeat_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    # The user's Telegram message the answer is for: the note about a lost answer replies to it.
+    reply_to: Mapped[int | None] = mapped_column(BigInteger)
+    # The process writing it (a random token per start) and when that process last said it
+    # is alive; a stale heartbeat means the answer was interrupted.
+    owner: Mapped[str] = mapped_column(String(32))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
 class FsmRecord(Base):
     """The state and data of one user's dialog, so dialogs survive a restart."""
 

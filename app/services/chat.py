@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
 from openai import AsyncOpenAI
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
@@ -32,6 +34,7 @@ from app.memory.context import Assembled, ContextBuilder, MessageTooLong, Person
 from app.memory.service import CurrentConversation, MemoryService
 from app.memory.summary import Summarizer
 from app.services.generations import Generation, Generations
+from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
 from app.services.usage import BudgetRefused, UsageService
 
@@ -84,6 +87,7 @@ class ChatService:
         stream_interval: float = 1.0,
         continue_keyboard: Callable[[int], InlineKeyboardMarkup | None] = lambda _: None,
         shared_stops: SharedStops | None = None,
+        recovery: InterruptedAnswers | None = None,
     ) -> None:
         self.memory = memory
         # The chat path's database work goes through it (app/db/engine.py WriteGate).
@@ -99,6 +103,8 @@ class ChatService:
         self.shared_stops = shared_stops
         self.generations = shared_stops.generations if shared_stops else Generations()
         self.continue_keyboard = continue_keyboard
+        # Records each answer in progress, so that one a crash interrupts is noticed.
+        self.recovery = recovery
 
     async def reply(
         self,
@@ -123,6 +129,7 @@ class ChatService:
             # the insert alone, not across the reads (bench/load.py showed writers queueing).
             assembled = await self.memory.assemble(session, builder, conversation, query=text)
             await self.memory.remember(session, conversation, turn, telegram_message_id)
+            self._begin(session, conversation, chat_id, telegram_message_id)
             # The user's message is safe before the model is called, and no transaction is
             # held open while the answer streams.
             await session.commit()
@@ -217,7 +224,8 @@ class ChatService:
             )
             if change is not None:
                 await change()
-                await session.commit()
+            self._begin(session, conversation, chat_id, None)
+            await session.commit()
         await self._answer(
             bot,
             session,
@@ -331,7 +339,69 @@ class ChatService:
         A stream cut before its finish reason is asked for again (OPENAI_STREAM_RETRIES)
         before anything final is sent, its preview replaced by the new attempt. `extending`
         is an answer cut at the length limit that this one continues: the continuation is
-        appended to it in the history."""
+        appended to it in the history.
+
+        Recorded as in progress until it ends one way or another (`InterruptedAnswers`):
+        cancelled (at shutdown), it stays recorded, and its user is told to /retry."""
+        try:
+            await self._generate(
+                bot, session, chat_id, conversation, assembled, preferences, draft_id, extending
+            )
+        except asyncio.CancelledError:
+            if self.recovery is not None:
+                self.recovery.abandon(conversation.id)
+            raise
+        except Exception:
+            # The error handler tells the user; the record goes unless the database is away.
+            with contextlib.suppress(Exception):
+                await session.rollback()
+            await self._settle(session, conversation)
+            raise
+        await self._settle(session, conversation)
+
+    def _begin(
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        chat_id: int,
+        reply_to: int | None,
+    ) -> None:
+        if self.recovery is not None:
+            self.recovery.begin(
+                session,
+                conversation_id=conversation.id,
+                user_id=conversation.user_id,
+                chat_id=chat_id,
+                reply_to=reply_to,
+            )
+
+    async def _settle(self, session: AsyncSession, conversation: CurrentConversation) -> None:
+        """The answer ended without being stored (the user was told why): not in progress."""
+        if self.recovery is None or not self.recovery.writing(conversation.id):
+            return  # none recorded, or `_store` deleted it with the answer
+        try:
+            async with self.gate.section(session):
+                await self.recovery.end(session, conversation.id)
+                await session.commit()
+        except SQLAlchemyError as exc:
+            log.warning(
+                "The answer of conversation %s stays recorded as interrupted: %s",
+                conversation.id,
+                type(exc).__name__,
+            )
+            self.recovery.abandon(conversation.id)
+
+    async def _generate(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        chat_id: int,
+        conversation: CurrentConversation,
+        assembled: Assembled,
+        preferences: Preferences,
+        draft_id: int,
+        extending: Turn | None,
+    ) -> None:
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
             conversation.user_id,
@@ -538,6 +608,8 @@ class ChatService:
                     session, conversation, self.memory.answer_turn(answer)
                 )
             await self._record(session, conversation.user_id, model, usage)
+            if self.recovery is not None:
+                await self.recovery.end(session, conversation.id)
             await session.commit()
         return turn
 

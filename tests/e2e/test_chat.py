@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import MemorySettings, Settings
-from app.db.models import Message
+from app.db.models import Message, PendingAnswer
 from app.domain.enums import MemoryKind, MessageRole
 from app.memory.tokens import load_counter
 from app.memory.window import ContextBudget
@@ -32,6 +32,12 @@ async def stored(db: async_sessionmaker[AsyncSession], user_id: int) -> list[tup
             .order_by(Message.id)
         )
         return [(role.value, content, tokens) for role, content, tokens in rows]
+
+
+async def in_progress(db: async_sessionmaker[AsyncSession]) -> int:
+    """Answers recorded as being written (app/services/recovery.py): none once one ended."""
+    async with db() as session:
+        return int(await session.scalar(select(func.count()).select_from(PendingAnswer)) or 0)
 
 
 async def say(bot: RunningBot, user_id: int, text: str | None, **kw: Any) -> str:
@@ -95,6 +101,7 @@ async def test_an_answer_streams_as_drafts_then_arrives_and_is_stored(
         ("user", "count to twelve", COUNTER.message("user", "count to twelve")),
         ("assistant", llm.reply, COUNTER.message("assistant", llm.reply)),
     ]
+    assert await in_progress(db) == 0
 
 
 async def test_where_drafts_are_refused_one_message_is_edited_instead(
@@ -198,6 +205,7 @@ async def test_an_api_error_is_explained_and_keeps_only_the_users_message(
     assert await stored(db, ALLOWED) == [
         ("user", "a private thought", COUNTER.message("user", "a private thought"))
     ]
+    assert await in_progress(db) == 0  # told why, so not an interrupted answer
     assert str(fault["status"]) in caplog.text  # the details are in the log...
     assert "a private thought" not in caplog.text  # ...the message text is not
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import Message
+from app.db.models import Message, PendingAnswer
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ALLOWED, API_KEY, TOKEN
 
@@ -41,10 +41,9 @@ def fakes_env(tmp_path: Path, telegram: FakeTelegram, llm: FakeOpenAI) -> dict[s
     )
 
 
-async def run_app(
-    env: dict[str, str], *args: str, cwd: Path, timeout: float = 60
-) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
+async def start_app(env: dict[str, str], *args: str, cwd: Path) -> asyncio.subprocess.Process:
+    """`python -m app ARGS` as a subprocess, its stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "app",
@@ -54,6 +53,12 @@ async def run_app(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_app(
+    env: dict[str, str], *args: str, cwd: Path, timeout: float = 60
+) -> tuple[int, str]:
+    process = await start_app(env, *args, cwd=cwd)
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode or 0, (out + err).decode()
 
@@ -97,17 +102,7 @@ async def test_sigterm_lets_the_answer_in_flight_finish_then_exits_zero(
     llm.reply = "a slow but complete answer"
     llm.first_token_latency = 1.0
     llm.token_interval = 0.1
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        "--env-file",
-        "",
-        env=fakes_env(tmp_path, telegram, llm),
-        cwd=repo_root,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_app(fakes_env(tmp_path, telegram, llm), "--env-file", "", cwd=repo_root)
     try:
         await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
         telegram.push_message(ALLOWED, "please answer")
@@ -123,3 +118,52 @@ async def test_sigterm_lets_the_answer_in_flight_finish_then_exits_zero(
         contents = (await session.scalars(select(Message.content).order_by(Message.id))).all()
     assert contents == ["please answer", llm.reply]
     assert "please answer" not in err.decode()  # message text never logged at INFO
+
+
+async def test_an_answer_cut_by_sigkill_is_noted_with_retry_by_the_next_start(
+    tmp_path: Path,
+    repo_root: Path,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """The only process is killed while the model streams: nothing was sent but a draft. The
+    next start finds the user's turn without its answer, tells the user (a reply to their
+    message, with /retry), and /retry answers it."""
+    llm.reply = "the answer that was cut"
+    llm.first_token_latency = 0.2
+    llm.token_interval = 0.2
+    env = fakes_env(tmp_path, telegram, llm)
+
+    process = await start_app(env, "--env-file", "", cwd=repo_root)
+    try:
+        await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
+        update = telegram.push_message(ALLOWED, "please answer")
+        await telegram.wait_for(lambda: bool(telegram.calls_of("sendMessageDraft")), timeout=15)
+        process.kill()
+        await process.wait()
+        assert telegram.sent_messages(ALLOWED) == []  # a draft only, gone with the process
+
+        telegram.reset_calls()
+        process = await start_app(env, "--env-file", "", cwd=repo_root)
+        [note] = await telegram.wait_for_messages(ALLOWED, 1, timeout=30)
+        assert "/retry" in (note.text or "")
+        [call] = telegram.calls_of("sendMessage", ALLOWED)
+        assert call.params["reply_parameters"]["message_id"] == update["message"]["message_id"]
+
+        llm.reply, llm.token_interval = "the answer after all", 0.0
+        telegram.push_message(ALLOWED, "/retry")
+        await telegram.wait_for_messages(ALLOWED, 2, timeout=15)
+        await asyncio.sleep(0.3)  # nothing more may come
+        assert [m.text for m in telegram.sent_messages(ALLOWED)][1:] == ["the answer after all"]
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    async with db() as session:
+        contents = (await session.scalars(select(Message.content).order_by(Message.id))).all()
+        left = (await session.scalars(select(PendingAnswer.id))).all()
+    assert contents == ["please answer", "the answer after all"]
+    assert left == []  # nothing in progress any more, nothing noted twice

@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import re
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,9 @@ async def deployment(
         "WEBHOOK_URL": proxy.base_url + PATH,
         "WEBHOOK_PATH": PATH,
         "WEBHOOK_SECRET": SECRET,
+        # A replica unheard of for 3 s is dead: its answers interrupted, its locks free
+        # (30 s in production).
+        "CHAT_INTERRUPTED_AFTER": "3",
     }
     replicas: list[WebhookBot] = []
     try:
@@ -114,6 +118,8 @@ async def deployment(
             replicas.append(await start_webhook_bot(env_of, repo_root, port))
         yield Deployment(proxy, replicas, postgres_url)
         for replica in replicas:
+            if replica.process.returncode in (0, -signal.SIGKILL):
+                continue  # the test stopped or killed it
             output = await replica.stop()
             assert replica.process.returncode == 0, output
             assert "Traceback" not in output, output
@@ -305,3 +311,47 @@ async def test_a_wrong_or_missing_secret_at_the_proxy_gets_401_from_either_repli
     assert llm.requests == []
     assert telegram.sent_messages(ALLOWED) == []
     assert await deployment.messages() == {}
+
+
+async def test_a_replica_killed_mid_answer_leaves_a_note_with_retry_from_the_other(
+    deployment: Deployment, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    """SIGKILL while the model streams: the user's turn is stored, its answer never will be
+    by that replica. The other one notices (the answer's heartbeat went stale), tells the
+    user as a reply to their message, and answers /retry; meanwhile the user's next message
+    is not held up by the dead replica's lock for long."""
+    llm.first_token_latency = 0.2
+    llm.token_interval = 0.3  # "Echo: ..." streams for seconds
+    user = USERS[0]
+    update = telegram.push_message(user, "the question that was cut")
+    await telegram.wait_for(lambda: bool(llm.requests), timeout=15)
+    await telegram.wait_for(lambda: bool(telegram.calls_of("sendMessageDraft", user)), timeout=15)
+    [victim] = [
+        r for r in deployment.replicas if r.base_url == deployment.backend_of(update["update_id"])
+    ]
+    [survivor] = [r for r in deployment.replicas if r is not victim]
+    victim.process.kill()
+    await victim.process.wait()
+    killed_at = asyncio.get_running_loop().time()
+
+    [note] = await telegram.wait_for_messages(user, 1, timeout=60)
+    assert asyncio.get_running_loop().time() - killed_at < 60
+    assert "/retry" in (note.text or "")
+    [call] = telegram.calls_of("sendMessage", user)
+    assert call.params["reply_parameters"]["message_id"] == update["message"]["message_id"]
+
+    llm.token_interval = 0.0
+    # The proxy still sends every other update to the dead replica: it answers 502, and
+    # the fake Telegram delivers the update again, as Telegram does, until one is taken.
+    telegram.push_message(user, "/retry")
+    await telegram.wait_for_messages(user, 2, timeout=30)
+    await asyncio.sleep(0.5)  # nothing more may come
+    assert texts(telegram, user)[1:] == ["Echo: the question that was cut"]
+    stored = await deployment.messages()
+    assert stored[user] == [
+        ("user", "the question that was cut"),
+        ("assistant", "Echo: the question that was cut"),
+    ]
+    output = await survivor.stop()
+    assert survivor.process.returncode == 0, output
+    assert "Interrupted answers: 1 found, 1 users told" in output

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Message
-from tests.e2e.test_process import fakes_env, run_app
+from tests.e2e.test_process import fakes_env, run_app, start_app
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ALLOWED
 
@@ -27,17 +26,7 @@ async def test_a_server_without_set_my_commands_starts_and_answers(
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     telegram.unknown_methods.add("setMyCommands")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        "--env-file",
-        "",
-        env=fakes_env(tmp_path, telegram, llm),
-        cwd=repo_root,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_app(fakes_env(tmp_path, telegram, llm), "--env-file", "", cwd=repo_root)
     try:
         await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
         telegram.push_message(ALLOWED, "are you there?")

@@ -8,7 +8,6 @@ import asyncio
 import json
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import Message
-from tests.e2e.test_process import fakes_env, run_app
+from tests.e2e.test_process import fakes_env, run_app, start_app
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ALLOWED
 
@@ -69,17 +68,7 @@ class WebhookBot:
 
 
 async def start_webhook_bot(env: dict[str, str], cwd: Path, port: int) -> WebhookBot:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        "--env-file",
-        "",
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_app(env, "--env-file", "", cwd=cwd)
     bot = WebhookBot(process, f"http://127.0.0.1:{port}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
@@ -187,6 +176,51 @@ async def test_readyz_is_503_naming_redis_when_redis_cannot_be_reached(
     finally:
         output = await bot.stop()
     assert bot.process.returncode == 0, output
+
+
+async def test_readyz_is_503_naming_the_database_when_it_goes_away(
+    tmp_path: Path, repo_root: Path, telegram: FakeTelegram, llm: FakeOpenAI, postgres_url: str
+) -> None:
+    """Ready on PostgreSQL, then the database is dropped under it (as a server that went
+    down): /readyz says so, /healthz does not care, and SIGTERM still exits 0."""
+    import asyncpg
+
+    port = free_port()
+    env = webhook_env(tmp_path, telegram, llm, port) | {"DATABASE_URL": postgres_url}
+    bot = await start_webhook_bot(env, repo_root, port)
+    try:
+        assert (await bot.get("/readyz"))[0] == 200
+        base, name = postgres_url.replace("+asyncpg", "").rsplit("/", 1)
+        admin = await asyncpg.connect(f"{base}/postgres", timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        status, body = await bot.get("/readyz")
+        assert status == 503
+        assert body["ready"] is False
+        assert str(body["database"]).startswith("unreachable")
+        assert body["webhook"] == "ok"
+        assert (await bot.get("/healthz"))[0] == 200
+    finally:
+        output = await bot.stop()
+    assert bot.process.returncode == 0, output
+
+
+async def test_a_body_that_is_not_an_update_gets_400_and_the_bot_goes_on(
+    webhook_bot: WebhookBot, telegram: FakeTelegram
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        for body in (b"<html>not json</html>", b"[1, 2]", b""):
+            async with session.post(
+                webhook_bot.base_url + PATH,
+                data=body,
+                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+            ) as response:
+                assert response.status == 400, body
+    telegram.push_message(ALLOWED, "still there?")
+    [answer] = await telegram.wait_for_messages(ALLOWED, 1, timeout=15)
+    assert answer.text == "Echo: still there?"
 
 
 async def test_sigterm_mid_answer_finishes_it_exits_zero_and_keeps_the_webhook(
