@@ -13,9 +13,11 @@ import itertools
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +36,7 @@ from app.services.generations import Generations
 from app.services.shared_stops import SharedStops
 from app.services.summary_locks import SharedSummaryLocks
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.harness import ALLOWED, skip_or_fail
+from tests.harness import ALLOWED, buttons, skip_or_fail
 
 
 @pytest.fixture
@@ -409,3 +411,61 @@ async def test_two_replicas_summarising_one_conversation_at_once_call_the_model_
         )
     assert summary is not None and "talked about the weather" in summary
     assert until_id == last.id
+
+
+async def test_settings_and_rights_changed_elsewhere_are_seen_by_the_next_message(
+    replicas: Callable[..., Any],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    postgres_url: str,
+    repo_root: Path,
+) -> None:
+    """Whatever a replica may cache, a change made on another replica (a setting chosen in
+    /settings) or by another process (the command line blocking the user) is what the next
+    message meets on this one."""
+    first, second = await replicas()
+
+    def button(label: str) -> tuple[str, int]:
+        [(data, message_id)] = [
+            (data, message.message_id)
+            for message in telegram.sent_messages(ALLOWED)[-1:]
+            for text, data in buttons(message)
+            if label in text
+        ]
+        return data, message_id
+
+    await first.feed(telegram.push_message(ALLOWED, "hello"))  # warms `first`'s caches
+    assert llm.requests[-1].get("temperature") != 0.3
+    await second.feed(telegram.push_message(ALLOWED, "/settings"))
+    await second.feed(telegram.push_callback(ALLOWED, *button("Temperature")))
+    await second.feed(telegram.push_callback(ALLOWED, *button("0.3")))
+    await first.feed(telegram.push_message(ALLOWED, "hello again"))
+    assert llm.requests[-1]["temperature"] == 0.3
+    assert len(llm.requests) == 2
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TELEGRAM_", "OPENAI_", "DATABASE_", "REDIS_"))
+    } | {"DATABASE_URL": postgres_url}
+    blocking = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        "--env-file",
+        "",
+        "users",
+        "block",
+        str(ALLOWED),
+        env=env,
+        cwd=repo_root,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(blocking.communicate(), 60)
+    assert blocking.returncode == 0, (out + err).decode()
+    before = len(telegram.sent_messages(ALLOWED))
+    await first.feed(telegram.push_message(ALLOWED, "still there?"))
+    assert len(llm.requests) == 2  # blocked: nothing reaches the model
+    [refusal] = telegram.sent_messages(ALLOWED)[before:]
+    assert "Echo" not in (refusal.text or "")
