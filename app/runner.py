@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import webhook
 from app.config import Settings
 from app.db.engine import create_engine
+from app.db.exclusive import claim_sqlite_file
 from app.db.migrate import upgrade
 from app.delivery.errors import brief
 from app.factory import close_resources, create_bot, create_dispatcher, resources_of
@@ -55,6 +56,11 @@ async def run(settings: Settings) -> int:
     except ValueError as exc:  # an unusable model window, found before anything starts
         print(f"Cannot start: {exc}.", file=sys.stderr)
         return 2
+    claim = claim_sqlite_file(settings.database.url)
+    if isinstance(claim, str):
+        await close_resources(resources_of(dp))
+        print(f"Cannot start: {claim}", file=sys.stderr)
+        return 1
     bot = create_bot(settings)
     try:
         me = await get_me(bot, settings.telegram.api_url)
@@ -77,6 +83,7 @@ async def run(settings: Settings) -> int:
         # (after a normal stop they have, and closing again does nothing).
         await bot.session.close()
         await close_resources(resources_of(dp))
+        claim.release()
     log.info("Stopped")
     return 0
 

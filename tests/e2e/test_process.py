@@ -167,3 +167,31 @@ async def test_an_answer_cut_by_sigkill_is_noted_with_retry_by_the_next_start(
         left = (await session.scalars(select(PendingAnswer.id))).all()
     assert contents == ["please answer", "the answer after all"]
     assert left == []  # nothing in progress any more, nothing noted twice
+
+
+async def test_a_second_process_on_the_same_sqlite_file_refuses_to_start_until_the_first_dies(
+    tmp_path: Path, repo_root: Path, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    env = fakes_env(tmp_path, telegram, llm)
+    first = await start_app(env, "--env-file", "", cwd=repo_root)
+    try:
+        await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
+        code, output = await run_app(env, "--env-file", "", cwd=repo_root)
+        assert code == 1
+        [sentence] = [line for line in output.splitlines() if line.startswith("Cannot start")]
+        assert f"another bot process (process {first.pid})" in sentence
+        assert "PostgreSQL" in sentence and "REDIS_URL" in sentence
+        # The command line may still work beside the bot.
+        code, output = await run_app(env, "--env-file", "", "users", "list", cwd=repo_root)
+        assert code == 0, output
+    finally:
+        first.kill()  # the kernel frees the claim, however the process ended
+        await first.wait()
+    second = await start_app(env, "--env-file", "", cwd=repo_root)
+    try:
+        telegram.reset_calls()
+        await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=30)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(second.communicate(), 20)
+    assert second.returncode == 0, err.decode()
