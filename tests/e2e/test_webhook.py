@@ -103,6 +103,18 @@ async def stored_contents(db: async_sessionmaker[AsyncSession]) -> list[str]:
         return list((await session.scalars(select(Message.content).order_by(Message.id))).all())
 
 
+async def stored_soon(db: async_sessionmaker[AsyncSession], expected: list[str]) -> list[str]:
+    """The stored turns once they are `expected` (or after 10 s): an answer is stored while
+    it is delivered, so its message may arrive a moment before its commit."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (contents := await stored_contents(db)) != expected:
+        if loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return contents
+
+
 async def test_a_message_arrives_by_webhook_and_is_answered_and_stored(
     webhook_bot: WebhookBot,
     telegram: FakeTelegram,
@@ -120,7 +132,8 @@ async def test_a_message_arrives_by_webhook_and_is_answered_and_stored(
     assert [m.text for m in telegram.sent_messages(ALLOWED)] == ["Echo: hello by webhook"]
     assert [d.status for d in telegram.webhook_deliveries_of(update["update_id"])] == [200]
     assert not telegram.calls_of("getUpdates")
-    assert await stored_contents(db) == ["hello by webhook", "Echo: hello by webhook"]
+    expected = ["hello by webhook", "Echo: hello by webhook"]
+    assert await stored_soon(db, expected) == expected
     assert len(llm.requests) == 1
     output = await webhook_bot.stop()
     assert webhook_bot.process.returncode == 0, output
