@@ -21,9 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.delivery.errors import brief
 from app.factory import SHUTDOWN_GRACE, resources_of
+from app.middlewares.placement import expect_placement
 
 log = logging.getLogger(__name__)
 
+# Seconds the answer to Telegram waits at most for an update to take its place in its user's
+# order (one Redis round trip when all is well).
+PLACEMENT_WAIT = 1.0
 # Seconds /readyz waits for the database or Redis before calling it down.
 PROBE_TIMEOUT = 2.0
 
@@ -32,6 +36,19 @@ class BackgroundRequestHandler(SimpleRequestHandler):
     """aiogram's handler answering Telegram 200 at once and handling the update in a task
     it keeps; here a failure there is logged (not left to "Task exception was never
     retrieved"), shutdown can wait for those tasks, and the bot session stays open for them."""
+
+    async def _handle_request_background(self, bot: Bot, request: web.Request) -> web.Response:
+        """aiogram's, but answering once the update has its place in its user's order (or
+        after PLACEMENT_WAIT): Telegram sends the next update after this answer, and that one
+        cannot overtake this one on another process (app/middlewares/placement.py)."""
+        update = await request.json(loads=bot.session.json_loads)
+        placement, context = expect_placement()
+        task = asyncio.create_task(self._background_feed_update(bot, update), context=context)
+        self._background_feed_update_tasks.add(task)
+        task.add_done_callback(self._background_feed_update_tasks.discard)
+        waited: set[asyncio.Future[None]] = {placement, task}
+        await asyncio.wait(waited, timeout=PLACEMENT_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        return web.json_response({}, dumps=bot.session.json_dumps)
 
     async def _background_feed_update(self, bot: Bot, update: dict[str, Any]) -> None:
         try:
