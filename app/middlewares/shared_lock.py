@@ -27,6 +27,9 @@ RENEW_EVERY = 10.0
 MAX_WAIT = 120.0
 # How often the first of a process's waiters for a user asks Redis whether its turn came.
 POLL = 0.05
+# A Redis that does not answer a waiter's call within this long counts as unreachable (the
+# client has no timeout of its own).
+CALL_TIMEOUT = 5.0
 # With the client's connections all busy, leaving the queue is tried this many times, `POLL`
 # apart, before it is left to the renewer (which the next waiter would wait for).
 LEAVE_TRIES = 20
@@ -125,6 +128,7 @@ class SharedUserLocks:
         renew_every: float = RENEW_EVERY,
         max_wait: float = MAX_WAIT,
         poll: float = POLL,
+        call_timeout: float = CALL_TIMEOUT,
         owns_client: bool = False,
     ) -> None:
         self.redis = redis
@@ -133,6 +137,7 @@ class SharedUserLocks:
         self.renew_every = renew_every
         self.max_wait = max_wait
         self.poll = poll
+        self.call_timeout = call_timeout
         self._owns_client = owns_client
         self.token = uuid.uuid4().hex
         self._turn = redis.register_script(_TURN)
@@ -202,16 +207,17 @@ class SharedUserLocks:
             ask = first or not entry.queued
             if shared and ask:
                 try:
-                    head = await self._turn(
-                        keys=[entry.key, self.alive_key()],
-                        args=[
-                            entry.member,
-                            entry.update_id,
-                            self._ttl_ms,
-                            f"{self.prefix}:alive:",
-                            int(first),
-                        ],
-                    )
+                    async with asyncio.timeout(self.call_timeout):
+                        head = await self._turn(
+                            keys=[entry.key, self.alive_key()],
+                            args=[
+                                entry.member,
+                                entry.update_id,
+                                self._ttl_ms,
+                                f"{self.prefix}:alive:",
+                                int(first),
+                            ],
+                        )
                     entry.queued = True
                     queued()
                     if head == 1:
@@ -222,7 +228,7 @@ class SharedUserLocks:
                     # The client's connections are all busy (a burst in this process): not
                     # Redis failing; asked again after `poll`.
                     pass
-                except RedisError as exc:
+                except (RedisError, TimeoutError) as exc:
                     log.warning(
                         "User %s: the Redis queue cannot be used (%s); answering without it",
                         user_id,
@@ -304,7 +310,8 @@ class SharedUserLocks:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
-        with contextlib.suppress(RedisError):
-            await self.redis.delete(self.alive_key())
+        with contextlib.suppress(RedisError, TimeoutError):
+            async with asyncio.timeout(self.call_timeout):
+                await self.redis.delete(self.alive_key())
         if self._owns_client:
             await self.redis.aclose()

@@ -222,6 +222,31 @@ async def test_a_wait_past_the_bound_goes_on_with_a_warning(
     await shared.close()
 
 
+async def test_a_burst_bigger_than_the_connection_pool_keeps_its_order(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Forty updates of one user at once on a client of four connections: those that find
+    every connection busy ask again, rather than go around the queue."""
+    client = Redis.from_url(redis_url, max_connections=4)
+    shared = SharedUserLocks(client, prefix=prefix)
+    served: list[int] = []
+
+    async def answer(update_id: int) -> None:
+        async with shared.hold(1, 7, update_id) as had:
+            assert had
+            served.append(update_id)
+
+    with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
+        async with shared.hold(1, 7, 0):
+            tasks = [asyncio.create_task(answer(n)) for n in range(40, 0, -1)]
+            await asyncio.sleep(0.5)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert served == list(range(1, 41))
+    assert caplog.text == ""
+    await shared.close()
+    await client.aclose()
+
+
 async def test_an_unreachable_redis_lets_the_messages_through_one_at_a_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -243,6 +268,27 @@ async def test_an_unreachable_redis_lets_the_messages_through_one_at_a_time(
     assert served == [1, -1, 2, -2, 3, -3]
     await shared.close()
     await client.aclose()
+
+
+async def test_a_redis_that_never_answers_lets_the_message_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # takes every command, answers none
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    shared = SharedUserLocks(client, call_timeout=0.3)
+    with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
+        async with asyncio.timeout(5), shared.hold(1, 7, 1) as had:
+            assert not had
+    assert "cannot be used (TimeoutError)" in caplog.text
+    await shared.close()
+    await client.aclose()
+    server.close()
+    await server.wait_closed()
 
 
 async def test_a_summary_lock_held_elsewhere_is_skipped_and_an_unreachable_redis_is_not(
