@@ -21,9 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.delivery.errors import brief
 from app.factory import SHUTDOWN_GRACE, resources_of
+from app.middlewares.placement import expect_placement
 
 log = logging.getLogger(__name__)
 
+# Seconds the answer to Telegram waits at most for an update to take its place in its user's
+# order (one Redis round trip when all is well).
+PLACEMENT_WAIT = 1.0
 # Seconds /readyz waits for the database or Redis before calling it down.
 PROBE_TIMEOUT = 2.0
 
@@ -40,9 +44,13 @@ class BackgroundRequestHandler(SimpleRequestHandler):
             log.error("Update %s failed: %s", update.get("update_id"), type(exc).__name__)
 
     async def _handle_request_background(self, bot: Bot, request: web.Request) -> web.Response:
-        """A body that is not a JSON object gets 400 here (aiogram's handler lets the
-        decoding error become a 500 with a traceback in the log); only a request with the
-        right secret gets this far, so it is a broken proxy or client, not Telegram."""
+        """aiogram's, but answering once the update has its place in its user's order (or
+        after PLACEMENT_WAIT): Telegram sends the next update after this answer, and that one
+        cannot overtake this one on another process (app/middlewares/placement.py).
+
+        A body that is not a JSON object gets 400 (aiogram's handler lets the decoding error
+        become a 500 with a traceback in the log); only a request with the right secret gets
+        this far, so it is a broken proxy or client, not Telegram."""
         try:
             update = await request.json(loads=bot.session.json_loads)
         except ValueError:
@@ -50,9 +58,12 @@ class BackgroundRequestHandler(SimpleRequestHandler):
         if not isinstance(update, dict):
             log.warning("A webhook request with the right secret had no update in its body")
             return web.json_response({"ok": False, "error": "not an update"}, status=400)
-        task = asyncio.create_task(self._background_feed_update(bot=bot, update=update))
+        placement, context = expect_placement()
+        task = asyncio.create_task(self._background_feed_update(bot, update), context=context)
         self._background_feed_update_tasks.add(task)
         task.add_done_callback(self._background_feed_update_tasks.discard)
+        waited: set[asyncio.Future[None]] = {placement, task}
+        await asyncio.wait(waited, timeout=PLACEMENT_WAIT, return_when=asyncio.FIRST_COMPLETED)
         return web.json_response({}, dumps=bot.session.json_dumps)
 
     async def drain(self, grace: float) -> None:

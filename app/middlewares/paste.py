@@ -12,6 +12,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject, Update
 
 from app.delivery.split import telegram_length
+from app.middlewares.placement import placed
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class PasteMergeMiddleware(BaseMiddleware):
         if telegram_length(message.text) < LONG_PART:
             return await handler(event, data)
         paste = self._open[user_id] = _Paste([message.text])
+        placed()  # what follows meanwhile is absorbed: Telegram may send it now
         try:
             await self._collect(paste)
         finally:

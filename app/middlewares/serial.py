@@ -9,19 +9,21 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.types import TelegramObject, Update, User
 
+from app.middlewares.placement import placed
 from app.middlewares.shared_lock import SharedUserLocks
 
 
 class PerUserSerialMiddleware(BaseMiddleware):
-    """Outer update middleware: a FIFO lock per user.
+    """Outer update middleware: one user's updates one at a time, in order.
 
-    It must run before anything that awaits: aiogram starts a task per update in arrival
-    order, and each reaches this lock without suspending, so `asyncio.Lock`'s FIFO waiters
-    keep the user's messages in order. (The paste middleware before it waits only on a long
-    text, and absorbs what follows it meanwhile.) A second message waits for the first
-    answer, so the history never interleaves. With REDIS_URL set, the holder of the local
-    lock then takes the user's lock in Redis too (`SharedUserLocks`), so that several
-    processes answer one user one message at a time; only one waiter per process polls it.
+    In one process, a FIFO lock per user. It must run before anything that awaits: aiogram
+    starts a task per update in arrival order, and each reaches this lock without
+    suspending, so `asyncio.Lock`'s FIFO waiters keep the user's messages in order. (The
+    paste middleware before it waits only on a long text, and absorbs what follows it
+    meanwhile.) A second message waits for the first answer, so the history never
+    interleaves. With REDIS_URL set, `SharedUserLocks` takes the lock's place: a queue per
+    user in Redis ordered by update id, which every update enters on arrival, so that
+    several processes answer one user one message at a time in Telegram's order.
 
     /stop is the exception: it must reach the answer it stops, not wait behind it.
     (Telegram's stop button arrives as an update without a user, so it never waits here.)
@@ -40,22 +42,32 @@ class PerUserSerialMiddleware(BaseMiddleware):
     ) -> Any:
         user: User | None = data.get("event_from_user")
         if user is None or _is_stop(event):
+            placed()
             return await handler(event, data)
+        if self.shared is not None:
+            bot: Bot | None = data.get("bot")
+            bot_id = bot.id if bot is not None else 0
+            async with self.shared.hold(bot_id, user.id, _update_id(event, data), placed):
+                return await handler(event, data)
+        placed()  # the lock below queues it before this task next awaits
         lock = self._locks.setdefault(user.id, asyncio.Lock())
         self._waiting[user.id] = self._waiting.get(user.id, 0) + 1
         try:
             async with lock:
-                if self.shared is None:
-                    return await handler(event, data)
-                bot: Bot | None = data.get("bot")
-                async with self.shared.hold(bot.id if bot is not None else 0, user.id):
-                    return await handler(event, data)
+                return await handler(event, data)
         finally:
             self._waiting[user.id] -= 1
             if not self._waiting[user.id]:
                 # Nobody else holds or awaits this lock: forget it, or the dict grows forever.
                 del self._waiting[user.id]
                 del self._locks[user.id]
+
+
+def _update_id(event: TelegramObject, data: dict[str, Any]) -> int:
+    """Telegram's number of the update, in the order it received the updates."""
+    update = event if isinstance(event, Update) else data["event_update"]
+    assert isinstance(update, Update)
+    return update.update_id
 
 
 def _is_stop(event: TelegramObject) -> bool:

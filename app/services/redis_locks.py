@@ -1,6 +1,6 @@
 """Holding a redis-py `Lock` for as long as a block runs: renewed by its holder, released at
-the end. The per-user lock (app/middlewares/shared_lock.py) and the per-conversation summary
-lock (app/services/summary_locks.py) both hold theirs this way."""
+the end. The per-conversation summary lock (app/services/summary_locks.py) is held this way.
+(One user's messages wait in a queue of their own instead: app/middlewares/shared_lock.py.)"""
 
 from __future__ import annotations
 

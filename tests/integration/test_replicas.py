@@ -76,71 +76,221 @@ def locks(redis: Redis, prefix: str, **options: Any) -> SharedUserLocks:
     return SharedUserLocks(redis, prefix=prefix, **options)
 
 
-# --- the lock wrapper ----------------------------------------------------------------------
+# --- the per-user queue ----------------------------------------------------------------------
 
 
-async def test_a_second_holder_waits_until_the_first_releases(redis: Redis, prefix: str) -> None:
+async def dead_process(redis: Redis, shared: SharedUserLocks, ttl_ms: int | None) -> str:
+    """A process that took a turn and died: its update is the running head of user 7's
+    queue, and its liveness key expires in `ttl_ms` (None: already gone)."""
+    token = uuid.uuid4().hex
+    if ttl_ms is not None:
+        await redis.set(shared.alive_key(token), 1, px=ttl_ms)
+    await redis.zadd(shared.key(1, 7), {f"1:{token}": -1})
+    return token
+
+
+async def test_a_second_update_waits_until_the_first_is_done(redis: Redis, prefix: str) -> None:
     first, second = locks(redis, prefix), locks(redis, prefix)
     order: list[str] = []
 
     async def later() -> None:
-        async with second.hold(1, 7) as had:
+        async with second.hold(1, 7, 2) as had:
             assert had
             order.append("second")
 
-    async with first.hold(1, 7) as had:
+    async with first.hold(1, 7, 1) as had:
         assert had
+        assert 0 < await redis.pttl(first.key(1, 7)) <= 30_000  # never kept forever
         waiter = asyncio.create_task(later())
         await asyncio.sleep(0.3)
         assert order == []
         order.append("first done")
     await asyncio.wait_for(waiter, 5)
     assert order == ["first done", "second"]
-    assert await redis.exists(first.key(1, 7)) == 0
+    assert await redis.exists(first.key(1, 7)) == 0  # an empty queue is gone
+    await first.close()
+    await second.close()
 
 
-async def test_the_holder_renews_its_lock_past_the_ttl(redis: Redis, prefix: str) -> None:
+async def test_updates_queued_across_two_processes_are_served_by_update_id(
+    redis: Redis, prefix: str
+) -> None:
+    """Updates 1..10 of one user arrive at two processes in a mixed order while an earlier
+    one is answered: each process gets some out of order, and the two interleave."""
+    one, two = locks(redis, prefix), locks(redis, prefix)
+    served: list[int] = []
+    running = 0
+
+    async def answer(shared: SharedUserLocks, update_id: int) -> None:
+        nonlocal running
+        async with shared.hold(1, 7, update_id) as had:
+            assert had
+            running += 1
+            assert running == 1  # never two at once
+            served.append(update_id)
+            await asyncio.sleep(0.02)
+            running -= 1
+
+    arrival = [6, 2, 9, 1, 10, 4, 3, 8, 5, 7]
+    async with one.hold(1, 7, 0):  # answering an earlier one meanwhile
+        tasks = []
+        for n, update_id in enumerate(arrival):
+            tasks.append(asyncio.create_task(answer(one if n % 2 else two, update_id)))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert served == []
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert served == list(range(1, 11))
+    assert await redis.exists(one.key(1, 7)) == 0
+    await one.close()
+    await two.close()
+
+
+async def test_an_earlier_update_arriving_late_waits_for_the_one_being_answered(
+    redis: Redis, prefix: str
+) -> None:
+    one, two = locks(redis, prefix), locks(redis, prefix)
+    order: list[str] = []
+
+    async def late() -> None:
+        async with two.hold(1, 7, 3):
+            order.append("3")
+
+    async with one.hold(1, 7, 5):
+        waiter = asyncio.create_task(late())
+        await asyncio.sleep(0.3)
+        order.append("5 done")
+    await asyncio.wait_for(waiter, 5)
+    assert order == ["5 done", "3"]
+    await one.close()
+    await two.close()
+
+
+async def test_the_holder_keeps_its_turn_past_the_ttl(redis: Redis, prefix: str) -> None:
     holder = locks(redis, prefix, ttl=0.5, renew_every=0.15)
-    other = locks(redis, prefix, max_wait=0.0)
-    async with holder.hold(1, 7):
+    other = locks(redis, prefix, ttl=0.5, renew_every=0.15)
+    entered = asyncio.Event()
+
+    async def wait() -> None:
+        async with other.hold(1, 7, 2):
+            entered.set()
+
+    async with holder.hold(1, 7, 1):
+        waiter = asyncio.create_task(wait())
         await asyncio.sleep(1.5)  # three TTLs
-        assert not await other.lock(1, 7).acquire(blocking=False)
+        assert not entered.is_set()
+        assert await redis.exists(holder.alive_key()) == 1
+    await asyncio.wait_for(waiter, 5)
     assert await redis.exists(holder.key(1, 7)) == 0
+    await holder.close()
+    await other.close()
 
 
-async def test_a_dead_holders_lock_is_taken_over_after_its_ttl(redis: Redis, prefix: str) -> None:
+async def test_a_dead_processs_head_is_skipped_once_its_liveness_key_expires(
+    redis: Redis, prefix: str
+) -> None:
     shared = locks(redis, prefix)
-    # A holder that dies: it takes the lock with a short TTL and never releases it.
-    assert await redis.lock(shared.key(1, 7), timeout=0.8).acquire(blocking=False)
+    await dead_process(redis, shared, ttl_ms=800)
     started = time.monotonic()
-    async with shared.hold(1, 7) as had:
+    async with shared.hold(1, 7, 2) as had:
         assert had
         waited = time.monotonic() - started
     assert 0.5 < waited < 3.0
+    assert await redis.exists(shared.key(1, 7)) == 0
+    await shared.close()
+
+
+async def test_a_head_whose_process_is_gone_is_skipped_at_once(redis: Redis, prefix: str) -> None:
+    shared = locks(redis, prefix)
+    await dead_process(redis, shared, ttl_ms=None)
+    started = time.monotonic()
+    async with shared.hold(1, 7, 2) as had:
+        assert had
+    assert time.monotonic() - started < 0.5
+    await shared.close()
 
 
 async def test_a_wait_past_the_bound_goes_on_with_a_warning(
     redis: Redis, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     shared = locks(redis, prefix, max_wait=0.3)
-    assert await redis.lock(shared.key(1, 7), timeout=30).acquire(blocking=False)
+    token = await dead_process(redis, shared, ttl_ms=30_000)  # alive, but never done
     with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
-        async with shared.hold(1, 7) as had:
+        async with shared.hold(1, 7, 2) as had:
             assert not had
     assert "answering anyway" in caplog.text
-    assert await redis.exists(shared.key(1, 7)) == 1  # not released: it was never ours
+    # Its own update left the queue; the other process's is still the head.
+    assert await redis.zrange(shared.key(1, 7), 0, -1) == [f"1:{token}".encode()]
+    await shared.close()
 
 
-async def test_an_unreachable_redis_lets_the_message_through(
+async def test_a_burst_bigger_than_the_connection_pool_keeps_its_order(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Forty updates of one user at once on a client of four connections: those that find
+    every connection busy ask again, rather than go around the queue."""
+    client = Redis.from_url(redis_url, max_connections=4)
+    shared = SharedUserLocks(client, prefix=prefix)
+    served: list[int] = []
+
+    async def answer(update_id: int) -> None:
+        async with shared.hold(1, 7, update_id) as had:
+            assert had
+            served.append(update_id)
+
+    with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
+        async with shared.hold(1, 7, 0):
+            tasks = [asyncio.create_task(answer(n)) for n in range(40, 0, -1)]
+            await asyncio.sleep(0.5)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert served == list(range(1, 41))
+    assert caplog.text == ""
+    await shared.close()
+    await client.aclose()
+
+
+async def test_an_unreachable_redis_lets_the_messages_through_one_at_a_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = Redis.from_url("redis://127.0.0.1:1/0")
-    shared = SharedUserLocks(client, max_wait=0.2)
-    with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
-        async with shared.hold(1, 7) as had:
+    shared = SharedUserLocks(client, max_wait=5)
+    served: list[int] = []
+
+    async def answer(update_id: int) -> None:
+        async with shared.hold(1, 7, update_id) as had:
             assert not had
-    assert "cannot be taken" in caplog.text
+            served.append(update_id)
+            await asyncio.sleep(0.05)
+            served.append(-update_id)
+
+    with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
+        await asyncio.wait_for(asyncio.gather(answer(2), answer(1), answer(3)), 5)
+    assert "cannot be used" in caplog.text
+    # Still one at a time in this process, by update id.
+    assert served == [1, -1, 2, -2, 3, -3]
+    await shared.close()
     await client.aclose()
+
+
+async def test_a_redis_that_never_answers_lets_the_message_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # takes every command, answers none
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    shared = SharedUserLocks(client, call_timeout=0.3)
+    with caplog.at_level(logging.WARNING, logger="app.middlewares.shared_lock"):
+        async with asyncio.timeout(5), shared.hold(1, 7, 1) as had:
+            assert not had
+    assert "cannot be used (TimeoutError)" in caplog.text
+    await shared.close()
+    await client.aclose()
+    server.close()
+    await server.wait_closed()
 
 
 async def test_a_summary_lock_held_elsewhere_is_skipped_and_an_unreachable_redis_is_not(
@@ -301,13 +451,16 @@ async def test_an_update_recorded_by_another_replica_is_not_answered_past_the_wa
     assert len(answers(telegram, ALLOWED)) == 1  # and no error message either
 
 
-async def test_a_lock_whose_holder_died_is_taken_over_after_it_expires(
+async def test_a_turn_whose_process_died_is_taken_over_after_its_liveness_key_expires(
     replicas: Callable[..., Any], telegram: FakeTelegram, llm: FakeOpenAI, redis: Redis, prefix: str
 ) -> None:
     first, _ = await replicas()
-    key = SharedUserLocks(redis, prefix=prefix).key(first.bot.id, ALLOWED)
-    # The holder was SIGKILLed mid-answer: its lock is there, with a TTL, never released.
-    assert await redis.lock(key, timeout=1.0).acquire(blocking=False)
+    shared = SharedUserLocks(redis, prefix=prefix)
+    key = shared.key(first.bot.id, ALLOWED)
+    # A process was SIGKILLed mid-answer: its update heads the queue, its liveness key expires.
+    dead = uuid.uuid4().hex
+    await redis.set(shared.alive_key(dead), 1, px=1000)
+    await redis.zadd(key, {f"1:{dead}": -1})
     started = time.monotonic()
     await asyncio.wait_for(first.feed(telegram.push_message(ALLOWED, "anyone there?")), 30)
     assert time.monotonic() - started > 0.7
