@@ -25,6 +25,7 @@ from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
+from app.services.voice import VoiceService
 
 
 @dataclass(slots=True)
@@ -58,6 +59,7 @@ class AppData(TypedDict):
     user_choices: PreferencesService
     user_admin: UserAdminService
     access_requests: AccessRequestService
+    voice: VoiceService
 
 
 class MiddlewareData(TypedDict, total=False):

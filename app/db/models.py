@@ -32,6 +32,7 @@ from app.domain.enums import (
     MemoryKind,
     MemoryMode,
     MessageRole,
+    MessageSource,
     ReasoningDisplay,
     RequestStatus,
     Role,
@@ -236,6 +237,10 @@ class Message(Base):
     token_count: Mapped[int] = mapped_column(Integer)
     # The user's Telegram message a user turn came from, so an edit of it can be found.
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A user turn typed or spoken (its content is then the transcript).
+    source: Mapped[MessageSource] = mapped_column(
+        _enum(MessageSource, 16), default=MessageSource.TEXT, server_default=MessageSource.TEXT
+    )
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

@@ -56,6 +56,13 @@ class RequestStatus(enum.StrEnum):
     DENIED = "denied"
 
 
+class MessageSource(enum.StrEnum):
+    """What a user turn was sent as: typed, or spoken (the stored text is the transcript)."""
+
+    TEXT = "text"
+    VOICE = "voice"
+
+
 class MessageRole(enum.StrEnum):
     """Who said a conversation turn."""
 

@@ -19,7 +19,7 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
 from app.delivery.stream import AnswerStream, DraftSupport
-from app.domain.enums import ReasoningDisplay
+from app.domain.enums import MessageSource, ReasoningDisplay
 from app.domain.users import Preferences
 from app.llm.chat import (
     ChatRequest,
@@ -117,7 +117,9 @@ class ChatService:
         text: str,
         draft_id: int,
         telegram_message_id: int | None = None,
+        source: MessageSource = MessageSource.TEXT,
     ) -> None:
+        """Answer a new message (typed, or the transcript of a spoken one: `source`)."""
         await self._check_budget(session, user_id, preferences)
         turn = self.memory.user_turn(text)
         builder = await self._builder(bot, session, chat_id, preferences, turn)
@@ -128,7 +130,7 @@ class ChatService:
             # Read first, then write and commit at once: on SQLite the write lock is held for
             # the insert alone, not across the reads (bench/load.py showed writers queueing).
             assembled = await self.memory.assemble(session, builder, conversation, query=text)
-            await self.memory.remember(session, conversation, turn, telegram_message_id)
+            await self.memory.remember(session, conversation, turn, telegram_message_id, source)
             self._begin(session, conversation, chat_id, telegram_message_id)
             # The user's message is safe before the model is called, and no transaction is
             # held open while the answer streams.

@@ -1217,6 +1217,42 @@ class FakeTelegram:
             extra["caption"] = caption
         return self.push_message(user_id, None, first_name=first_name, extra=extra)
 
+    def push_voice(
+        self,
+        user_id: int,
+        content: bytes,
+        seconds: int,
+        *,
+        kind: str = "voice",
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        size: int | None = None,
+        first_name: str = "User",
+    ) -> dict[str, Any]:
+        """A user sends a recording: ``kind`` "voice" (Ogg/Opus), "audio" (a music or audio
+        file, with its name) or "video_note" (a round video). ``size`` overrides the
+        reported ``file_size`` (Telegram reports it before anyone downloads)."""
+        defaults = {"voice": "audio/ogg", "audio": "audio/mpeg", "video_note": None}
+        stored = self._store_file(
+            content,
+            file_name,
+            mime_type or defaults[kind],
+            kind + "s" if kind != "audio" else "music",
+        )
+        item: dict[str, Any] = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": seconds,
+            "file_size": len(content) if size is None else size,
+        }
+        if kind == "video_note":
+            item["length"] = 240
+        else:
+            item["mime_type"] = stored.mime_type
+        if kind == "audio" and file_name is not None:
+            item["file_name"] = file_name
+        return self.push_message(user_id, None, first_name=first_name, extra={kind: item})
+
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
         """Updates not yet confirmed by a getUpdates offset."""

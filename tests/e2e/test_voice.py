@@ -1,0 +1,202 @@
+"""End to end: voice messages, audio files and round videos are fetched from the fake
+Telegram, transcribed by the fake OpenAI server, shown back and answered; every refusal is
+one clear sentence, and nothing is stored for a recording that was not transcribed."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import BudgetSettings, Settings, VoiceSettings
+from app.db.models import Message, Usage
+from app.domain.enums import MessageSource
+from tests.fakes import FakeOpenAI, FakeTelegram
+from tests.harness import ALLOWED, STRANGER, StartBot
+
+OGG = b"OggS" + bytes(range(256)) * 8  # stands for a voice message's Ogg/Opus bytes
+
+
+async def stored(db: async_sessionmaker[AsyncSession]) -> list[tuple[str, str, MessageSource]]:
+    async with db() as session:
+        rows = await session.execute(
+            select(Message.role, Message.content, Message.source).order_by(Message.id)
+        )
+        return [(role.value, content, source) for role, content, source in rows]
+
+
+async def test_a_voice_message_is_transcribed_shown_answered_and_stored_as_spoken(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.transcripts[OGG] = "What is the capital of <France>?"
+    bot = await start_bot()
+    update = telegram.push_voice(ALLOWED, OGG, seconds=4)
+    await bot.idle()
+    quote, answer = telegram.sent_messages(ALLOWED)
+    assert quote.text == "🎤 <blockquote>What is the capital of &lt;France&gt;?</blockquote>"
+    [shown] = telegram.calls_of("sendMessage", ALLOWED)[:1]
+    assert shown.params["reply_parameters"]["message_id"] == update["message"]["message_id"]
+    assert answer.text == "Echo: What is the capital of <France>?"  # sent with entities
+    [transcription] = llm.transcriptions
+    assert (transcription.model, transcription.file_name) == ("gpt-4o-mini-transcribe", "voice.ogg")
+    assert transcription.data == OGG
+    assert llm.requests[-1]["messages"][-1] == {
+        "role": "user",
+        "content": "What is the capital of <France>?",
+    }
+    assert await stored(db) == [
+        ("user", "What is the capital of <France>?", MessageSource.VOICE),
+        ("assistant", "Echo: What is the capital of <France>?", MessageSource.TEXT),
+    ]
+
+
+async def test_a_long_transcript_folds_and_the_whole_of_it_is_answered(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    words = "and then we walked along the river " * 200  # about 7,000 characters
+    llm.transcripts[OGG] = words.strip()
+    bot = await start_bot()
+    telegram.push_voice(ALLOWED, OGG, seconds=300)
+    await bot.idle()
+    quote = telegram.sent_messages(ALLOWED)[0].text or ""
+    assert quote.startswith("🎤 <blockquote expandable>and then we walked")
+    assert len(quote) < 4096 and quote.endswith(" …</blockquote>")
+    assert llm.requests[-1]["messages"][-1]["content"] == words.strip()
+
+
+@pytest.mark.parametrize(
+    ("kind", "file_name", "mime_type", "sent_as"),
+    [
+        ("audio", "Interview 3.M4A", "audio/mp4", "Interview 3.M4A"),
+        ("audio", "recording", "audio/mpeg", "audio.mp3"),
+        ("video_note", None, None, "video_note.mp4"),
+    ],
+)
+async def test_audio_files_and_round_videos_are_transcribed_under_a_name_the_server_reads(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    kind: str,
+    file_name: str | None,
+    mime_type: str | None,
+    sent_as: str,
+) -> None:
+    bot = await start_bot()
+    telegram.push_voice(ALLOWED, OGG, 30, kind=kind, file_name=file_name, mime_type=mime_type)
+    await bot.idle()
+    [transcription] = llm.transcriptions
+    assert transcription.file_name == sent_as
+    assert transcription.status == 200
+    assert telegram.sent_messages(ALLOWED)[-1].text == f"Echo: Transcript of {len(OGG)} bytes."
+
+
+async def test_a_recording_over_the_limit_is_refused_before_it_is_downloaded(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    settings = dataclasses.replace(
+        make_settings(), voice=VoiceSettings(max_seconds=60, _env_file=None)
+    )
+    bot = await start_bot(settings)
+    telegram.push_voice(ALLOWED, OGG, seconds=61)
+    await bot.idle()
+    [refusal] = telegram.sent_messages(ALLOWED)
+    assert "1:01" in (refusal.text or "") and "1:00" in (refusal.text or "")
+    assert telegram.calls_of("getFile") == []
+    assert llm.transcriptions == [] and llm.requests == []
+    assert await stored(db) == []
+
+
+async def test_a_file_the_bot_api_will_not_hand_out_gets_a_sentence(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """The fake Bot API refuses getFile past 20 MB, as the public one does."""
+    bot = await start_bot()
+    telegram.push_voice(ALLOWED, bytes(21 * 1024 * 1024), seconds=50, kind="audio")
+    await bot.idle()
+    [refusal] = telegram.sent_messages(ALLOWED)
+    assert "larger than" in (refusal.text or "")
+    assert llm.transcriptions == [] and await stored(db) == []
+
+
+async def test_a_transcription_that_fails_is_explained_and_nothing_is_stored(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.fail_transcription_next(500)
+    bot = await start_bot()
+    telegram.push_voice(ALLOWED, OGG, seconds=3)
+    await bot.idle()
+    [sentence] = telegram.sent_messages(ALLOWED)
+    assert "could not transcribe" in (sentence.text or "")
+    assert "Nothing was saved" in (sentence.text or "")
+    assert llm.requests == [] and await stored(db) == []
+
+
+async def test_silence_is_told_and_nothing_is_answered(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.transcripts[OGG] = "   "
+    bot = await start_bot()
+    telegram.push_voice(ALLOWED, OGG, seconds=3)
+    await bot.idle()
+    [sentence] = telegram.sent_messages(ALLOWED)
+    assert "heard no words" in (sentence.text or "")
+    assert llm.requests == [] and await stored(db) == []
+
+
+async def test_a_voice_from_a_user_without_access_is_never_downloaded_or_transcribed(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    bot = await start_bot()
+    telegram.push_voice(STRANGER, OGG, seconds=3)
+    await bot.idle()
+    assert "/start lets you ask the admins" in (telegram.sent_messages(STRANGER)[-1].text or "")
+    assert telegram.calls_of("getFile") == []
+    assert llm.transcriptions == []
+
+
+async def test_the_transcription_is_priced_per_minute_and_recorded_as_usage(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """whisper-1 reports the seconds it heard; BUDGET_PRICES gives it a price per minute."""
+    llm.transcription_usage, llm.transcript_seconds = "duration", 90.0
+    settings = make_settings(transcribe_model="whisper-1")
+    budget = BudgetSettings(prices="whisper-1=0.006/min", _env_file=None)
+    bot = await start_bot(dataclasses.replace(settings, budget=budget))
+    telegram.push_voice(ALLOWED, OGG, seconds=88)
+    await bot.idle()
+    async with db() as session:
+        rows = {row.model: row for row in (await session.scalars(select(Usage))).all()}
+    assert set(rows) == {"whisper-1", "test-model"}
+    assert rows["whisper-1"].requests == 1
+    assert rows["whisper-1"].cost == pytest.approx(90 / 60 * 0.006)
+    assert rows["whisper-1"].prompt_tokens == rows["whisper-1"].completion_tokens == 0
+
+
+def test_per_minute_prices_are_read_from_budget_prices() -> None:
+    budget = BudgetSettings(prices="gpt-4o=2.5/10, whisper-1=0.006/min", _env_file=None)
+    assert budget.prices == {"gpt-4o": (2.5, 10.0)}
+    assert budget.minute_prices == {"whisper-1": 0.006}
+    assert budget.cost("whisper-1", 0, 0, seconds=30) == pytest.approx(0.003)
