@@ -37,6 +37,7 @@ from app.middlewares.paste import PasteMergeMiddleware
 from app.middlewares.preferences import PreferencesMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.shared_lock import SharedUserLocks
+from app.middlewares.spoken import SpokenTextMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.generations import Generations
@@ -220,6 +221,7 @@ def create_dispatcher(
         observer.outer_middleware(access)
         observer.outer_middleware(locale)
         observer.middleware(preferences)
+    dp.message.outer_middleware(SpokenTextMiddleware(voice, settings.budget))
     dp.include_routers(*first_routers, *get_routers())
 
     async def on_startup(bot: Bot) -> None:

@@ -45,12 +45,13 @@ class PreferencesMiddleware(BaseMiddleware):
                 mode=user.memory_mode or self.default_mode,
                 answer_length=user.answer_length or AnswerLength.NORMAL,
                 reasoning=user.reasoning_display or ReasoningDisplay.OFF,
-                limited=_limited(user, self.budget),
+                limited=budget_applies(user, self.budget),
             )
         return await handler(event, data)
 
 
-def _limited(user: UserContext, budget: BudgetSettings) -> bool:
+def budget_applies(user: UserContext, budget: BudgetSettings) -> bool:
+    """Whether any limit applies to the user (their own or the owner's; never admins)."""
     limits = limits_for(
         budget,
         is_admin=user.is_admin,

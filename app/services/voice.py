@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.config import VoiceSettings
 from app.domain.media import AudioFile
-from app.domain.users import Preferences
 from app.llm.chat import LLMError
 from app.llm.transcribe import Transcriber
 from app.services.usage import BudgetRefused, UsageService
@@ -47,7 +46,7 @@ class VoiceService:
         *,
         chat_id: int,
         user_id: int,
-        preferences: Preferences,
+        limited: bool,
         audio: AudioFile,
     ) -> str | None:
         """The transcript, or None once the user was told why there is none (too long, too
@@ -61,7 +60,7 @@ class VoiceService:
         if self.download_limit is not None and (audio.size or 0) > self.download_limit:
             await bot.send_message(chat_id, texts.file_too_big(self.download_limit))
             return None
-        if self.usage is not None and preferences.limited:
+        if self.usage is not None and limited:
             reached = await self.usage.check(session, user_id)
             if reached is not None:
                 raise BudgetRefused(reached, self.usage.currency)

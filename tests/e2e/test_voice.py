@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import BudgetSettings, Settings, VoiceSettings
-from app.db.models import Message, Usage
+from app.db.models import Message, Persona, Usage
 from app.domain.enums import MessageSource
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.harness import ALLOWED, STRANGER, StartBot
+from tests.harness import ALLOWED, STRANGER, StartBot, UserChat
 
 OGG = b"OggS" + bytes(range(256)) * 8  # stands for a voice message's Ogg/Opus bytes
 
@@ -200,3 +200,32 @@ def test_per_minute_prices_are_read_from_budget_prices() -> None:
     assert budget.prices == {"gpt-4o": (2.5, 10.0)}
     assert budget.minute_prices == {"whisper-1": 0.006}
     assert budget.cost("whisper-1", 0, 0, seconds=30) == pytest.approx(0.003)
+
+
+async def test_a_voice_message_where_a_dialog_waits_for_text_is_taken_as_that_text(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    name, prompt = b"OggS name", b"OggS prompt"
+    llm.transcripts[name] = "Captain"
+    llm.transcripts[prompt] = "You are Captain Jack, a cheerful pirate."
+    bot = await start_bot()
+    chat = UserChat(bot, telegram, ALLOWED)
+    await chat.send("/new_persona")
+    telegram.push_voice(ALLOWED, name, seconds=1)
+    await bot.idle()
+    assert telegram.sent_messages(ALLOWED)[-2].text == "🎤 <blockquote>Captain</blockquote>"
+    telegram.push_voice(ALLOWED, prompt, seconds=3)
+    await bot.idle()
+    # Waiting for buttons now: a recording is not taken for a press, nor transcribed.
+    telegram.push_voice(ALLOWED, OGG, seconds=3)
+    await bot.idle()
+    assert "You are in" in (chat.last.text or "")
+    assert len(llm.transcriptions) == 2
+    await chat.press("Done")
+    async with db() as session:
+        persona = (await session.scalars(select(Persona).filter_by(name="Captain"))).one()
+    assert persona.system_prompt == "You are Captain Jack, a cheerful pirate."
+    assert llm.requests == [] and await stored(db) == []  # a dialog step, not a chat turn
