@@ -111,6 +111,9 @@ class OpenAISettings(_Section):
     # Voice messages are transcribed by this model (/audio/transcriptions), on this server
     # unless TRANSCRIBE_BASE_URL names another (a local Whisper server).
     transcribe_model: str = "gpt-4o-mini-transcribe"
+    # Spoken answers (/settings › Voice answers) through /audio/speech, with this voice.
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = "alloy"
 
     @field_validator("base_url")
     @classmethod

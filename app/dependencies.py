@@ -23,6 +23,7 @@ from app.services.chat import ChatService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService
+from app.services.speech import SpeechService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
 from app.services.voice import VoiceService
@@ -60,6 +61,7 @@ class AppData(TypedDict):
     user_admin: UserAdminService
     access_requests: AccessRequestService
     voice: VoiceService
+    speech: SpeechService
 
 
 class MiddlewareData(TypedDict, total=False):

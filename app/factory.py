@@ -26,6 +26,7 @@ from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
 from app.i18n import UserLocaleMiddleware, create_i18n
 from app.llm.client import create_llm_client
+from app.llm.speech import Speaker
 from app.llm.transcribe import create_transcriber
 from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
@@ -46,6 +47,7 @@ from app.services.personas import PersonaService, ensure_default_persona
 from app.services.preferences import PreferencesService
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
+from app.services.speech import SpeechService
 from app.services.summary_locks import SharedSummaryLocks
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
@@ -199,6 +201,9 @@ def create_dispatcher(
         "user_admin": UserAdminService(settings.access),
         "access_requests": access_requests,
         "voice": voice,
+        "speech": SpeechService(
+            Speaker(llm, settings.openai.tts_model, settings.openai.tts_voice), counter, usage=usage
+        ),
     }
     dp = Dispatcher(storage=storage, **data)
     dp.message.filter(F.chat.type == "private")

@@ -124,6 +124,14 @@ def transcription_failed(kind: FailureKind) -> str:
     )
 
 
+def speech_failed() -> str:
+    return _("I could not say this answer aloud this time; the text above is the whole answer.")
+
+
+def spoken_first_part() -> str:
+    return _("🔊 The first part of the answer; the whole of it is above.")
+
+
 def nothing_heard() -> str:
     return _("I heard no words in this recording. Nothing was saved.")
 

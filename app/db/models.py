@@ -36,6 +36,7 @@ from app.domain.enums import (
     ReasoningDisplay,
     RequestStatus,
     Role,
+    VoiceReplies,
 )
 from app.domain.rights import Right
 
@@ -94,6 +95,8 @@ class User(Base):
     answer_length: Mapped[AnswerLength | None] = mapped_column(_enum(AnswerLength, 8))
     # NULL: off (the reasoning of a reasoning model is not shown).
     reasoning_display: Mapped[ReasoningDisplay | None] = mapped_column(_enum(ReasoningDisplay, 8))
+    # NULL: off (answers are text only).
+    voice_replies: Mapped[VoiceReplies | None] = mapped_column(_enum(VoiceReplies, 8))
     # NULL unit: the owner's default budget (BUDGET_*). Otherwise the user's own limits in
     # that unit, where a NULL limit means none.
     budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))

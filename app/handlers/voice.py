@@ -13,6 +13,7 @@ from app.domain.users import Preferences, UserContext
 from app.filters import Spoken
 from app.handlers.chat import answer_within_budget
 from app.services.chat import ChatService
+from app.services.speech import SpeechService, wants_voice
 from app.services.voice import VoiceService
 from app.views.voice import transcript_quote
 
@@ -25,6 +26,7 @@ async def voice_message(
     session: AsyncSession,
     chat: ChatService,
     voice: VoiceService,
+    speech: SpeechService,
     audio: AudioFile,
 ) -> None:
     chat_id = message.chat.id
@@ -41,7 +43,7 @@ async def voice_message(
         if transcript is None:
             return
         await message.reply(transcript_quote(transcript))
-        await chat.reply(
+        answer = await chat.reply(
             bot,
             session,
             chat_id=chat_id,
@@ -52,6 +54,8 @@ async def voice_message(
             telegram_message_id=message.message_id,
             source=MessageSource.VOICE,
         )
+        if answer is not None and wants_voice(preferences.voice_replies, spoken=True):
+            await speech.say(bot, session, chat_id=chat_id, user_id=user.id, answer=answer)
 
     await answer_within_budget(bot, chat_id, answer())
 

@@ -5,9 +5,11 @@ one clear sentence, and nothing is stored for a recording that was not transcrib
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Callable
 
 import pytest
+from mutagen.oggopus import OggOpus
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +17,7 @@ from app.config import BudgetSettings, Settings, VoiceSettings
 from app.db.models import Message, Persona, Usage
 from app.domain.enums import MessageSource
 from tests.fakes import FakeOpenAI, FakeTelegram
+from tests.fakes.telegram import SentMessage
 from tests.harness import ALLOWED, STRANGER, StartBot, UserChat
 
 OGG = b"OggS" + bytes(range(256)) * 8  # stands for a voice message's Ogg/Opus bytes
@@ -229,3 +232,90 @@ async def test_a_voice_message_where_a_dialog_waits_for_text_is_taken_as_that_te
         persona = (await session.scalars(select(Persona).filter_by(name="Captain"))).one()
     assert persona.system_prompt == "You are Captain Jack, a cheerful pirate."
     assert llm.requests == [] and await stored(db) == []  # a dialog step, not a chat turn
+
+
+async def choose_voice_answers(chat: UserChat, label: str) -> None:
+    await chat.send("/settings")
+    await chat.press("Voice answers")
+    await chat.press(label)
+
+
+def voices(telegram: FakeTelegram) -> list[SentMessage]:
+    return [m for m in telegram.sent_messages(ALLOWED) if m.voice is not None]
+
+
+async def test_voice_answers_always_speak_the_answer_after_its_text(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    bot = await start_bot()
+    chat = UserChat(bot, telegram, ALLOWED)
+    await choose_voice_answers(chat, "Always")
+    assert "Voice answers: <b>Always</b>" in (chat.last.text or "")
+    llm.reply = "Paris is the capital.\n\n```python\nprint('Paris')\n```\n\nIt is on the Seine."
+    await chat.send("capital of France?")
+    text, voice = telegram.sent_messages(ALLOWED)[-2:]
+    assert (text.text or "").startswith("Paris is the capital.")
+    assert voice.voice is not None and voice.document_bytes is not None
+    length = OggOpus(io.BytesIO(voice.document_bytes)).info.length  # valid Ogg/Opus
+    assert voice.voice["duration"] == max(1, round(length))
+    [spoken] = llm.speeches
+    assert spoken["input"] == "Paris is the capital.\n\nIt is on the Seine."  # no code read
+    assert (spoken["model"], spoken["voice"], spoken["response_format"]) == (
+        "gpt-4o-mini-tts",
+        "alloy",
+        "opus",
+    )
+    async with db() as session:
+        models = set((await session.scalars(select(Usage.model))).all())
+    assert models == {"test-model", "gpt-4o-mini-tts"}
+
+
+async def test_voice_answers_when_i_send_voice_answer_only_spoken_messages(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    bot = await start_bot()
+    chat = UserChat(bot, telegram, ALLOWED)
+    await choose_voice_answers(chat, "When I send voice")
+    await chat.send("typed")
+    assert voices(telegram) == [] and llm.speeches == []
+    telegram.push_voice(ALLOWED, OGG, seconds=2)
+    await bot.idle()
+    assert len(voices(telegram)) == 1
+    assert llm.speeches[0]["input"] == f"Echo: Transcript of {len(OGG)} bytes."
+
+
+async def test_voice_answers_are_off_by_default_and_a_long_answer_speaks_its_first_part(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    bot = await start_bot()
+    chat = UserChat(bot, telegram, ALLOWED)
+    telegram.push_voice(ALLOWED, OGG, seconds=2)
+    await bot.idle()
+    assert voices(telegram) == []
+    await choose_voice_answers(chat, "Always")
+    llm.reply = "The river runs past the old mill. " * 120
+    await chat.send("tell me a long story")
+    [voice] = voices(telegram)
+    assert "first part" in (voice.caption or "")
+    assert len(llm.speeches[0]["input"]) <= 1500
+
+
+async def test_a_failed_speech_is_told_and_the_text_answer_stands(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    bot = await start_bot()
+    chat = UserChat(bot, telegram, ALLOWED)
+    await choose_voice_answers(chat, "Always")
+    llm.speech_failures = 1
+    await chat.send("hello")
+    answer, note = telegram.sent_messages(ALLOWED)[-2:]
+    assert answer.text == "Echo: hello"
+    assert "could not say this answer aloud" in (note.text or "")
+    assert voices(telegram) == []
+    assert [content for _, content, _ in await stored(db)] == ["hello", "Echo: hello"]

@@ -173,6 +173,55 @@ class Transcription:
     status: int = 200
 
 
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, no final XOR (RFC 3533)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def _ogg_page(packets: list[bytes], sequence: int, granule: int, flags: int) -> bytes:
+    lacing = b""
+    for packet in packets:
+        lacing += b"\xff" * (len(packet) // 255) + bytes([len(packet) % 255])
+    header = (
+        b"OggS\x00"
+        + bytes([flags])
+        + granule.to_bytes(8, "little")
+        + (0x7A7B7C7D).to_bytes(4, "little")  # the stream's serial number
+        + sequence.to_bytes(4, "little")
+        + b"\x00\x00\x00\x00"  # the CRC, computed over the page with these zero
+        + bytes([len(lacing)])
+        + lacing
+    )
+    page = header + b"".join(packets)
+    crc = _ogg_crc(page)
+    return page[:22] + crc.to_bytes(4, "little") + page[26:]
+
+
+def ogg_opus(seconds: float) -> bytes:
+    """A valid Ogg/Opus file of silence, ``seconds`` long (RFC 7845: OpusHead, OpusTags,
+    then 20 ms packets of a CELT silence frame): what /audio/speech answers here."""
+    head = b"OpusHead\x01\x01" + (312).to_bytes(2, "little") + (48000).to_bytes(4, "little")
+    head += b"\x00\x00\x00"  # output gain 0, mapping family 0
+    tags = b"OpusTags" + (4).to_bytes(4, "little") + b"fake" + (0).to_bytes(4, "little")
+    frames = max(1, round(seconds / 0.02))
+    silence = b"\xf8\xff\xfe"
+    pages = [_ogg_page([head], 0, 0, 0x02), _ogg_page([tags], 1, 0, 0x00)]
+    sequence, done = 2, 0
+    while done < frames:
+        count = min(50, frames - done)
+        done += count
+        last = 0x04 if done == frames else 0x00
+        pages.append(_ogg_page([silence] * count, sequence, 312 + done * 960, last))
+        sequence += 1
+    return b"".join(pages)
+
+
 # What OpenAI's /audio/transcriptions accepts, by file extension, and its size limit.
 TRANSCRIBE_FORMATS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 TRANSCRIBE_MAX_BYTES = 25 * 1024 * 1024
@@ -282,6 +331,10 @@ class FakeOpenAI:
         self.transcription_usage: str | None = "tokens"
         self.transcript_seconds: float = 0.0
         self.transcriptions: list[Transcription] = []
+        #: Bodies of /audio/speech requests (model, voice, input, response_format).
+        self.speeches: list[dict[str, Any]] = []
+        #: The next ``speech_failures`` /audio/speech requests fail with 500.
+        self.speech_failures = 0
         self._transcription_faults: deque[int] = deque()
 
         self.requests: list[dict[str, Any]] = []
@@ -312,6 +365,7 @@ class FakeOpenAI:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_post("/v1/audio/transcriptions", self._handle_transcription)
+        app.router.add_post("/v1/audio/speech", self._handle_speech)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model}", self._handle_model)
         app.router.add_get("/_fake/stats", self._ctl_stats)
@@ -433,6 +487,7 @@ class FakeOpenAI:
         self._faults.clear()
         self.transcriptions.clear()
         self._transcription_faults.clear()
+        self.speeches.clear()
         self._fire_changed()
 
     # ------------------------------------------------------------------ inspection
@@ -612,6 +667,35 @@ class FakeOpenAI:
         elif self.transcription_usage == "duration":
             body["usage"] = {"type": "duration", "seconds": self.transcript_seconds}
         return web.json_response(body)
+
+    async def _handle_speech(self, request: web.Request) -> web.Response:
+        """JSON with model, voice and input (4,096 characters at most, as OpenAI's); the
+        audio in ``response_format``: Ogg/Opus for "opus", anything else a stand-in."""
+        if not self._authorized(request):
+            return web.json_response(
+                _error_body(
+                    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                ),
+                status=401,
+            )
+        body = await request.json()
+        self.speeches.append(body)
+        self._fire_changed()
+        text = str(body.get("input") or "")
+        if self.speech_failures > 0:
+            self.speech_failures -= 1
+            return web.json_response(
+                _error_body("The server had an error.", "server_error", None), status=500
+            )
+        if not text or len(text) > 4096 or not body.get("voice") or not body.get("model"):
+            return web.json_response(
+                _error_body("Invalid input, voice or model.", "invalid_request_error", None),
+                status=400,
+            )
+        seconds = len(text.split()) / 2.5  # about 150 words a minute
+        if body.get("response_format") == "opus":
+            return web.Response(body=ogg_opus(seconds), content_type="audio/ogg")
+        return web.Response(body=b"ID3 not really audio", content_type="audio/mpeg")
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1
