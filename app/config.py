@@ -8,7 +8,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.enums import BudgetUnit
@@ -100,6 +108,12 @@ class OpenAISettings(_Section):
     # A stream cut before its finish reason is asked again this often before the user sees
     # the part that arrived.
     stream_retries: int = Field(default=2, ge=0, le=10)
+    # Voice messages are transcribed by this model (/audio/transcriptions), on this server
+    # unless TRANSCRIBE_BASE_URL names another (a local Whisper server).
+    transcribe_model: str = "gpt-4o-mini-transcribe"
+    # Spoken answers (/settings › Voice answers) through /audio/speech, with this voice.
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = "alloy"
 
     @field_validator("base_url")
     @classmethod
@@ -193,6 +207,29 @@ class AccessSettings(_Section):
     @property
     def everyone_allowed(self) -> bool:
         return self.allowed_user_ids == "*"
+
+
+class TranscribeSettings(_Section):
+    """A separate server for transcriptions (a local Whisper); unset: the model server's."""
+
+    model_config = SettingsConfigDict(env_prefix="TRANSCRIBE_")
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value) if value else None
+
+
+class VoiceSettings(_Section):
+    """Voice messages, audio files and round video messages that users send."""
+
+    model_config = SettingsConfigDict(env_prefix="VOICE_")
+
+    # The longest one transcribed; a longer one is refused before it is downloaded.
+    max_seconds: int = Field(default=600, ge=1, le=4 * 3600)
 
 
 class RedisSettings(_Section):
@@ -314,6 +351,8 @@ class BudgetSettings(_Section):
     # Prices per million tokens, input/output, in the currency below, e.g.
     # "gpt-4o-mini=0.15/0.60,gpt-4o=2.50/10". Models not listed cost nothing.
     prices: Annotated[dict[str, tuple[float, float]], NoDecode] = {}
+    # Per minute of audio, for transcription models: "whisper-1=0.006/min" in BUDGET_PRICES.
+    _minute_prices: dict[str, float] = PrivateAttr(default_factory=dict)
     currency: str = Field(default="$", max_length=8)
     # The default limits of every user; an admin may set others per user in /users.
     unit: BudgetUnit = BudgetUnit.TOKENS
@@ -331,17 +370,42 @@ class BudgetSettings(_Section):
                 continue
             model, _, pair = part.partition("=")
             prompt, _, completion = pair.partition("/")
+            if completion.strip() == "min":
+                continue  # a price per minute: see _minute_prices
             prices[model.strip()] = (float(prompt), float(completion or prompt))
         return prices
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _per_minute(cls, data: Any, handler: ModelWrapValidatorHandler[BudgetSettings]) -> Any:
+        """`model=price/min` entries of BUDGET_PRICES: a price per minute of audio (the
+        token prices' parser skips them)."""
+        raw = data.get("prices") if isinstance(data, dict) else None
+        settings = handler(data)
+        if isinstance(raw, str):
+            for part in raw.split(","):
+                model, _, pair = part.partition("=")
+                price, _, per = pair.partition("/")
+                if per.strip() == "min":
+                    settings._minute_prices[model.strip()] = float(price)
+        return settings
+
+    @property
+    def minute_prices(self) -> dict[str, float]:
+        return self._minute_prices
 
     @field_validator("daily", "monthly", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value in ("", "0", 0, "none") else value
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(
+        self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0
+    ) -> float:
+        """Tokens at the model's token prices, plus audio seconds at its price per minute."""
         prompt_price, completion_price = self.prices.get(model, (0.0, 0.0))
-        return (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
+        tokens = (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
+        return tokens + seconds / 60 * self.minute_prices.get(model, 0.0)
 
 
 class LoggingSettings(_Section):
@@ -366,6 +430,8 @@ class Settings:
     chat: ChatSettings = field(default_factory=ChatSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -388,6 +454,8 @@ _SECTIONS: dict[str, type[_Section]] = {
     "chat": ChatSettings,
     "redis": RedisSettings,
     "webhook": WebhookSettings,
+    "transcribe": TranscribeSettings,
+    "voice": VoiceSettings,
     "memory": MemorySettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,

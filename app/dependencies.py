@@ -23,8 +23,10 @@ from app.services.chat import ChatService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService
+from app.services.speech import SpeechService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
+from app.services.voice import VoiceService
 
 
 @dataclass(slots=True)
@@ -58,6 +60,8 @@ class AppData(TypedDict):
     user_choices: PreferencesService
     user_admin: UserAdminService
     access_requests: AccessRequestService
+    voice: VoiceService
+    speech: SpeechService
 
 
 class MiddlewareData(TypedDict, total=False):

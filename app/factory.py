@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.commands import register_menu
-from app.config import Settings
+from app.config import PUBLIC_TELEGRAM_API, Settings
 from app.db.engine import WriteGate, create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.db.updates import ProcessedUpdates, forget_old_updates
@@ -26,6 +26,8 @@ from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
 from app.i18n import UserLocaleMiddleware, create_i18n
 from app.llm.client import create_llm_client
+from app.llm.speech import Speaker
+from app.llm.transcribe import create_transcriber
 from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
 from app.memory.tokens import load_counter
@@ -36,6 +38,7 @@ from app.middlewares.paste import PasteMergeMiddleware
 from app.middlewares.preferences import PreferencesMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.shared_lock import SharedUserLocks
+from app.middlewares.spoken import SpokenTextMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.generations import Generations
@@ -44,9 +47,11 @@ from app.services.personas import PersonaService, ensure_default_persona
 from app.services.preferences import PreferencesService
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
+from app.services.speech import SpeechService
 from app.services.summary_locks import SharedSummaryLocks
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
+from app.services.voice import PUBLIC_DOWNLOAD_LIMIT, VoiceService
 from app.views.chat import continue_keyboard
 
 log = logging.getLogger(__name__)
@@ -142,6 +147,15 @@ def create_dispatcher(
         timedelta(hours=settings.access.access_request_cooldown_hours)
     )
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
+    voice = VoiceService(
+        create_transcriber(settings.openai, settings.transcribe, llm),
+        settings.voice,
+        usage=usage,
+        # A self-hosted Bot API server hands out larger files: its own answer decides there.
+        download_limit=(
+            PUBLIC_DOWNLOAD_LIMIT if settings.telegram.api_url == PUBLIC_TELEGRAM_API else None
+        ),
+    )
     gate = WriteGate.for_engine(engine)
     # Other processes may serve the same bot: on PostgreSQL, or with Redis shared.
     shared = bool(settings.redis.url) or engine.url.get_backend_name() != "sqlite"
@@ -186,6 +200,10 @@ def create_dispatcher(
         "user_choices": PreferencesService(settings.openai.choosable_models),
         "user_admin": UserAdminService(settings.access),
         "access_requests": access_requests,
+        "voice": voice,
+        "speech": SpeechService(
+            Speaker(llm, settings.openai.tts_model, settings.openai.tts_voice), counter, usage=usage
+        ),
     }
     dp = Dispatcher(storage=storage, **data)
     dp.message.filter(F.chat.type == "private")
@@ -208,6 +226,7 @@ def create_dispatcher(
         observer.outer_middleware(access)
         observer.outer_middleware(locale)
         observer.middleware(preferences)
+    dp.message.outer_middleware(SpokenTextMiddleware(voice, settings.budget))
     dp.include_routers(*first_routers, *get_routers())
 
     async def on_startup(bot: Bot) -> None:
@@ -232,6 +251,7 @@ def create_dispatcher(
         if redis is not None and owns_redis:
             await redis.aclose()
         await close_resources(resources)
+        await voice.close()
         if serial.shared is not None:
             await serial.shared.close()
         if isinstance(dp.storage, AppRedisStorage):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import StatesGroup
-from aiogram.types import CallbackQuery, TelegramObject
+from aiogram.types import CallbackQuery, Message, TelegramObject
 from pydantic import BaseModel, ValidationError
 
+from app.domain.media import AudioFile
 from app.domain.rights import Right
 from app.domain.users import UserContext
 from app.fsm.personas import EditorData, EditPersonaDialog, NewPersonaData, NewPersonaDialog
@@ -71,3 +73,50 @@ def ActiveEditor() -> ActiveDialog:
 
 def ActiveNewPersona() -> ActiveDialog:
     return ActiveDialog(NewPersonaDialog, NewPersonaData, "draft")
+
+
+# What /audio/transcriptions reads, by the extension of the file name it is given.
+AUDIO_EXTENSIONS = frozenset(
+    {"flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm"}
+)
+BY_MIME = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/mp4": "m4a",
+    "audio/x-m4a": "m4a",
+    "audio/aac": "m4a",
+    "audio/ogg": "ogg",
+    "audio/opus": "ogg",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/webm": "webm",
+}
+
+
+def audio_of(message: Message) -> AudioFile | None:
+    if message.voice is not None:  # always Ogg/Opus
+        voice = message.voice
+        return AudioFile(voice.file_id, voice.duration, voice.file_size, "voice.ogg")
+    if message.video_note is not None:  # always MPEG-4
+        note = message.video_note
+        return AudioFile(note.file_id, note.duration, note.file_size, "video_note.mp4")
+    if message.audio is not None:
+        audio = message.audio
+        name = audio.file_name or ""
+        extension = PurePath(name).suffix.lstrip(".").lower()
+        if extension not in AUDIO_EXTENSIONS:
+            extension = BY_MIME.get((audio.mime_type or "").lower(), "mp3")
+            name = f"audio.{extension}"
+        return AudioFile(audio.file_id, audio.duration, audio.file_size, name)
+    return None
+
+
+class Spoken(Filter):
+    """Passes a voice message, an audio file or a round video message, handing the handler
+    the recording as `audio`."""
+
+    async def __call__(self, message: Message) -> bool | dict[str, Any]:
+        audio = audio_of(message)
+        return False if audio is None else {"audio": audio}

@@ -88,9 +88,52 @@ def empty_message() -> str:
 
 def unsupported_content() -> str:
     return _(
-        "I can only read text messages for now: stickers, photos, voice messages and files "
-        "are not supported yet. Please write your message as text."
+        "I can read text and listen to voice messages for now: stickers, photos and files "
+        "are not supported yet. Please write or say your message."
     )
+
+
+def _duration(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def voice_too_long(seconds: int, limit: int) -> str:
+    return _(
+        "This recording is {length} long; I listen to at most {limit}. Please send a shorter "
+        "one, or split it."
+    ).format(length=_duration(seconds), limit=_duration(limit))
+
+
+def file_too_big(limit: int | None) -> str:
+    if limit is None:
+        return _("This file is larger than the Telegram server lets bots download.")
+    return _(
+        "This file is larger than the {size} MB Telegram lets bots download. Please send a "
+        "smaller one."
+    ).format(size=number(limit // (1024 * 1024)))
+
+
+def download_failed() -> str:
+    return _("I could not fetch this file from Telegram. Please send it again.")
+
+
+def transcription_failed(kind: FailureKind) -> str:
+    return _("I could not transcribe this recording. {problem} Nothing was saved.").format(
+        problem=_failure(kind)
+    )
+
+
+def speech_failed() -> str:
+    return _("I could not say this answer aloud this time; the text above is the whole answer.")
+
+
+def spoken_first_part() -> str:
+    return _("🔊 The first part of the answer; the whole of it is above.")
+
+
+def nothing_heard() -> str:
+    return _("I heard no words in this recording. Nothing was saved.")
 
 
 def nothing_to_retry() -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, Message
-from app.domain.enums import MessageRole
+from app.domain.enums import MessageRole, MessageSource
 
 
 class MessageRepository:
@@ -50,6 +50,7 @@ class MessageRepository:
         content: str,
         token_count: int,
         telegram_message_id: int | None = None,
+        source: MessageSource = MessageSource.TEXT,
     ) -> int:
         message = Message(
             conversation_id=conversation_id,
@@ -59,6 +60,7 @@ class MessageRepository:
             content=content,
             token_count=token_count,
             telegram_message_id=telegram_message_id,
+            source=source,
         )
         self.session.add(message)
         await self.session.flush()

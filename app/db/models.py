@@ -32,9 +32,11 @@ from app.domain.enums import (
     MemoryKind,
     MemoryMode,
     MessageRole,
+    MessageSource,
     ReasoningDisplay,
     RequestStatus,
     Role,
+    VoiceReplies,
 )
 from app.domain.rights import Right
 
@@ -93,6 +95,8 @@ class User(Base):
     answer_length: Mapped[AnswerLength | None] = mapped_column(_enum(AnswerLength, 8))
     # NULL: off (the reasoning of a reasoning model is not shown).
     reasoning_display: Mapped[ReasoningDisplay | None] = mapped_column(_enum(ReasoningDisplay, 8))
+    # NULL: off (answers are text only).
+    voice_replies: Mapped[VoiceReplies | None] = mapped_column(_enum(VoiceReplies, 8))
     # NULL unit: the owner's default budget (BUDGET_*). Otherwise the user's own limits in
     # that unit, where a NULL limit means none.
     budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))
@@ -236,6 +240,10 @@ class Message(Base):
     token_count: Mapped[int] = mapped_column(Integer)
     # The user's Telegram message a user turn came from, so an edit of it can be found.
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A user turn typed or spoken (its content is then the transcript).
+    source: Mapped[MessageSource] = mapped_column(
+        _enum(MessageSource, 16), default=MessageSource.TEXT, server_default=MessageSource.TEXT
+    )
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

@@ -41,6 +41,14 @@ class ReasoningDisplay(enum.StrEnum):
     FOLDED = "folded"  # an expandable quote above the answer
 
 
+class VoiceReplies(enum.StrEnum):
+    """When an answer is also spoken, as a voice message after its text."""
+
+    OFF = "off"
+    TO_VOICE = "voice"  # when the user's own message was spoken
+    ALWAYS = "always"
+
+
 class BudgetUnit(enum.StrEnum):
     """What a budget limits: tokens (in + out) or money (from the price table)."""
 
@@ -54,6 +62,13 @@ class RequestStatus(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     DENIED = "denied"
+
+
+class MessageSource(enum.StrEnum):
+    """What a user turn was sent as: typed, or spoken (the stored text is the transcript)."""
+
+    TEXT = "text"
+    VOICE = "voice"
 
 
 class MessageRole(enum.StrEnum):

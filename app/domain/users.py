@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.enums import AnswerLength, BudgetUnit, MemoryMode, ReasoningDisplay, Role
+from app.domain.enums import (
+    AnswerLength,
+    BudgetUnit,
+    MemoryMode,
+    ReasoningDisplay,
+    Role,
+    VoiceReplies,
+)
 from app.domain.refs import PersonaRef
 from app.domain.rights import Right
 
@@ -29,6 +36,7 @@ class UserContext:
     language: str | None = None  # chosen in /settings; None: from Telegram
     answer_length: AnswerLength | None = None  # None: normal
     reasoning_display: ReasoningDisplay | None = None  # None: off
+    voice_replies: VoiceReplies | None = None  # None: off
     budget_unit: BudgetUnit | None = None  # None: the owner's default budget
     budget_daily: float | None = None
     budget_monthly: float | None = None
@@ -50,5 +58,7 @@ class Preferences:
     answer_length: AnswerLength = AnswerLength.NORMAL
     # How a reasoning model's reasoning is shown with its answer.
     reasoning: ReasoningDisplay = ReasoningDisplay.OFF
+    # When the answer is also spoken.
+    voice_replies: VoiceReplies = VoiceReplies.OFF
     # Whether any budget limit applies (the user's own or the owner's; never to admins).
     limited: bool = False

@@ -34,6 +34,24 @@ _EXPECTED: dict[str | None, LazyProxy] = {
     UsersDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
 }
 
+# The steps that wait for free text: a voice message sent there is transcribed and taken as
+# that text (app/middlewares/spoken.py). Not the numbers (temperature, limits), not files.
+TAKES_SPOKEN_TEXT: frozenset[str | None] = frozenset(
+    {
+        EditPersonaDialog.typing_fact.state,
+        EditPersonaDialog.typing_question.state,
+        EditPersonaDialog.typing_answer.state,
+        EditPersonaDialog.typing_entry_text.state,
+        EditPersonaDialog.typing_name.state,
+        EditPersonaDialog.typing_prompt.state,
+        NewPersonaDialog.typing_name.state,
+        NewPersonaDialog.typing_prompt.state,
+        NewPersonaDialog.typing_fact.state,
+        NewPersonaDialog.typing_question.state,
+        NewPersonaDialog.typing_answer.state,
+    }
+)
+
 # Translators: dialog names follow “You are in”, e.g. “You are in the persona editor”.
 _DIALOG_NAMES: dict[str, LazyProxy] = {
     EditPersonaDialog.__full_group_name__: __("the persona editor (/edit_bot)"),

@@ -41,6 +41,7 @@ from app.handlers import (
     unsupported,
     usage,
     users,
+    voice,
 )
 
 
@@ -108,6 +109,7 @@ def get_routers() -> list[Router]:
             Right.CHAT,
             dialog_guard.create_router(),
             chat.create_router(),
+            voice.create_router(),
             unsupported.create_router(),
             name="conversation",
         ),

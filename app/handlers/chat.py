@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.users import Preferences, UserContext
 from app.services.chat import ChatService
+from app.services.speech import SpeechService, wants_voice
 from app.services.usage import BudgetRefused
 from app.views.usage import budget_refusal
 
@@ -33,8 +34,9 @@ async def chat_message(
     preferences: Preferences,
     session: AsyncSession,
     chat: ChatService,
+    speech: SpeechService,
 ) -> None:
-    await answer_within_budget(
+    answer = await answer_within_budget(
         bot,
         message.chat.id,
         chat.reply(
@@ -48,6 +50,8 @@ async def chat_message(
             telegram_message_id=message.message_id,
         ),
     )
+    if answer is not None and wants_voice(preferences.voice_replies, spoken=False):
+        await speech.say(bot, session, chat_id=message.chat.id, user_id=user.id, answer=answer)
 
 
 async def edited_message(

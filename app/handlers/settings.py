@@ -1,4 +1,5 @@
-"""/settings: persona, model, temperature, answer length, reasoning, memory mode and language.
+"""/settings: persona, model, temperature, answer length, reasoning, voice answers, memory
+mode and language.
 
 One message, edited in place: the overview opens a screen per setting, a choice saves at
 once and returns to the overview. Only a typed temperature needs a dialog state.
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.config import Settings
-from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay, VoiceReplies
 from app.domain.users import Preferences, UserContext
 from app.fsm.settings import SettingsData, SettingsDialog
 from app.i18n import locale_for
@@ -37,6 +38,7 @@ def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.C
         own_temperature=user.temperature is not None,
         answer_length=preferences.answer_length,
         reasoning=preferences.reasoning,
+        voice_replies=preferences.voice_replies,
         mode=preferences.mode,
         language=user.language,
         locale=i18n.current_locale,
@@ -79,6 +81,8 @@ async def open_section(
         screen = views.lengths(current.answer_length)
     elif section is SettingsSection.REASONING:
         screen = views.reasonings(current.reasoning)
+    elif section is SettingsSection.VOICE:
+        screen = views.voice_replies(current.voice_replies)
     elif section is SettingsSection.MODE:
         screen = views.modes(current.mode)
     elif section is SettingsSection.LANGUAGE:
@@ -137,6 +141,10 @@ async def choose(
                 display = ReasoningDisplay(value)
                 await user_choices.set_reasoning_display(session, user.id, display)
                 current = dataclasses.replace(current, reasoning=display)
+            case SettingsSection.VOICE:
+                replies = VoiceReplies(value)
+                await user_choices.set_voice_replies(session, user.id, replies)
+                current = dataclasses.replace(current, voice_replies=replies)
             case SettingsSection.MODE:
                 mode = MemoryMode(value)
                 await memory.set_mode(session, user.id, mode)

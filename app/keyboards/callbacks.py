@@ -117,6 +117,7 @@ class SettingsSection(enum.StrEnum):
     TEMPERATURE = "t"
     LENGTH = "l"
     REASONING = "r"
+    VOICE = "v"
     MODE = "d"
     LANGUAGE = "g"
     CLOSE = "x"

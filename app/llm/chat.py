@@ -201,7 +201,7 @@ async def stream_answer(
                 if chunk.get("usage"):
                     report.usage = _usage(chunk["usage"]) or report.usage
     except openai.APIError as exc:
-        raise _classify(exc) from exc
+        raise classify_failure(exc) from exc
     rest = think.flush()
     if rest.content or rest.reasoning:
         yield rest
@@ -232,7 +232,7 @@ async def complete(client: AsyncOpenAI, request: ChatRequest) -> Completion:
     try:
         response = await client.post("/chat/completions", body=body, cast_to=object)
     except openai.APIError as exc:
-        raise _classify(exc) from exc
+        raise classify_failure(exc) from exc
     choices = response.get("choices") if isinstance(response, dict) else None
     message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
     content = message.get("content") if isinstance(message, dict) else None
@@ -276,7 +276,7 @@ def _deltas(chunk: dict[str, Any], think: ThinkSplitter, report: StreamReport) -
     return deltas
 
 
-def _classify(exc: openai.APIError) -> LLMError:
+def classify_failure(exc: openai.APIError) -> LLMError:
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, openai.APITimeoutError):
         return LLMError(FailureKind.TIMEOUT, detail)

@@ -12,7 +12,7 @@ from app.db.models import Message
 from app.db.personas import PersonaRepository
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
-from app.domain.enums import AnswerLength, MemoryKind, MemoryMode, MessageRole
+from app.domain.enums import AnswerLength, MemoryKind, MemoryMode, MessageRole, MessageSource
 from app.domain.memory import MemoryReport
 from app.domain.refs import PersonaRef
 from app.memory.context import (
@@ -301,6 +301,7 @@ class MemoryService:
         conversation: CurrentConversation,
         turn: Turn,
         telegram_message_id: int | None = None,
+        source: MessageSource = MessageSource.TEXT,
     ) -> Turn:
         """Store a turn with the count it was given; returns it with its id."""
         message_id = await MessageRepository(session).add(
@@ -311,6 +312,7 @@ class MemoryService:
             content=turn.content,
             token_count=turn.tokens,
             telegram_message_id=telegram_message_id,
+            source=source,
         )
         return Turn(turn.role, turn.content, turn.tokens, message_id)
 

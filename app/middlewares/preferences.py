@@ -10,7 +10,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 
 from app.config import BudgetSettings, MemorySettings, OpenAISettings
-from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay, VoiceReplies
 from app.domain.users import Preferences, UserContext
 from app.services.personas import persona_for
 from app.services.usage import limits_for
@@ -45,12 +45,14 @@ class PreferencesMiddleware(BaseMiddleware):
                 mode=user.memory_mode or self.default_mode,
                 answer_length=user.answer_length or AnswerLength.NORMAL,
                 reasoning=user.reasoning_display or ReasoningDisplay.OFF,
-                limited=_limited(user, self.budget),
+                voice_replies=user.voice_replies or VoiceReplies.OFF,
+                limited=budget_applies(user, self.budget),
             )
         return await handler(event, data)
 
 
-def _limited(user: UserContext, budget: BudgetSettings) -> bool:
+def budget_applies(user: UserContext, budget: BudgetSettings) -> bool:
+    """Whether any limit applies to the user (their own or the owner's; never admins)."""
     limits = limits_for(
         budget,
         is_admin=user.is_admin,

@@ -19,7 +19,7 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
 from app.delivery.stream import AnswerStream, DraftSupport
-from app.domain.enums import ReasoningDisplay
+from app.domain.enums import MessageSource, ReasoningDisplay
 from app.domain.users import Preferences
 from app.llm.chat import (
     ChatRequest,
@@ -117,23 +117,28 @@ class ChatService:
         text: str,
         draft_id: int,
         telegram_message_id: int | None = None,
-    ) -> None:
+        source: MessageSource = MessageSource.TEXT,
+    ) -> str | None:
+        """Answer a new message (typed, or the transcript of a spoken one: `source`); the
+        answer when it was delivered whole and stored, else None (refused, failed, stopped)."""
         await self._check_budget(session, user_id, preferences)
         turn = self.memory.user_turn(text)
         builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
-            return
+            return None
         async with self.gate.section(session):
             conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
             # Read first, then write and commit at once: on SQLite the write lock is held for
             # the insert alone, not across the reads (bench/load.py showed writers queueing).
             assembled = await self.memory.assemble(session, builder, conversation, query=text)
-            await self.memory.remember(session, conversation, turn, telegram_message_id)
+            await self.memory.remember(session, conversation, turn, telegram_message_id, source)
             self._begin(session, conversation, chat_id, telegram_message_id)
             # The user's message is safe before the model is called, and no transaction is
             # held open while the answer streams.
             await session.commit()
-        await self._answer(bot, session, chat_id, conversation, assembled, preferences, draft_id)
+        return await self._answer(
+            bot, session, chat_id, conversation, assembled, preferences, draft_id
+        )
 
     async def retry(
         self,
@@ -333,7 +338,7 @@ class ChatService:
         draft_id: int,
         *,
         extending: Turn | None = None,
-    ) -> None:
+    ) -> str | None:
         """Stream the model's answer to the chat, then store it: an error stores nothing.
 
         A stream cut before its finish reason is asked for again (OPENAI_STREAM_RETRIES)
@@ -344,7 +349,7 @@ class ChatService:
         Recorded as in progress until it ends one way or another (`InterruptedAnswers`):
         cancelled (at shutdown), it stays recorded, and its user is told to /retry."""
         try:
-            await self._generate(
+            answer = await self._generate(
                 bot, session, chat_id, conversation, assembled, preferences, draft_id, extending
             )
         except asyncio.CancelledError:
@@ -358,6 +363,7 @@ class ChatService:
             await self._settle(session, conversation)
             raise
         await self._settle(session, conversation)
+        return answer
 
     def _begin(
         self,
@@ -401,7 +407,7 @@ class ChatService:
         preferences: Preferences,
         draft_id: int,
         extending: Turn | None,
-    ) -> None:
+    ) -> str | None:
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
             conversation.user_id,
@@ -463,8 +469,8 @@ class ChatService:
                         )
                     else:
                         await bot.send_message(chat_id, texts.model_failed(exc.kind))
-                    return
-        await self._deliver(
+                    return None
+        return await self._deliver(
             session, stream, conversation, assembled, preferences, attempt, extending
         )
 
@@ -515,10 +521,11 @@ class ChatService:
         preferences: Preferences,
         attempt: _Attempt,
         extending: Turn | None,
-    ) -> None:
+    ) -> str | None:
         """The final message and the stored answer, as the stream ended: complete, stopped,
         cut at the length limit, or held back by the content filter. The reasoning is shown
-        above an answer if the user chose so, and never stored."""
+        above an answer if the user chose so, and never stored. Returns the answer when it was
+        delivered whole (not stopped) and stored."""
         user_id, model = conversation.user_id, preferences.model
         answer = attempt.content
         folded = preferences.reasoning is ReasoningDisplay.FOLDED
@@ -528,18 +535,18 @@ class ChatService:
             await stream.finish(texts.answer_stopped_before_text())
             if attempt.report.usage is not None or attempt.produced:
                 await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
-            return
+            return None
         if finish == "content_filter":
             log.warning("The model's content filter stopped the answer for user %s", user_id)
             note = texts.answer_filtered()
             await stream.finish(f"{answer}\n\n{note}" if answer.strip() else note)
             await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
-            return
+            return None
         if not answer.strip():
             log.warning("The model returned an empty answer for user %s", user_id)
             await stream.finish(texts.empty_answer())
             await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
-            return
+            return None
         usage = self._usage(assembled, attempt)
         if attempt.stopped:
             shown, keyboard = f"{answer}\n\n{texts.answer_stopped()}", None
@@ -564,6 +571,7 @@ class ChatService:
                 if isinstance(result, BaseException):
                     raise result
         self._summarise_later(conversation, assembled)
+        return None if attempt.stopped else answer
 
     def _usage(self, assembled: Assembled, attempt: _Attempt) -> TokenUsage:
         """The server's figures; without them our exact counts of what was sent and said

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.users import UserRepository
-from app.domain.enums import AnswerLength, ReasoningDisplay
+from app.domain.enums import AnswerLength, ReasoningDisplay, VoiceReplies
 from app.i18n import LANGUAGES
 
 TEMPERATURE_MIN = 0.0
@@ -54,6 +54,11 @@ class PreferencesService:
         self, session: AsyncSession, user_id: int, display: ReasoningDisplay
     ) -> None:
         await UserRepository(session).set_choices(user_id, reasoning_display=display)
+
+    async def set_voice_replies(
+        self, session: AsyncSession, user_id: int, replies: VoiceReplies
+    ) -> None:
+        await UserRepository(session).set_choices(user_id, voice_replies=replies)
 
     async def set_language(self, session: AsyncSession, user_id: int, language: str | None) -> None:
         if language is not None and language not in LANGUAGES:

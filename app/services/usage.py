@@ -103,11 +103,19 @@ class UsageService:
     def currency(self) -> str:
         return self.settings.currency
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        return self.settings.cost(model, prompt_tokens, completion_tokens)
+    def cost(
+        self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0
+    ) -> float:
+        return self.settings.cost(model, prompt_tokens, completion_tokens, seconds)
 
     async def record(
-        self, session: AsyncSession, *, user_id: int, model: str, usage: TokenUsage
+        self,
+        session: AsyncSession,
+        *,
+        user_id: int,
+        model: str,
+        usage: TokenUsage,
+        seconds: float = 0.0,
     ) -> None:
         """Add one request to today's row, priced now, in the caller's transaction: the
         chat answer's usage is written with the answer itself, in the same commit."""
@@ -117,7 +125,7 @@ class UsageService:
             model=model,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            cost=self.cost(model, usage.prompt_tokens, usage.completion_tokens),
+            cost=self.cost(model, usage.prompt_tokens, usage.completion_tokens, seconds),
         )
 
     async def check(self, session: AsyncSession, user_id: int) -> LimitReached | None:

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app import texts
-from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay
+from app.domain.enums import AnswerLength, MemoryMode, ReasoningDisplay, VoiceReplies
 from app.domain.refs import PersonaRef
 from app.i18n import LANGUAGES
 from app.keyboards.callbacks import SettingsButton, SettingsSection
@@ -33,6 +33,7 @@ class Current:
     own_temperature: bool
     answer_length: AnswerLength
     reasoning: ReasoningDisplay
+    voice_replies: VoiceReplies
     mode: MemoryMode
     language: str | None  # chosen; None: from Telegram
     locale: str  # the language in use
@@ -55,6 +56,15 @@ def reasoning_name(display: ReasoningDisplay) -> str:
     return names[display]
 
 
+def voice_replies_name(replies: VoiceReplies) -> str:
+    names = {
+        VoiceReplies.OFF: _("Off"),
+        VoiceReplies.TO_VOICE: _("When I send voice"),
+        VoiceReplies.ALWAYS: _("Always"),
+    }
+    return names[replies]
+
+
 def _button(section: SettingsSection, value: str = "") -> str:
     return SettingsButton(section=section, value=value).pack()
 
@@ -74,6 +84,9 @@ def overview(current: Current, note: str | None = None) -> Screen:
         _("🌡 Temperature: <b>{value}</b>").format(value=temperature),
         _("📏 Answer length: <b>{value}</b>").format(value=length_name(current.answer_length)),
         _("💭 Reasoning: <b>{value}</b>").format(value=reasoning_name(current.reasoning)),
+        _("🔊 Voice answers: <b>{value}</b>").format(
+            value=voice_replies_name(current.voice_replies)
+        ),
         _("🧠 Memory mode: <b>{value}</b>").format(value=texts.mode_name(current.mode.value)),
         _("🌐 Language: <b>{value}</b>").format(value=language),
     ]
@@ -86,6 +99,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         (_("🌡 Temperature"), SettingsSection.TEMPERATURE),
         (_("📏 Answer length"), SettingsSection.LENGTH),
         (_("💭 Reasoning"), SettingsSection.REASONING),
+        (_("🔊 Voice answers"), SettingsSection.VOICE),
         (_("🧠 Memory mode"), SettingsSection.MODE),
         (_("🌐 Language"), SettingsSection.LANGUAGE),
         (_("✖️ Close"), SettingsSection.CLOSE),
@@ -181,6 +195,17 @@ def reasonings(current: ReasoningDisplay) -> Screen:
     )
     options = [(reasoning_name(display), display.value) for display in ReasoningDisplay]
     return Screen(text, _choices(SettingsSection.REASONING, options, current.value, columns=2))
+
+
+def voice_replies(current: VoiceReplies) -> Screen:
+    text = _(
+        "⚙️ Settings › 🔊 <b>Voice answers</b>\n\nAnswers can also come as a voice message "
+        "after their text: <b>when I send voice</b> (to your voice messages) or "
+        "<b>always</b>. Code and tables are not read aloud; a long answer speaks its first "
+        "part."
+    )
+    options = [(voice_replies_name(replies), replies.value) for replies in VoiceReplies]
+    return Screen(text, _choices(SettingsSection.VOICE, options, current.value, columns=1))
 
 
 def modes(current: MemoryMode) -> Screen:

@@ -332,9 +332,8 @@ async def test_a_persona_too_large_for_the_model_is_reported(
                     "is_video": False,
                 }
             },
-            "only read text",
+            "not supported yet",
         ),
-        ({"voice": {"file_id": "v", "file_unique_id": "v", "duration": 3}}, "only read text"),
     ],
 )
 async def test_unsupported_content_gets_a_note(

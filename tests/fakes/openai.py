@@ -164,6 +164,70 @@ def _split_into_chunks(tokens: list[int], per_chunk: int) -> list[str]:
 
 
 @dataclass
+class Transcription:
+    """One /audio/transcriptions request, as the fake received it."""
+
+    model: str
+    file_name: str
+    data: bytes
+    status: int = 200
+
+
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, no final XOR (RFC 3533)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def _ogg_page(packets: list[bytes], sequence: int, granule: int, flags: int) -> bytes:
+    lacing = b""
+    for packet in packets:
+        lacing += b"\xff" * (len(packet) // 255) + bytes([len(packet) % 255])
+    header = (
+        b"OggS\x00"
+        + bytes([flags])
+        + granule.to_bytes(8, "little")
+        + (0x7A7B7C7D).to_bytes(4, "little")  # the stream's serial number
+        + sequence.to_bytes(4, "little")
+        + b"\x00\x00\x00\x00"  # the CRC, computed over the page with these zero
+        + bytes([len(lacing)])
+        + lacing
+    )
+    page = header + b"".join(packets)
+    crc = _ogg_crc(page)
+    return page[:22] + crc.to_bytes(4, "little") + page[26:]
+
+
+def ogg_opus(seconds: float) -> bytes:
+    """A valid Ogg/Opus file of silence, ``seconds`` long (RFC 7845: OpusHead, OpusTags,
+    then 20 ms packets of a CELT silence frame): what /audio/speech answers here."""
+    head = b"OpusHead\x01\x01" + (312).to_bytes(2, "little") + (48000).to_bytes(4, "little")
+    head += b"\x00\x00\x00"  # output gain 0, mapping family 0
+    tags = b"OpusTags" + (4).to_bytes(4, "little") + b"fake" + (0).to_bytes(4, "little")
+    frames = max(1, round(seconds / 0.02))
+    silence = b"\xf8\xff\xfe"
+    pages = [_ogg_page([head], 0, 0, 0x02), _ogg_page([tags], 1, 0, 0x00)]
+    sequence, done = 2, 0
+    while done < frames:
+        count = min(50, frames - done)
+        done += count
+        last = 0x04 if done == frames else 0x00
+        pages.append(_ogg_page([silence] * count, sequence, 312 + done * 960, last))
+        sequence += 1
+    return b"".join(pages)
+
+
+# What OpenAI's /audio/transcriptions accepts, by file extension, and its size limit.
+TRANSCRIBE_FORMATS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
+TRANSCRIBE_MAX_BYTES = 25 * 1024 * 1024
+
+
+@dataclass
 class RequestRecord:
     """One chat completion request and what the fake did with it."""
 
@@ -260,6 +324,19 @@ class FakeOpenAI:
         self.reasoning: str | None = None
         self.reasoning_field = "reasoning_content"
 
+        #: Transcripts by the uploaded file's bytes; others get "Transcript of N bytes."
+        self.transcripts: dict[bytes, str] = {}
+        #: How transcriptions report usage: "tokens" (gpt-4o-transcribe models),
+        #: "duration" (whisper-1: seconds of audio, from ``transcript_seconds``) or None.
+        self.transcription_usage: str | None = "tokens"
+        self.transcript_seconds: float = 0.0
+        self.transcriptions: list[Transcription] = []
+        #: Bodies of /audio/speech requests (model, voice, input, response_format).
+        self.speeches: list[dict[str, Any]] = []
+        #: The next ``speech_failures`` /audio/speech requests fail with 500.
+        self.speech_failures = 0
+        self._transcription_faults: deque[int] = deque()
+
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
         self.records: list[RequestRecord] = []
@@ -287,6 +364,8 @@ class FakeOpenAI:
         self._changed = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_post("/v1/audio/transcriptions", self._handle_transcription)
+        app.router.add_post("/v1/audio/speech", self._handle_speech)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model}", self._handle_model)
         app.router.add_get("/_fake/stats", self._ctl_stats)
@@ -370,6 +449,10 @@ class FakeOpenAI:
             )
         )
 
+    def fail_transcription_next(self, status: int, times: int = 1) -> None:
+        """The next ``times`` transcription requests fail with ``status`` (OpenAI's JSON)."""
+        self._transcription_faults.extend([status] * times)
+
     def hang_next(self, seconds: float, times: int = 1) -> None:
         """Wait ``seconds`` before answering the next request(s) (to trigger timeouts)."""
         self._faults.append(_Fault("hang", times, seconds=seconds))
@@ -402,6 +485,9 @@ class FakeOpenAI:
         self.max_in_flight = self.in_flight
         self._replies.clear()
         self._faults.clear()
+        self.transcriptions.clear()
+        self._transcription_faults.clear()
+        self.speeches.clear()
         self._fire_changed()
 
     # ------------------------------------------------------------------ inspection
@@ -524,6 +610,92 @@ class FakeOpenAI:
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") == f"Bearer {self.api_key}"
+
+    async def _handle_transcription(self, request: web.Request) -> web.Response:
+        """multipart/form-data with ``file`` and ``model``, as OpenAI's endpoint takes it:
+        JSON ``{"text": ..., "usage": ...}``; a file format it does not read, or one over
+        25 MB, gets OpenAI's 400 / 413."""
+        if not self._authorized(request):
+            return web.json_response(
+                _error_body(
+                    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                ),
+                status=401,
+            )
+        form = await request.post()
+        upload, model = form.get("file"), str(form.get("model") or "")
+        if not isinstance(upload, web.FileField) or not model:
+            return web.json_response(
+                _error_body("Missing file or model.", "invalid_request_error", None), status=400
+            )
+        data = upload.file.read()
+        record = Transcription(model, upload.filename, data)
+        self.transcriptions.append(record)
+        self._fire_changed()
+        if self._transcription_faults:
+            record.status = self._transcription_faults.popleft()
+            return web.json_response(
+                _error_body("The server had an error.", "server_error", None), status=record.status
+            )
+        extension = upload.filename.rsplit(".", 1)[-1].lower() if "." in upload.filename else ""
+        if extension not in TRANSCRIBE_FORMATS:
+            record.status = 400
+            return web.json_response(
+                _error_body(
+                    f"Invalid file format. Supported formats: {list(TRANSCRIBE_FORMATS)}",
+                    "invalid_request_error",
+                    None,
+                ),
+                status=400,
+            )
+        if len(data) > TRANSCRIBE_MAX_BYTES:
+            record.status = 413
+            return web.json_response(
+                _error_body("Maximum content size limit exceeded.", "invalid_request_error", None),
+                status=413,
+            )
+        text = self.transcripts.get(data, f"Transcript of {len(data)} bytes.")
+        body: dict[str, Any] = {"text": text}
+        if self.transcription_usage == "tokens":
+            output = count_tokens(text)
+            body["usage"] = {
+                "type": "tokens",
+                "input_tokens": max(1, len(data) // 100),
+                "output_tokens": output,
+                "total_tokens": max(1, len(data) // 100) + output,
+            }
+        elif self.transcription_usage == "duration":
+            body["usage"] = {"type": "duration", "seconds": self.transcript_seconds}
+        return web.json_response(body)
+
+    async def _handle_speech(self, request: web.Request) -> web.Response:
+        """JSON with model, voice and input (4,096 characters at most, as OpenAI's); the
+        audio in ``response_format``: Ogg/Opus for "opus", anything else a stand-in."""
+        if not self._authorized(request):
+            return web.json_response(
+                _error_body(
+                    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                ),
+                status=401,
+            )
+        body = await request.json()
+        self.speeches.append(body)
+        self._fire_changed()
+        text = str(body.get("input") or "")
+        if self.speech_failures > 0:
+            self.speech_failures -= 1
+            return web.json_response(
+                _error_body("The server had an error.", "server_error", None), status=500
+            )
+        if not text or len(text) > 4096 or not body.get("voice") or not body.get("model"):
+            return web.json_response(
+                _error_body("Invalid input, voice or model.", "invalid_request_error", None),
+                status=400,
+            )
+        seconds = len(text.split()) / 2.5  # about 150 words a minute
+        if body.get("response_format") == "opus":
+            return web.Response(body=ogg_opus(seconds), content_type="audio/ogg")
+        return web.Response(body=b"ID3 not really audio", content_type="audio/mpeg")
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1

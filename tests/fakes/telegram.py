@@ -654,6 +654,7 @@ class SentMessage:
     caption: str | None = None
     document: dict[str, Any] | None = None
     document_bytes: bytes | None = None
+    voice: dict[str, Any] | None = None  # sendVoice: its duration and size (bytes above)
     deleted: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -892,6 +893,7 @@ class FakeTelegram:
             "getWebhookInfo": self._m_get_webhook_info,
             "answerCallbackQuery": self._m_answer_callback_query,
             "sendDocument": self._m_send_document,
+            "sendVoice": self._m_send_voice,
             "getFile": self._m_get_file,
             "setMyDescription": self._m_set_my_description,
             "getMyDescription": self._m_get_my_description,
@@ -1216,6 +1218,42 @@ class FakeTelegram:
         if caption is not None:
             extra["caption"] = caption
         return self.push_message(user_id, None, first_name=first_name, extra=extra)
+
+    def push_voice(
+        self,
+        user_id: int,
+        content: bytes,
+        seconds: int,
+        *,
+        kind: str = "voice",
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        size: int | None = None,
+        first_name: str = "User",
+    ) -> dict[str, Any]:
+        """A user sends a recording: ``kind`` "voice" (Ogg/Opus), "audio" (a music or audio
+        file, with its name) or "video_note" (a round video). ``size`` overrides the
+        reported ``file_size`` (Telegram reports it before anyone downloads)."""
+        defaults = {"voice": "audio/ogg", "audio": "audio/mpeg", "video_note": None}
+        stored = self._store_file(
+            content,
+            file_name,
+            mime_type or defaults[kind],
+            kind + "s" if kind != "audio" else "music",
+        )
+        item: dict[str, Any] = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": seconds,
+            "file_size": len(content) if size is None else size,
+        }
+        if kind == "video_note":
+            item["length"] = 240
+        else:
+            item["mime_type"] = stored.mime_type
+        if kind == "audio" and file_name is not None:
+            item["file_name"] = file_name
+        return self.push_message(user_id, None, first_name=first_name, extra={kind: item})
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
@@ -2182,6 +2220,50 @@ class FakeTelegram:
         sent.caption = str(caption) if caption else None
         sent.document = extra["document"]
         sent.document_bytes = stored.data
+        return sent.raw
+
+    async def _m_send_voice(self, ctx: _Ctx) -> dict[str, Any]:
+        """A voice message, uploaded: Telegram shows it as one only when it is Ogg/Opus
+        (anything else is refused here, so a test sees the mistake)."""
+        p = ctx.params
+        chat = self._chat(p)
+        ref = p.get("voice")
+        upload = None
+        if isinstance(ref, str) and ref.startswith("attach://"):
+            upload = ctx.files.get(ref[len("attach://") :])
+        elif ref is None:
+            upload = ctx.files.get("voice")
+        if upload is None or not upload.data:
+            raise _TgError(400, "Bad Request: there is no voice in the request")
+        if not (upload.data.startswith(b"OggS") and b"OpusHead" in upload.data[:64]):
+            raise _TgError(400, "Bad Request: VOICE_MESSAGE_NOT_OGG_OPUS (fake's own check)")
+        stored = self._store_file(upload.data, upload.filename, "audio/ogg", "voice")
+        voice = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": int(p.get("duration") or 0),
+            "mime_type": "audio/ogg",
+            "file_size": len(upload.data),
+        }
+        caption = p.get("caption")
+        extra: dict[str, Any] = {"voice": voice}
+        if caption:
+            extra["caption"] = str(caption)
+        sent = self._store_bot_message(
+            chat,
+            "sendVoice",
+            text=None,
+            parse_mode=p.get("parse_mode"),
+            entities=None,
+            reply_markup=None,
+            plain=None,
+            parsed=[],
+            params=p,
+            extra=extra,
+        )
+        sent.caption = str(caption) if caption else None
+        sent.voice = voice
+        sent.document_bytes = upload.data
         return sent.raw
 
     async def _m_get_file(self, ctx: _Ctx) -> dict[str, Any]:

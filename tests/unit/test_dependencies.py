@@ -17,7 +17,8 @@ from aiogram.types import TelegramObject
 
 import app.dependencies
 from app.dependencies import HandlerData
-from app.filters import ActiveDialog
+from app.domain.media import AudioFile
+from app.filters import ActiveDialog, Spoken
 from app.handlers import get_routers
 
 # What aiogram itself hands to handlers (aiogram/dispatcher/dispatcher.py and
@@ -50,6 +51,8 @@ def provided_by_filters(handler: HandlerObject) -> dict[str, Any]:
             provided["command"] = CommandObject
         elif isinstance(check, ActiveDialog):
             provided[check.data_name] = check.model
+        elif isinstance(check, Spoken):
+            provided["audio"] = AudioFile
     return provided
 
 

@@ -214,6 +214,7 @@ BREAKDOWN = Breakdown(
 
 # Sample arguments of the public texts, by parameter name.
 SAMPLES: dict[str, Any] = {
+    "seconds": 754,
     "first_name": "Ann",
     "user_id": 42,
     "has_access": True,
