@@ -62,6 +62,7 @@ ANSWER_TIMEOUT = 60.0
 READY_TIMEOUT = 60.0
 STOP_GRACE = 15.0
 RSS_INTERVAL = 0.05
+STDERR_SHOWN = 5  # webhook mode: a replica's first warnings and errors, shown in the report
 WEBHOOK_PATH = "/telegram"
 WEBHOOK_SECRET = "bench-webhook-secret"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"  # where fresh databases are made
@@ -174,6 +175,7 @@ class Result:
     replica_rss: list[int]  # peak RSS of each replica (one entry when there is one process)
     model_requests: int  # requests at the fake model: more than answers means some twice
     failed_deliveries: int  # webhook POSTs not answered 2xx (Telegram sends them again)
+    unanswered: list[str]  # webhook mode: how far each message without an answer got
 
     @property
     def answers(self) -> int:
@@ -433,9 +435,19 @@ class Run:
     """One bot, as one or several processes, against its own fake servers."""
 
     def __init__(
-        self, name: str, bots: list[BotProcess], telegram: FakeTelegram, llm: FakeOpenAI
+        self,
+        name: str,
+        bots: list[BotProcess],
+        telegram: FakeTelegram,
+        llm: FakeOpenAI,
+        *,
+        tolerate_unanswered: bool = False,
     ) -> None:
         self.name = name
+        # A message without an answer in ANSWER_TIMEOUT ends the run, or (tolerated) is
+        # counted, and its user sends nothing more.
+        self.tolerate_unanswered = tolerate_unanswered
+        self.unanswered: list[str] = []
         self.bots = bots
         self.telegram = telegram
         self.llm = llm
@@ -465,13 +477,17 @@ class Run:
     def stderr_tails(self) -> str:
         return "\n".join(bot.stderr_tail() for bot in self.bots)
 
-    async def ask(self, chat_id: int, text: str) -> Sample:
+    async def ask(self, chat_id: int, text: str) -> Sample | None:
         future = self.watcher.expect(chat_id, reply_for(text))
         sent = time.monotonic()
         update = self.telegram.push_message(chat_id, text, first_name=f"User{chat_id}")
         try:
             delivered = await asyncio.wait_for(future, ANSWER_TIMEOUT)
         except TimeoutError:
+            if self.tolerate_unanswered:
+                self.watcher.expected.pop(chat_id, None)
+                self.unanswered.append(f"chat {chat_id}: {self.whereabouts(chat_id, update, text)}")
+                return None
             raise TimeoutError(
                 f"{self.name}: no complete answer in chat {chat_id} within "
                 f"{ANSWER_TIMEOUT:.0f} s ({self.whereabouts(chat_id, update, text)})\n"
@@ -480,14 +496,19 @@ class Run:
         return Sample(chat_id, text, sent, delivered, update_id=update["update_id"])
 
     async def converse(self, chat_id: int, count: int, label: str) -> list[Sample]:
-        return [
-            await self.ask(chat_id, f"{label}-u{chat_id}-m{i}: what should I plant this week?")
-            for i in range(count)
-        ]
+        samples = []
+        for i in range(count):
+            text = f"{label}-u{chat_id}-m{i}: what should I plant this week?"
+            sample = await self.ask(chat_id, text)
+            if sample is None:
+                break
+            samples.append(sample)
+        return samples
 
     async def scenario(self, name: str, users: list[int], per_user: int) -> Result:
         processes = [bot.ps for bot in self.bots if bot.ps is not None]
         sampler = RssSampler(processes)
+        first_unanswered = len(self.unanswered)
         first_call = len(self.telegram.calls)
         first_record = len(self.llm.records)
         first_delivery = len(self.telegram.webhook_deliveries)
@@ -504,6 +525,8 @@ class Run:
         cpu = cpu_seconds(processes) - cpu_before
         harness_cpu = sum(self.harness.cpu_times()[:2]) - harness_before
         samples = [s for batch in batches for s in batch]
+        if not samples:
+            raise RuntimeError(f"{self.name}: no message answered in '{name}'")
 
         records = {}
         requests = 0
@@ -545,6 +568,7 @@ class Run:
             replica_rss=sampler.peaks,
             model_requests=requests,
             failed_deliveries=sum(1 for d in deliveries if not d.accepted),
+            unanswered=self.unanswered[first_unanswered:],
         )
 
     async def run_all(self, plan: Plan) -> list[Result]:
@@ -756,7 +780,8 @@ async def measure_webhook(
                 bots.append(bot)
                 await bot.start()
                 await wait_webhook(bot, telegram, port, n)
-            results = await Run(name, bots, telegram, llm).run_all(WEBHOOK)
+            run = Run(name, bots, telegram, llm, tolerate_unanswered=True)
+            results = await run.run_all(WEBHOOK)
         finally:
             for bot in bots:
                 await bot.stop()
@@ -916,6 +941,9 @@ def stderr_summary(log_dir: Path) -> list[str]:
         }
         detail = ", ".join(f"{word} {n}" for word, n in counts.items())
         lines.append(f"  {path.stem:<11}{len(text):>5} lines ({detail})")
+        # The first few, without their timestamps: LOG_LEVEL=WARNING logs no private text.
+        shown = [line for line in text if "ERROR" in line or "WARNING" in line][:STDERR_SHOWN]
+        lines += [f"      {line.split(' ', 2)[-1]}" for line in shown]
     return lines
 
 
@@ -942,7 +970,9 @@ async def webhook_main(replicas: list[int], services: Services, *, serial: bool)
         "peak RSS is of all replicas together (each below). Labels: ours-2r = ours, 2 replicas.\n"
         f"The fake Telegram posts updates to the proxy {delivery}; harness CPU includes the\n"
         "proxy. model req/ans > 1 would mean a message answered twice. posted (ms): update\n"
-        "pushed -> the fake's POST of it answered 2xx (part of 'before')."
+        "pushed -> the fake's POST of it answered 2xx (part of 'before'). unanswered: no\n"
+        f"complete answer within {ANSWER_TIMEOUT:.0f} s; that user then stops (figures are of "
+        "the answered ones)."
     )
     print()
     results: list[Result] = []
@@ -962,14 +992,18 @@ async def webhook_main(replicas: list[int], services: Services, *, serial: bool)
     print("Per replica and deliveries:")
     print(
         f"  {'bot':<9}{'scenario':<10}{'peak RSS MB per replica':>26}{'model req/ans':>14}"
-        f"{'failed POSTs':>13}{'posted p50':>11}{'posted p99':>11}"
+        f"{'failed POSTs':>13}{'posted p50':>11}{'posted p99':>11}{'unanswered':>11}"
     )
     for r in results:
         each = " + ".join(f"{rss / 2**20:.0f}" for rss in r.replica_rss)
         print(
             f"  {r.bot:<9}{r.scenario:<10}{each:>26}{r.model_requests / r.answers:>14.2f}"
             f"{r.failed_deliveries:>13}{r.posted_ms(50):>11.1f}{r.posted_ms(99):>11.1f}"
+            f"{len(r.unanswered):>11}"
         )
+    for r in results:
+        for where in r.unanswered:
+            print(f"  {r.bot} {r.scenario}: no answer in {ANSWER_TIMEOUT:.0f} s in {where}")
     print()
     print("Replicas' stderr:")
     print("\n".join(errors))
@@ -1004,10 +1038,10 @@ async def webhook_main(replicas: list[int], services: Services, *, serial: bool)
     ok = True
     for r in results:
         ok &= check(
-            r.model_requests == r.answers and r.failed_deliveries == 0,
+            not r.unanswered and r.model_requests == r.answers and r.failed_deliveries == 0,
             f"{r.bot} {r.scenario}: every message answered once "
-            f"({r.model_requests} model requests for {r.answers} messages), "
-            f"{r.failed_deliveries} webhook POSTs refused",
+            f"({r.answers} answered, {len(r.unanswered)} not; {r.model_requests} model "
+            f"requests; {r.failed_deliveries} webhook POSTs refused)",
         )
     return 0 if ok else 1
 
