@@ -15,9 +15,10 @@ runs each bot as N webhook replicas behind the tests' round-robin proxy
 emptied before and after each run; --postgres-url, --redis-url): 1 user alone, then 100
 users at once, for each N given. CPU is summed over the replicas; peak RSS is given per
 replica and in total. The fake Telegram posts the updates to the proxy one at a time (its
-own deliverer, which the tests use); at 100 users that queue, not the bots, sets the pace
+own deliverer, which the tests use); at 100 users much of the wait is then in that queue
 ("posted" in the output). --parallel-delivery keeps up to the webhook's max_connections (40)
-POSTs in flight, as Telegram does.
+POSTs in flight, as Telegram does. A message with no answer within 60 s is counted and
+shown (how far it got), and its user stops; the polling run stops at one instead.
 """
 
 from __future__ import annotations
