@@ -117,11 +117,17 @@ class ChatService:
         builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
             return
-        async with self.gate.section(session):
-            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
-            # Read first, then write and commit at once: on SQLite the write lock is held for
-            # the insert alone, not across the reads (bench/load.py showed writers queueing).
+        # The reads come before the write gate, which then holds only the insert and its
+        # commit (bench/load.py at 50 users queued at the gate): WAL lets them run beside a
+        # writer, and this user's other messages wait for this one, so what they read stays.
+        persona_id = preferences.persona.id
+        conversation = await self.memory.current_conversation(session, user_id, persona_id)
+        if conversation is not None:
             assembled = await self.memory.assemble(session, builder, conversation, query=text)
+        async with self.gate.section(session):
+            if conversation is None:  # the first message to this persona starts one: a write
+                conversation = await self.memory.conversation(session, user_id, persona_id)
+                assembled = await self.memory.assemble(session, builder, conversation, query=text)
             await self.memory.remember(session, conversation, turn, telegram_message_id)
             # The user's message is safe before the model is called, and no transaction is
             # held open while the answer streams.
