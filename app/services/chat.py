@@ -122,17 +122,34 @@ class ChatService:
         # writer, and this user's other messages wait for this one, so what they read stays.
         persona_id = preferences.persona.id
         conversation = await self.memory.current_conversation(session, user_id, persona_id)
-        if conversation is not None:
-            assembled = await self.memory.assemble(session, builder, conversation, query=text)
-        async with self.gate.section(session):
-            if conversation is None:  # the first message to this persona starts one: a write
+        if conversation is None:  # the first message to this persona starts one: a write
+            async with self.gate.section(session):
                 conversation = await self.memory.conversation(session, user_id, persona_id)
-                assembled = await self.memory.assemble(session, builder, conversation, query=text)
+                await session.commit()
+        assembled = await self.memory.assemble(session, builder, conversation, query=text)
+        # The user's message is stored while the model is asked, not before: nothing else
+        # uses the session until it is, and the answer, or what a failure cost, is stored
+        # only after it. No transaction is held open while the answer streams.
+        stored = asyncio.create_task(
+            self._store_turn(session, conversation, turn, telegram_message_id)
+        )
+        try:
+            await self._answer(
+                bot, session, chat_id, conversation, assembled, preferences, draft_id, stored=stored
+            )
+        finally:
+            await stored
+
+    async def _store_turn(
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        turn: Turn,
+        telegram_message_id: int | None,
+    ) -> None:
+        async with self.gate.section(session):
             await self.memory.remember(session, conversation, turn, telegram_message_id)
-            # The user's message is safe before the model is called, and no transaction is
-            # held open while the answer streams.
             await session.commit()
-        await self._answer(bot, session, chat_id, conversation, assembled, preferences, draft_id)
 
     async def retry(
         self,
@@ -331,13 +348,15 @@ class ChatService:
         draft_id: int,
         *,
         extending: Turn | None = None,
+        stored: asyncio.Task[None] | None = None,
     ) -> None:
         """Stream the model's answer to the chat, then store it: an error stores nothing.
 
         A stream cut before its finish reason is asked for again (OPENAI_STREAM_RETRIES)
         before anything final is sent, its preview replaced by the new attempt. `extending`
         is an answer cut at the length limit that this one continues: the continuation is
-        appended to it in the history."""
+        appended to it in the history. `stored`: the user's message being stored meanwhile,
+        awaited before the session is used."""
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
             conversation.user_id,
@@ -374,6 +393,8 @@ class ChatService:
                     # Every attempt that produced anything was paid for.
                     if attempt.report.usage is not None or attempt.produced:
                         usage = self._usage(assembled, attempt)
+                        if stored is not None:
+                            await stored
                         await self._record_alone(
                             session, conversation.user_id, preferences.model, usage
                         )
@@ -400,6 +421,8 @@ class ChatService:
                     else:
                         await bot.send_message(chat_id, texts.model_failed(exc.kind))
                     return
+        if stored is not None:
+            await stored
         await self._deliver(
             session, stream, conversation, assembled, preferences, attempt, extending
         )
