@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.build_parser().parse_args(argv)
     if args.command in ("users", "personas"):
         return cli.main(args)
-    from app.runner import configure_logging, migrate, run  # the bot itself: only to run it
+    from app.runner import configure_logging, loop_factory, migrate, run  # only to run the bot
 
     try:
         settings = Settings.load(args.env_file)
@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.sentence(), file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    return asyncio.run(migrate(settings) if args.command == "migrate" else run(settings))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(migrate(settings) if args.command == "migrate" else run(settings))
 
 
 if __name__ == "__main__":

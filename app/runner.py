@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -30,6 +31,18 @@ log = logging.getLogger("app")
 
 # Seconds a database server may take to accept the first connection at start-up.
 DATABASE_TIMEOUT = 15.0
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed, else asyncio's (None).
+
+    Under load every database round trip and every streamed chunk waits its turn on the one
+    loop; uvloop runs it with less work per turn (bench/load.py at 50 users)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def configure_logging(level: int) -> None:

@@ -75,7 +75,8 @@ async def _tell(bot: Bot, update: Update) -> None:
     if message is None:
         return
     if message.text and not message.text.startswith("/"):
-        # A chat message is stored before the model is asked: /retry answers it.
+        # A chat message is stored as the model is asked, whatever the answer does after:
+        # /retry answers it.
         text = _("Something went wrong on my side; your message is kept, /retry answers it again.")
     else:
         text = _("Something went wrong on my side; please try again.")

@@ -157,11 +157,20 @@ class MemoryService:
     ) -> CurrentConversation:
         """The user's current conversation with the persona (and its summary), started on
         first use."""
-        messages = MessageRepository(session)
-        row = await messages.current_with_summary(user_id, persona_id)
+        current = await self.current_conversation(session, user_id, persona_id)
+        if current is not None:
+            return current
+        conversation_id = await MessageRepository(session).start_conversation(user_id, persona_id)
+        return CurrentConversation(conversation_id, user_id, persona_id)
+
+    async def current_conversation(
+        self, session: AsyncSession, user_id: int, persona_id: int
+    ) -> CurrentConversation | None:
+        """The user's current conversation with the persona, None before the first one: a
+        read alone, never a write."""
+        row = await MessageRepository(session).current_with_summary(user_id, persona_id)
         if row is None:
-            conversation_id = await messages.start_conversation(user_id, persona_id)
-            return CurrentConversation(conversation_id, user_id, persona_id)
+            return None
         conversation_id, summary, summary_tokens, until_id = row
         return CurrentConversation(
             conversation_id, user_id, persona_id, summary, summary_tokens, until_id

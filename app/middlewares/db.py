@@ -27,8 +27,8 @@ class DbSessionMiddleware(BaseMiddleware):
     session serves the access check, the handler and the dialog state (one connection per
     update instead of four: see bench/load.py).
 
-    Not `session.begin()` as a block: a chat answer commits the user's message itself before
-    it calls the model, so that no transaction stays open while the answer streams.
+    Not `session.begin()` as a block: a chat answer commits the user's message itself while
+    it asks the model, so that no transaction stays open while the answer streams.
     """
 
     def __init__(self, pool: async_sessionmaker[AsyncSession], updates: ProcessedUpdates) -> None:

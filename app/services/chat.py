@@ -126,19 +126,44 @@ class ChatService:
         builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
             return None
+        # The reads come before the write gate, which then holds only the insert and its
+        # commit (bench/load.py at 50 users queued at the gate): WAL lets them run beside a
+        # writer, and this user's other messages wait for this one, so what they read stays.
+        persona_id = preferences.persona.id
+        conversation = await self.memory.current_conversation(session, user_id, persona_id)
+        if conversation is None:  # the first message to this persona starts one: a write
+            async with self.gate.section(session):
+                conversation = await self.memory.conversation(session, user_id, persona_id)
+                await session.commit()
+        assembled = await self.memory.assemble(session, builder, conversation, query=text)
+        # The user's message is stored while the model is asked, not before: nothing else
+        # uses the session until it is, and the answer, or what a failure cost, is stored
+        # only after it. No transaction is held open while the answer streams.
+        stored = asyncio.create_task(
+            self._store_turn(session, conversation, turn, telegram_message_id, source, chat_id)
+        )
+        try:
+            return await self._answer(
+                bot, session, chat_id, conversation, assembled, preferences, draft_id, stored=stored
+            )
+        finally:
+            await stored
+
+    async def _store_turn(
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        turn: Turn,
+        telegram_message_id: int | None,
+        source: MessageSource,
+        chat_id: int,
+    ) -> None:
+        """The user's message, with the record that its answer is being written, in one
+        commit (app/services/recovery.py)."""
         async with self.gate.section(session):
-            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
-            # Read first, then write and commit at once: on SQLite the write lock is held for
-            # the insert alone, not across the reads (bench/load.py showed writers queueing).
-            assembled = await self.memory.assemble(session, builder, conversation, query=text)
             await self.memory.remember(session, conversation, turn, telegram_message_id, source)
             self._begin(session, conversation, chat_id, telegram_message_id)
-            # The user's message is safe before the model is called, and no transaction is
-            # held open while the answer streams.
             await session.commit()
-        return await self._answer(
-            bot, session, chat_id, conversation, assembled, preferences, draft_id
-        )
 
     async def retry(
         self,
@@ -338,19 +363,29 @@ class ChatService:
         draft_id: int,
         *,
         extending: Turn | None = None,
+        stored: asyncio.Task[None] | None = None,
     ) -> str | None:
         """Stream the model's answer to the chat, then store it: an error stores nothing.
 
         A stream cut before its finish reason is asked for again (OPENAI_STREAM_RETRIES)
         before anything final is sent, its preview replaced by the new attempt. `extending`
         is an answer cut at the length limit that this one continues: the continuation is
-        appended to it in the history.
+        appended to it in the history. `stored`: the user's message being stored meanwhile,
+        awaited before the session is used.
 
         Recorded as in progress until it ends one way or another (`InterruptedAnswers`):
         cancelled (at shutdown), it stays recorded, and its user is told to /retry."""
         try:
             answer = await self._generate(
-                bot, session, chat_id, conversation, assembled, preferences, draft_id, extending
+                bot,
+                session,
+                chat_id,
+                conversation,
+                assembled,
+                preferences,
+                draft_id,
+                extending,
+                stored,
             )
         except asyncio.CancelledError:
             if self.recovery is not None:
@@ -358,10 +393,16 @@ class ChatService:
             raise
         except Exception:
             # The error handler tells the user; the record goes unless the database is away.
+            # (The user's message first: until it is stored the session is its alone.)
+            if stored is not None:
+                with contextlib.suppress(Exception):
+                    await stored
             with contextlib.suppress(Exception):
                 await session.rollback()
             await self._settle(session, conversation)
             raise
+        if stored is not None:
+            await stored  # before the record can be settled: it is written with the message
         await self._settle(session, conversation)
         return answer
 
@@ -407,6 +448,7 @@ class ChatService:
         preferences: Preferences,
         draft_id: int,
         extending: Turn | None,
+        stored: asyncio.Task[None] | None = None,
     ) -> str | None:
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
@@ -444,6 +486,8 @@ class ChatService:
                     # Every attempt that produced anything was paid for.
                     if attempt.report.usage is not None or attempt.produced:
                         usage = self._usage(assembled, attempt)
+                        if stored is not None:
+                            await stored
                         await self._record_alone(
                             session, conversation.user_id, preferences.model, usage
                         )
@@ -470,6 +514,8 @@ class ChatService:
                     else:
                         await bot.send_message(chat_id, texts.model_failed(exc.kind))
                     return None
+        if stored is not None:
+            await stored
         return await self._deliver(
             session, stream, conversation, assembled, preferences, attempt, extending
         )
