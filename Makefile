@@ -20,7 +20,9 @@ test: $(STAMP)
 	$(BIN)/ruff check app tests bench alembic
 	$(BIN)/ruff format --check app tests bench alembic
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	# Three workers, each taking whole files (a file's tests share its Redis db and order):
+	# the end-to-end tests mostly wait on bot processes, so this halves the run on 2 cores.
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 migrate: $(STAMP)
 	$(BIN)/python -m app migrate
