@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
 import asyncpg
 import psutil
 from redis.asyncio import Redis
@@ -51,7 +50,7 @@ if str(ROOT) not in sys.path:
 
 from tests.fakes.openai import FakeOpenAI, count_tokens, get_encoding  # noqa: E402
 from tests.fakes.roundrobin import RoundRobinProxy  # noqa: E402
-from tests.fakes.telegram import Call, FakeTelegram, WebhookDelivery  # noqa: E402
+from tests.fakes.telegram import Call, FakeTelegram  # noqa: E402
 
 TOKEN = "123456:BENCH-token"
 API_KEY = "bench-key"
@@ -603,75 +602,13 @@ def previews(samples: list[Sample], calls: list[Call]) -> list[int]:
     ]
 
 
-class ParallelTelegram(FakeTelegram):
-    """The fake Telegram with up to the webhook's max_connections POSTs of updates in flight,
-    as Telegram has. The fake's own deliverer POSTs one at a time (the tests rely on its
-    order), which at 100 users holds each message for one round trip through the proxy to a
-    busy replica behind all the others queued. Each update is still POSTed until a 2xx
-    answer; order holds only per user, as each of the bench's users has one message at a
-    time."""
-
-    async def _deliver_to_webhook(self) -> None:
-        in_flight: dict[int, asyncio.Task[None]] = {}
-        timeout = aiohttp.ClientTimeout(total=10)
-        connector = aiohttp.TCPConnector(limit=0)  # max_connections is the limit
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            try:
-                while self.webhook_url and not self._stopping:
-                    room = (self.webhook_max_connections or 40) - len(in_flight)
-                    waiting = [
-                        update
-                        for update in self._deliverable(len(self._updates))
-                        if update["update_id"] not in in_flight
-                    ]
-                    if room <= 0 or not waiting:
-                        await self._updates_event.wait()  # a push, or a POST done
-                        continue
-                    for update in waiting[:room]:
-                        in_flight[update["update_id"]] = asyncio.create_task(
-                            self._post_update(session, update, in_flight)
-                        )
-            finally:
-                for task in in_flight.values():
-                    task.cancel()
-                await asyncio.gather(*in_flight.values(), return_exceptions=True)
-
-    async def _post_update(
-        self,
-        session: aiohttp.ClientSession,
-        update: dict[str, Any],
-        in_flight: dict[int, asyncio.Task[None]],
-    ) -> None:
-        url = self.webhook_url
-        headers = {}
-        if self.webhook_secret is not None:
-            headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
-        status, error = 0, None
-        try:
-            async with session.post(url, json=update, headers=headers) as response:
-                status = response.status
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = f"Connection failed: {type(exc).__name__}"
-        delivery = WebhookDelivery(update["update_id"], url, status, time.monotonic())
-        self.webhook_deliveries.append(delivery)
-        if delivery.accepted:
-            with contextlib.suppress(ValueError):
-                self._updates.remove(update)
-        else:
-            delivery.error = self.webhook_last_error = (
-                error or f"Wrong response from the webhook: {status}"
-            )
-            await self._sleep(self.webhook_retry_delay)  # then it is POSTed again
-        del in_flight[update["update_id"]]
-        self._fire_updates()
-
-
 @contextlib.asynccontextmanager
-async def fake_servers(
-    telegram_class: type[FakeTelegram] = FakeTelegram,
-) -> AsyncIterator[tuple[FakeTelegram, FakeOpenAI]]:
-    telegram = telegram_class(tokens={TOKEN})
+async def fake_servers(*, parallel: bool = False) -> AsyncIterator[tuple[FakeTelegram, FakeOpenAI]]:
+    """`parallel`: updates POSTed to a webhook up to its max_connections at once, as
+    Telegram may; else one at a time, which at 100 users holds each message for a round
+    trip through the proxy behind all the others queued."""
+    telegram = FakeTelegram(tokens={TOKEN})
+    telegram.webhook_parallel = parallel
     llm = FakeOpenAI(
         api_key=API_KEY,
         reply=fake_reply,
@@ -761,7 +698,7 @@ async def measure_webhook(
 ) -> tuple[list[Result], dict[str, int | None]]:
     """`replicas` webhook processes behind the round-robin proxy, on a fresh PostgreSQL
     database and the Redis db (which the minimal bot ignores)."""
-    fakes = fake_servers(FakeTelegram if serial else ParallelTelegram)
+    fakes = fake_servers(parallel=not serial)
     async with fakes as (telegram, llm), services.fresh() as database_url:
         ports = [free_port() for _ in range(replicas)]
         proxy = RoundRobinProxy([f"http://127.0.0.1:{port}" for port in ports])

@@ -859,6 +859,8 @@ class FakeTelegram:
         self.conflict_on_concurrent_polls = True
         #: Webhook re-sending: the first backoff after a failed POST (doubled up to the most).
         self.webhook_retry_delay = 0.1
+        #: POST up to max_connections updates at once, as Telegram may (default: in order).
+        self.webhook_parallel = False
         self.webhook_max_retry_delay = 1.0
         self._webhook_task: asyncio.Task[None] | None = None
 
@@ -2108,43 +2110,85 @@ class FakeTelegram:
         return info
 
     async def _deliver_to_webhook(self) -> None:
-        """POST pending updates to the webhook one at a time, in order, with the secret in
+        """POST pending updates to the webhook with the secret in
         X-Telegram-Bot-Api-Secret-Token: an update leaves the queue on a 2xx answer, and is
         sent again after a short, growing backoff on any other answer or a connection
-        failure, like Telegram. Ends when the webhook is deleted or the server stops."""
-        delay = self.webhook_retry_delay
+        failure, like Telegram. One at a time and in order (what the tests rely on), or with
+        ``webhook_parallel`` up to the webhook's max_connections at once, as Telegram may
+        (order then holds only between an update and those sent after its answer). Ends
+        when the webhook is deleted or the server stops."""
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(limit=0)  # max_connections is the limit
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            if self.webhook_parallel:
+                await self._deliver_in_parallel(session)
+                return
+            delay = self.webhook_retry_delay
             while self.webhook_url and not self._stopping:
                 batch = self._deliverable(1)
                 if not batch:
                     await self._updates_event.wait()
                     continue
-                update, url = batch[0], self.webhook_url
-                headers = {}
-                if self.webhook_secret is not None:
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
-                status, error = 0, None
-                try:
-                    async with session.post(url, json=update, headers=headers) as response:
-                        status = response.status
-                        await response.read()
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    error = f"Connection failed: {type(exc).__name__}"
-                delivery = WebhookDelivery(update["update_id"], url, status, time.monotonic())
-                if not delivery.accepted:
-                    delivery.error = error or f"Wrong response from the webhook: {status}"
-                self.webhook_deliveries.append(delivery)
-                if delivery.accepted:
-                    with contextlib.suppress(ValueError):
-                        self._updates.remove(update)
+                if await self._post_update(session, batch[0]):
                     delay = self.webhook_retry_delay
-                    self._fire_changed()
                     continue
-                self.webhook_last_error = delivery.error
-                self._fire_changed()
                 await self._sleep(delay)
                 delay = min(delay * 2, self.webhook_max_retry_delay)
+
+    async def _deliver_in_parallel(self, session: aiohttp.ClientSession) -> None:
+        in_flight: dict[int, asyncio.Task[None]] = {}
+
+        async def post(update: dict[str, Any]) -> None:
+            try:
+                if not await self._post_update(session, update):
+                    await self._sleep(self.webhook_retry_delay)  # then it is POSTed again
+            finally:
+                del in_flight[update["update_id"]]
+                self._fire_updates()
+
+        try:
+            while self.webhook_url and not self._stopping:
+                room = (self.webhook_max_connections or 40) - len(in_flight)
+                waiting = [
+                    update
+                    for update in self._deliverable(len(self._updates))
+                    if update["update_id"] not in in_flight
+                ]
+                if room <= 0 or not waiting:
+                    await self._updates_event.wait()  # a push, or a POST done
+                    continue
+                for update in waiting[:room]:
+                    in_flight[update["update_id"]] = asyncio.create_task(post(update))
+        finally:
+            tasks = list(in_flight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: dict[str, Any]) -> bool:
+        """One POST of an update; True when the webhook took it (it leaves the queue)."""
+        url = self.webhook_url
+        headers = {}
+        if self.webhook_secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
+        status, error = 0, None
+        try:
+            async with session.post(url, json=update, headers=headers) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"Connection failed: {type(exc).__name__}"
+        delivery = WebhookDelivery(update["update_id"], url, status, time.monotonic())
+        if not delivery.accepted:
+            delivery.error = error or f"Wrong response from the webhook: {status}"
+        self.webhook_deliveries.append(delivery)
+        if delivery.accepted:
+            with contextlib.suppress(ValueError):
+                self._updates.remove(update)
+        else:
+            self.webhook_last_error = delivery.error
+        self._fire_changed()
+        return delivery.accepted
 
     def webhook_deliveries_of(self, update_id: int) -> list[WebhookDelivery]:
         return [d for d in self.webhook_deliveries if d.update_id == update_id]

@@ -839,3 +839,43 @@ async def test_the_fake_re_sends_after_a_connection_failure_and_stops_on_delete(
     [polled] = await bot.get_updates(timeout=1)
     assert polled.message is not None and polled.message.text == "polled again"
     assert received == [(update_id, "hush")]
+
+
+async def test_with_parallel_delivery_the_fake_keeps_up_to_max_connections_posts_in_flight(
+    tg: FakeTelegram, bot: Bot
+) -> None:
+    """As Telegram may: several updates POSTed at once, a refused one sent again."""
+    accepted: list[int] = []
+    in_flight, most = 0, 0
+    refuse = {2}  # the second update is refused once
+
+    async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        nonlocal in_flight, most
+        update_id = int((await request.json())["update_id"])
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.2)
+        in_flight -= 1
+        if update_id in refuse:
+            refuse.discard(update_id)
+            return aiohttp.web.json_response({}, status=502)
+        accepted.append(update_id)
+        return aiohttp.web.json_response({})
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/hook", handle)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        tg.webhook_parallel, tg.webhook_retry_delay = True, 0.05
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        assert await bot.set_webhook(url, max_connections=3)
+        pushed = [tg.push_message(USER, f"m{n}")["update_id"] for n in range(7)]
+        await tg.wait_for(lambda: not tg.pending_updates, timeout=10)
+    finally:
+        await runner.cleanup()
+    assert most == 3
+    assert sorted(accepted) == pushed  # each taken once
+    assert [d.status for d in tg.webhook_deliveries_of(2)] == [502, 200]
