@@ -616,43 +616,36 @@ class FakeOpenAI:
         JSON ``{"text": ..., "usage": ...}``; a file format it does not read, or one over
         25 MB, gets OpenAI's 400 / 413."""
         if not self._authorized(request):
-            return web.json_response(
-                _error_body(
-                    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
-                ),
-                status=401,
+            return self._error(
+                None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
             )
         form = await request.post()
         upload, model = form.get("file"), str(form.get("model") or "")
         if not isinstance(upload, web.FileField) or not model:
-            return web.json_response(
-                _error_body("Missing file or model.", "invalid_request_error", None), status=400
-            )
+            return self._error(None, 400, "Missing file or model.", "invalid_request_error", None)
         data = upload.file.read()
         record = Transcription(model, upload.filename, data)
         self.transcriptions.append(record)
         self._fire_changed()
         if self._transcription_faults:
             record.status = self._transcription_faults.popleft()
-            return web.json_response(
-                _error_body("The server had an error.", "server_error", None), status=record.status
+            return self._error(
+                None, record.status, "The server had an error.", "server_error", None
             )
         extension = upload.filename.rsplit(".", 1)[-1].lower() if "." in upload.filename else ""
         if extension not in TRANSCRIBE_FORMATS:
             record.status = 400
-            return web.json_response(
-                _error_body(
-                    f"Invalid file format. Supported formats: {list(TRANSCRIBE_FORMATS)}",
-                    "invalid_request_error",
-                    None,
-                ),
-                status=400,
+            return self._error(
+                None,
+                400,
+                f"Invalid file format. Supported formats: {list(TRANSCRIBE_FORMATS)}",
+                "invalid_request_error",
+                None,
             )
         if len(data) > TRANSCRIBE_MAX_BYTES:
             record.status = 413
-            return web.json_response(
-                _error_body("Maximum content size limit exceeded.", "invalid_request_error", None),
-                status=413,
+            return self._error(
+                None, 413, "Maximum content size limit exceeded.", "invalid_request_error", None
             )
         text = self.transcripts.get(data, f"Transcript of {len(data)} bytes.")
         body: dict[str, Any] = {"text": text}
@@ -672,11 +665,8 @@ class FakeOpenAI:
         """JSON with model, voice and input (4,096 characters at most, as OpenAI's); the
         audio in ``response_format``: Ogg/Opus for "opus", anything else a stand-in."""
         if not self._authorized(request):
-            return web.json_response(
-                _error_body(
-                    "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
-                ),
-                status=401,
+            return self._error(
+                None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
             )
         body = await request.json()
         self.speeches.append(body)
@@ -684,13 +674,10 @@ class FakeOpenAI:
         text = str(body.get("input") or "")
         if self.speech_failures > 0:
             self.speech_failures -= 1
-            return web.json_response(
-                _error_body("The server had an error.", "server_error", None), status=500
-            )
+            return self._error(None, 500, "The server had an error.", "server_error", None)
         if not text or len(text) > 4096 or not body.get("voice") or not body.get("model"):
-            return web.json_response(
-                _error_body("Invalid input, voice or model.", "invalid_request_error", None),
-                status=400,
+            return self._error(
+                None, 400, "Invalid input, voice or model.", "invalid_request_error", None
             )
         seconds = len(text.split()) / 2.5  # about 150 words a minute
         if body.get("response_format") == "opus":
