@@ -76,3 +76,11 @@ class MessageRole(enum.StrEnum):
 
     USER = "user"
     ASSISTANT = "assistant"
+
+
+class ImageDetail(enum.StrEnum):
+    """How closely a vision model looks at an image: the `detail` of an image part."""
+
+    AUTO = "auto"  # the server picks; counted as the docs say it sizes, else as the dearest
+    LOW = "low"
+    HIGH = "high"

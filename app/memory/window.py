@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from app.memory.models import longest_prefix
+
 log = logging.getLogger(__name__)
 
 # Context windows of well-known models, matched by the longest prefix of the model name so
@@ -37,9 +39,9 @@ def context_window(model: str, override: int | None = None) -> int:
     """The window to plan for: the setting if given, else the table, else a safe default."""
     if override is not None:
         return override
-    matches = [prefix for prefix in KNOWN_CONTEXT_WINDOWS if model.startswith(prefix)]
-    if matches:
-        return KNOWN_CONTEXT_WINDOWS[max(matches, key=len)]
+    prefix = longest_prefix(model, KNOWN_CONTEXT_WINDOWS)
+    if prefix is not None:
+        return KNOWN_CONTEXT_WINDOWS[prefix]
     log.warning(
         "Context window of model %r is unknown; assuming %d tokens. Set OPENAI_CONTEXT_WINDOW "
         "to use more of it.",
