@@ -16,8 +16,8 @@ from app.memory.models import longest_prefix
 # The page states no date or version. Read here as it stood in late 2026 (it lists the
 # gpt-5.6 family and marks gpt-5-mini, gpt-5-nano, gpt-4.1-nano, o4-mini, gpt-5, o1, o3 as
 # deprecated); called "the current page" below. Where it is silent about a model it still
-# serves, the earlier page at https://platform.openai.com/docs/guides/images-vision fills in
-# (a copy dated 2026-01-16; called "the 2026-01 page" below).
+# serves, the earlier page at https://platform.openai.com/docs/guides/images-vision fills in,
+# as a third-party copy of it taken on 2026-01-16 records it ("the 2026-01 page" below).
 #
 # The page describes two mechanisms, and says which models use which (openai-python issue
 # 2851 is about an older page that mixed them without saying so):
@@ -33,9 +33,10 @@ from app.memory.models import longest_prefix
 #   ContextBudget absorbs that.
 #
 # `detail: auto` is what is sent when `detail` is left out. For tile models the page counts
-# it as `high`; for patch models its sizing table says which level `auto` sizes like. Where
-# it says nothing (the deprecated patch models) every level sizes alike, so nothing is left
-# to guess. The server still decides at request time; these counts are what it may bill.
+# it as `high`; for patch models its sizing table says which level `auto` sizes like. The
+# deprecated patch models are not in that table, and the 2026-01 page's patch rule for them
+# takes no detail at all: every level sizes alike, so nothing is left to guess. The server
+# still decides at request time; these counts are what the docs say it bills.
 
 TILE_SIZE = 512
 TILE_FIT = 2048  # the square a tile-priced image is first fitted into

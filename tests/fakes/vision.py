@@ -3,8 +3,9 @@ so that a mistake in one is not copied into the other.
 
 Both follow OpenAI's "Images and vision" guide, "Calculating costs"
 (https://developers.openai.com/api/docs/guides/images-vision#calculating-costs, undated, as
-read in late 2026; models it no longer describes as of the copy of
-https://platform.openai.com/docs/guides/images-vision dated 2026-01-16). Here the rules are
+read in late 2026; models it no longer describes as a third-party copy of
+https://platform.openai.com/docs/guides/images-vision taken on 2026-01-16 records them).
+Here the rules are
 one table of families, each row saying everything about its models, and the arithmetic is
 spelled out step by step in the page's own terms.
 """
