@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.domain.enums import BudgetUnit
+from app.domain.enums import BudgetUnit, ImageDetail
 from app.domain.rights import Right, parse_right
 
 if TYPE_CHECKING:
@@ -114,13 +114,19 @@ class OpenAISettings(_Section):
     # Spoken answers (/settings › Voice answers) through /audio/speech, with this voice.
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str = "alloy"
+    # Photos: how closely the model looks ("auto" lets the server choose and is budgeted as
+    # "high", the dearer), which models see images besides the known ones (names, or
+    # prefixes ending in "*"), and the model a photo goes to when the user's model is blind.
+    image_detail: ImageDetail = ImageDetail.AUTO
+    vision_models: Annotated[tuple[str, ...], NoDecode] = ()
+    vision_model: str | None = None
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _http_url(value)
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "vision_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypedDict
 
+from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -70,6 +71,7 @@ class MiddlewareData(TypedDict, total=False):
     session: AsyncSession  # DbSessionMiddleware (outer): one per message or button press
     user: UserContext  # AccessMiddleware (outer): who is writing, their rights and persona
     preferences: Preferences  # PreferencesMiddleware (inner): persona, model, temperature
+    album: list[Message] | None  # AlbumMiddleware (outer): all parts of an album, on its first
 
 
 class HandlerData(AppData, MiddlewareData):

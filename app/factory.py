@@ -32,6 +32,7 @@ from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
 from app.memory.tokens import load_counter
 from app.middlewares.access import AccessMiddleware
+from app.middlewares.album import AlbumMiddleware
 from app.middlewares.db import DbSessionMiddleware
 from app.middlewares.inflight import InFlightMiddleware
 from app.middlewares.paste import PasteMergeMiddleware
@@ -44,6 +45,7 @@ from app.services.chat import ChatService
 from app.services.generations import Generations
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
+from app.services.pictures import Pictures
 from app.services.preferences import PreferencesService
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
@@ -147,14 +149,15 @@ def create_dispatcher(
         timedelta(hours=settings.access.access_request_cooldown_hours)
     )
     personas = PersonaService(counter, lambda: memory.budget_for(settings.openai.model))
+    # A self-hosted Bot API server hands out larger files: its own answer decides there.
+    download_limit = (
+        PUBLIC_DOWNLOAD_LIMIT if settings.telegram.api_url == PUBLIC_TELEGRAM_API else None
+    )
     voice = VoiceService(
         create_transcriber(settings.openai, settings.transcribe, llm),
         settings.voice,
         usage=usage,
-        # A self-hosted Bot API server hands out larger files: its own answer decides there.
-        download_limit=(
-            PUBLIC_DOWNLOAD_LIMIT if settings.telegram.api_url == PUBLIC_TELEGRAM_API else None
-        ),
+        download_limit=download_limit,
     )
     gate = WriteGate.for_engine(engine)
     # Other processes may serve the same bot: on PostgreSQL, or with Redis shared.
@@ -179,6 +182,7 @@ def create_dispatcher(
             continue_keyboard=continue_keyboard,
             shared_stops=shared_stops,
             recovery=recovery,
+            pictures=Pictures(download_limit=download_limit),
         ),
         summarizer=summarizer,
         usage=usage,
@@ -209,6 +213,7 @@ def create_dispatcher(
     dp.message.filter(F.chat.type == "private")
     dp.update.outer_middleware(resources.inflight)
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
+    dp.update.outer_middleware(AlbumMiddleware())
     serial = PerUserSerialMiddleware(create_shared_locks(settings, dp.storage))
     dp.update.outer_middleware(serial)
     # aiogram reads the dialog state in its FSM middleware, which the Dispatcher installs

@@ -12,7 +12,7 @@ from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from pydantic import BaseModel, ValidationError
 
-from app.domain.media import AudioFile
+from app.domain.media import AudioFile, ImageFile
 from app.domain.rights import Right
 from app.domain.users import UserContext
 from app.fsm.personas import EditorData, EditPersonaDialog, NewPersonaData, NewPersonaDialog
@@ -120,3 +120,34 @@ class Spoken(Filter):
     async def __call__(self, message: Message) -> bool | dict[str, Any]:
         audio = audio_of(message)
         return False if audio is None else {"audio": audio}
+
+
+def image_of(message: Message) -> ImageFile | None:
+    """The image of a photo message (its largest size), or of an image sent as a file."""
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return ImageFile(
+            largest.file_id,
+            largest.file_unique_id,
+            largest.file_size,
+            largest.width,
+            largest.height,
+            "image/jpeg",  # Telegram re-encodes every photo as JPEG
+        )
+    document = message.document
+    if document is not None and (document.mime_type or "").lower().startswith("image/"):
+        return ImageFile(
+            document.file_id, document.file_unique_id, document.file_size, None, None, None
+        )
+    return None
+
+
+class Pictured(Filter):
+    """Passes a photo, or an image sent as a file, handing the handler the images: those of
+    the whole album when the message opens one (`album`, from AlbumMiddleware)."""
+
+    async def __call__(
+        self, message: Message, album: list[Message] | None = None
+    ) -> bool | dict[str, Any]:
+        images = [image for part in album or [message] if (image := image_of(part))]
+        return {"images": images} if images else False

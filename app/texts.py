@@ -88,8 +88,8 @@ def empty_message() -> str:
 
 def unsupported_content() -> str:
     return _(
-        "I can read text and listen to voice messages for now: stickers, photos and files "
-        "are not supported yet. Please write or say your message."
+        "I read text, listen to voice messages and look at photos: stickers, videos and "
+        "this kind of message are not supported. Please write, say or show your message."
     )
 
 
@@ -112,6 +112,20 @@ def file_too_big(limit: int | None) -> str:
         "This file is larger than the {size} MB Telegram lets bots download. Please send a "
         "smaller one."
     ).format(size=number(limit // (1024 * 1024)))
+
+
+def model_cannot_see(model: str) -> str:
+    return _(
+        "The model {model} cannot see images. Choose another one in /settings, or describe "
+        "the picture in words."
+    ).format(model=model)
+
+
+def image_unreadable() -> str:
+    return _(
+        "I could not read this image: it is damaged, too large, or in a format I do not know. "
+        "Please send it as a photo (JPEG or PNG)."
+    )
 
 
 def download_failed() -> str:

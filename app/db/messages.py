@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Conversation, Message
+from app.db.models import Conversation, Message, MessageImage
 from app.domain.enums import MessageRole, MessageSource
+from app.domain.media import Picture
 
 
 class MessageRepository:
@@ -51,6 +52,7 @@ class MessageRepository:
         token_count: int,
         telegram_message_id: int | None = None,
         source: MessageSource = MessageSource.TEXT,
+        pictures: Sequence[Picture] = (),
     ) -> int:
         message = Message(
             conversation_id=conversation_id,
@@ -61,22 +63,54 @@ class MessageRepository:
             token_count=token_count,
             telegram_message_id=telegram_message_id,
             source=source,
+            image_count=len(pictures),
         )
         self.session.add(message)
         await self.session.flush()
+        for position, picture in enumerate(pictures):
+            self.session.add(
+                MessageImage(
+                    message_id=message.id,
+                    position=position,
+                    file_id=picture.file_id,
+                    file_unique_id=picture.file_unique_id,
+                    width=picture.width,
+                    height=picture.height,
+                    mime_type=picture.mime_type,
+                )
+            )
+        if pictures:
+            await self.session.flush()
         return message.id
 
     async def newest(
         self, conversation_id: int, *, before_id: int | None, limit: int
-    ) -> Sequence[Row[int, MessageRole, str, int]]:
-        """Up to `limit` turns (older than `before_id`), newest first: an index range scan."""
-        query = select(Message.id, Message.role, Message.content, Message.token_count).where(
-            Message.conversation_id == conversation_id
-        )
+    ) -> Sequence[Row[int, MessageRole, str, int, int]]:
+        """Up to `limit` turns (older than `before_id`), newest first, each with how many
+        images it carries: an index range scan."""
+        query = select(
+            Message.id, Message.role, Message.content, Message.token_count, Message.image_count
+        ).where(Message.conversation_id == conversation_id)
         if before_id is not None:
             query = query.where(Message.id < before_id)
         result = await self.session.execute(query.order_by(Message.id.desc()).limit(limit))
         return result.all()
+
+    async def pictures(self, message_ids: Sequence[int]) -> dict[int, list[Picture]]:
+        """The images of these turns, in the order they were sent, by turn id."""
+        if not message_ids:
+            return {}
+        result = await self.session.execute(
+            select(MessageImage)
+            .where(MessageImage.message_id.in_(message_ids))
+            .order_by(MessageImage.message_id, MessageImage.position)
+        )
+        found: dict[int, list[Picture]] = {}
+        for row in result.scalars():
+            found.setdefault(row.message_id, []).append(
+                Picture(row.file_id, row.file_unique_id, row.width, row.height, row.mime_type)
+            )
+        return found
 
     async def oldest_after(
         self, conversation_id: int, *, after_id: int | None, before_id: int, limit: int

@@ -244,9 +244,32 @@ class Message(Base):
     source: Mapped[MessageSource] = mapped_column(
         _enum(MessageSource, 16), default=MessageSource.TEXT, server_default=MessageSource.TEXT
     )
+    # How many images the turn carries (rows of message_images): history is read without a
+    # second query unless a turn has some.
+    image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+class MessageImage(Base):
+    """An image a user turn carries, by its Telegram file: the bytes stay with Telegram,
+    which hands a bot its files again at any time (app/services/pictures.py), so the
+    database stays small and every replica can fetch them. Its size is kept so its tokens
+    are counted, for whichever model, without fetching it."""
+
+    __tablename__ = "message_images"
+    __table_args__ = (Index("ix_message_images_message_id", "message_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    file_id: Mapped[str] = mapped_column(String(255))
+    file_unique_id: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    # What the model is sent: image/jpeg, image/png, image/webp or image/gif.
+    mime_type: Mapped[str] = mapped_column(String(32))
 
 
 class PendingAnswer(Base):

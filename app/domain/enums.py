@@ -69,6 +69,8 @@ class MessageSource(enum.StrEnum):
 
     TEXT = "text"
     VOICE = "voice"
+    PHOTO = "photo"  # its content is the caption; the images are stored beside it
+    DOCUMENT = "document"  # its content is the caption; the document's text beside it
 
 
 class MessageRole(enum.StrEnum):

@@ -13,3 +13,28 @@ class AudioFile:
     seconds: int
     size: int | None  # bytes, when Telegram says
     file_name: str  # with the extension the transcription server goes by (.ogg, .mp3, .mp4)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFile:
+    """An image a user sent, before it is fetched: a photo (its largest size) or an image
+    sent as a file. Telegram gives a photo's size; a file's is known once it is fetched."""
+
+    file_id: str
+    file_unique_id: str
+    size: int | None  # bytes, when Telegram says
+    width: int | None = None
+    height: int | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """An image of a stored user turn: its Telegram file, its size in pixels (its tokens
+    are counted from it), and the format it is sent to the model in."""
+
+    file_id: str
+    file_unique_id: str
+    width: int
+    height: int
+    mime_type: str = "image/jpeg"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from aiogram import Bot, F, Router
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.enums import MessageSource
+from app.domain.media import ImageFile
 from app.domain.users import Preferences, UserContext
 from app.services.chat import ChatService
 from app.services.speech import SpeechService, wants_voice
@@ -27,6 +29,38 @@ async def answer_within_budget(bot: Bot, chat_id: int, answering: Awaitable[T]) 
         return None
 
 
+async def reply_and_speak(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    preferences: Preferences,
+    session: AsyncSession,
+    chat: ChatService,
+    speech: SpeechService,
+    *,
+    text: str,
+    source: MessageSource = MessageSource.TEXT,
+    images: Sequence[ImageFile] = (),
+) -> None:
+    """Answer the message's text (typed, transcribed, or a caption with its images), then
+    speak the answer when the user's voice answers setting asks for it."""
+    answer = await chat.reply(
+        bot,
+        session,
+        chat_id=message.chat.id,
+        user_id=user.id,
+        preferences=preferences,
+        text=text,
+        draft_id=message.message_id,
+        telegram_message_id=message.message_id,
+        source=source,
+        images=images,
+    )
+    spoken = source is MessageSource.VOICE
+    if answer is not None and wants_voice(preferences.voice_replies, spoken=spoken):
+        await speech.say(bot, session, chat_id=message.chat.id, user_id=user.id, answer=answer)
+
+
 async def chat_message(
     message: Message,
     bot: Bot,
@@ -36,22 +70,10 @@ async def chat_message(
     chat: ChatService,
     speech: SpeechService,
 ) -> None:
-    answer = await answer_within_budget(
-        bot,
-        message.chat.id,
-        chat.reply(
-            bot,
-            session,
-            chat_id=message.chat.id,
-            user_id=user.id,
-            preferences=preferences,
-            text=message.text or "",
-            draft_id=message.message_id,
-            telegram_message_id=message.message_id,
-        ),
+    answering = reply_and_speak(
+        message, bot, user, preferences, session, chat, speech, text=message.text or ""
     )
-    if answer is not None and wants_voice(preferences.voice_replies, spoken=False):
-        await speech.say(bot, session, chat_id=message.chat.id, user_id=user.id, answer=answer)
+    await answer_within_budget(bot, message.chat.id, answering)
 
 
 async def edited_message(

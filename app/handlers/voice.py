@@ -11,9 +11,9 @@ from app.domain.enums import MessageSource
 from app.domain.media import AudioFile
 from app.domain.users import Preferences, UserContext
 from app.filters import Spoken
-from app.handlers.chat import answer_within_budget
+from app.handlers.chat import answer_within_budget, reply_and_speak
 from app.services.chat import ChatService
-from app.services.speech import SpeechService, wants_voice
+from app.services.speech import SpeechService
 from app.services.voice import VoiceService
 from app.views.voice import transcript_quote
 
@@ -43,19 +43,17 @@ async def voice_message(
         if transcript is None:
             return
         await message.reply(transcript_quote(transcript))
-        answer = await chat.reply(
+        await reply_and_speak(
+            message,
             bot,
+            user,
+            preferences,
             session,
-            chat_id=chat_id,
-            user_id=user.id,
-            preferences=preferences,
+            chat,
+            speech,
             text=transcript,
-            draft_id=message.message_id,
-            telegram_message_id=message.message_id,
             source=MessageSource.VOICE,
         )
-        if answer is not None and wants_voice(preferences.voice_replies, spoken=True):
-            await speech.say(bot, session, chat_id=chat_id, user_id=user.id, answer=answer)
 
     await answer_within_budget(bot, chat_id, answer())
 

@@ -43,7 +43,7 @@ class ChatRequest:
     """One completion request."""
 
     model: str
-    messages: Sequence[dict[str, str]]
+    messages: Sequence[dict[str, Any]]
     max_answer_tokens: int
     temperature: float
     # OpenAI's own API wants max_completion_tokens (its reasoning models refuse max_tokens);

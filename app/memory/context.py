@@ -6,10 +6,12 @@ anything itself, so assembly costs what it includes and nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
+from app.domain.enums import ImageDetail
+from app.domain.media import Picture
 from app.domain.memory import Breakdown
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
 from app.memory.window import ContextBudget
@@ -19,17 +21,40 @@ Role = Literal["system", "user", "assistant"]
 FACTS_HEADING = "Facts you know:"
 
 
+# The most images one request carries: OpenAI takes up to 500 and 50 MB a request, but
+# every image is sent whole each time, so older ones beyond this become notes.
+MAX_PICTURES = 16
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """A message of the request with its stored cost in the chat format."""
+    """A message of the request with its cost in the chat format: its stored text count,
+    plus its images' tokens for the model at hand when it carries any. `fallback` is the
+    same turn with a note in place of its images, taken when they do not fit."""
 
     role: Role
     content: str
     tokens: int
     id: int | None = None
+    pictures: tuple[Picture, ...] = ()
+    fallback: Turn | None = None
+    # Of `tokens`, what the images cost: the rest is the stored count of the text.
+    image_tokens: int = 0
 
-    def as_api(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def as_api(
+        self, urls: Mapping[str, str] | None = None, detail: ImageDetail = ImageDetail.AUTO
+    ) -> dict[str, Any]:
+        """The message as the API takes it; images as parts, their data by file_unique_id."""
+        if not self.pictures:
+            return {"role": self.role, "content": self.content}
+        urls = urls or {}
+        parts: list[dict[str, Any]] = []
+        if self.content:
+            parts.append({"type": "text", "text": self.content})
+        for picture in self.pictures:
+            url = urls[picture.file_unique_id]
+            parts.append({"type": "image_url", "image_url": {"url": url, "detail": detail.value}})
+        return {"role": self.role, "content": parts}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +162,21 @@ class ContextBuilder:
     _recall_room: int = 0
     _full: bool = False
     _pending: Turn | None = None
+    _pictures: int = 0
 
     def __post_init__(self) -> None:
         limit = self.budget.prompt_limit
         persona_part = REPLY_PRIMING + self.persona.tokens + self._style_tokens
         if persona_part >= limit:
             raise PersonaTooLarge(persona_part, limit)
+        fallback = self.new_message.fallback
+        if (
+            persona_part + self.new_message.tokens > limit
+            or len(self.new_message.pictures) > MAX_PICTURES
+        ) and fallback is not None:
+            # Images too large for the window are left out, with a note to the model.
+            self.new_message = fallback
+        self._pictures = len(self.new_message.pictures)
         if persona_part + self.new_message.tokens > limit:
             raise MessageTooLong(self.new_message.tokens, limit - persona_part)
         budget = self._conversation_budget = limit - persona_part - self.new_message.tokens
@@ -187,6 +221,12 @@ class ContextBuilder:
             return False
         if turn.id is not None and turn.id in self._taken:
             return True  # already in as a recalled turn: it costs nothing more
+        if turn.fallback is not None and (
+            turn.tokens > self._room or self._pictures + len(turn.pictures) > MAX_PICTURES
+        ):
+            # An old image that no longer fits gives way to a note of it, and the
+            # conversation around it goes on.
+            turn = turn.fallback
         if turn.tokens > self._room:
             # Stop at the first turn that does not fit: skipping it to squeeze in an older
             # one would show the model a conversation with a hole in it. It is kept, to be
@@ -198,6 +238,7 @@ class ContextBuilder:
         if turn.id is not None:
             self._taken.add(turn.id)
         self._room -= turn.tokens
+        self._pictures += len(turn.pictures)
         return True
 
     def recall(self, candidates: Iterable[Turn]) -> int:
@@ -277,5 +318,30 @@ class Assembled:
     truncated: bool = False
     oldest_recent_id: int | None = None
 
-    def as_api(self) -> list[dict[str, str]]:
-        return [turn.as_api() for turn in self.turns]
+    @property
+    def pictures(self) -> list[Picture]:
+        """The images this request carries, each once."""
+        seen: dict[str, Picture] = {}
+        for turn in self.turns:
+            for picture in turn.pictures:
+                seen.setdefault(picture.file_unique_id, picture)
+        return list(seen.values())
+
+    def without_pictures_of(self, missing: set[str]) -> Assembled:
+        """The request with the turns whose images could not be fetched in their noted form
+        (never larger: a note costs less than an image)."""
+        turns: list[Turn] = []
+        prompt_tokens = self.prompt_tokens
+        for turn in self.turns:
+            if turn.fallback is not None and any(
+                p.file_unique_id in missing for p in turn.pictures
+            ):
+                prompt_tokens += turn.fallback.tokens - turn.tokens
+                turn = turn.fallback
+            turns.append(turn)
+        return replace(self, turns=turns, prompt_tokens=prompt_tokens)
+
+    def as_api(
+        self, urls: Mapping[str, str] | None = None, detail: ImageDetail = ImageDetail.AUTO
+    ) -> list[dict[str, Any]]:
+        return [turn.as_api(urls, detail) for turn in self.turns]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import MemorySettings, OpenAISettings
@@ -12,7 +14,15 @@ from app.db.models import Message
 from app.db.personas import PersonaRepository
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
-from app.domain.enums import AnswerLength, MemoryKind, MemoryMode, MessageRole, MessageSource
+from app.domain.enums import (
+    AnswerLength,
+    ImageDetail,
+    MemoryKind,
+    MemoryMode,
+    MessageRole,
+    MessageSource,
+)
+from app.domain.media import Picture
 from app.domain.memory import MemoryReport
 from app.domain.refs import PersonaRef
 from app.memory.context import (
@@ -23,10 +33,12 @@ from app.memory.context import (
     PersonaMemory,
     PersonaTooLarge,
     QAPair,
+    Role,
     Shares,
     Turn,
     compose_system_message,
 )
+from app.memory.images import image_tokens, sees_images
 from app.memory.recall import search_terms
 from app.memory.tokens import TokenCounter
 from app.memory.window import ContextBudget
@@ -45,6 +57,22 @@ STYLE_INSTRUCTIONS: dict[AnswerLength, str] = {
     AnswerLength.SHORT: "Keep your answers short: a few sentences at most, unless asked for more.",
     AnswerLength.LONG: "Answer in depth, with detail and examples where they help.",
 }
+
+
+# Said to the model in place of images it is not shown (they no longer fit, or it cannot
+# see): English, like the other instructions to the model.
+PICTURES_NOT_SHOWN = "[The user sent {count} image(s) with this message; they are not shown here.]"
+
+
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """How the model of a request sees images: the tokens each costs at the chosen detail."""
+
+    model: str
+    detail: ImageDetail
+
+    def tokens(self, picture: Picture) -> int:
+        return image_tokens(self.model, picture.width, picture.height, self.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +223,8 @@ class MemoryService:
         one, with what it recalls), part by part."""
         memory = await self.persona_memory(session, persona)
         conversation = await self.conversation(session, user_id, persona.id)
-        last = await self.last_user_turn(session, conversation)
+        sight = self.sight(model)
+        last = await self.last_user_turn(session, conversation, sight)
         breakdown = None
         try:
             builder = self.builder(memory, last or self.user_turn(""), model, mode, length)
@@ -208,6 +237,7 @@ class MemoryService:
                 conversation,
                 before_id=last.id if last else None,
                 query=last.content if last else None,
+                sight=sight,
             )
             breakdown = assembled.breakdown
         summary = conversation.summary
@@ -242,10 +272,18 @@ class MemoryService:
         return CurrentConversation(conversation_id, user_id, persona_id)
 
     async def last_user_turn(
-        self, session: AsyncSession, conversation: CurrentConversation
+        self, session: AsyncSession, conversation: CurrentConversation, sight: Sight | None = None
     ) -> Turn | None:
-        row = await MessageRepository(session).last_user_turn(conversation.id)
-        return None if row is None else Turn("user", row.content, row.token_count, row.id)
+        """The user's newest turn, with its images as `sight` sees them."""
+        messages = MessageRepository(session)
+        row = await messages.last_user_turn(conversation.id)
+        if row is None:
+            return None
+        turn = Turn("user", row.content, row.token_count, row.id)
+        if row.image_count:
+            pictures = (await messages.pictures([row.id])).get(row.id, [])
+            return self.with_pictures(turn, pictures, sight)
+        return turn
 
     async def replace_user_turn(
         self, session: AsyncSession, conversation: CurrentConversation, turn_id: int, text: str
@@ -269,7 +307,7 @@ class MemoryService:
         rows = await MessageRepository(session).newest(conversation.id, before_id=None, limit=1)
         if not rows or _role(rows[0][1]) is not MessageRole.ASSISTANT:
             return None
-        turn_id, _, content, tokens = rows[0]
+        turn_id, _, content, tokens, _ = rows[0]
         return Turn("assistant", content, tokens, turn_id)
 
     async def extend_answer(
@@ -298,8 +336,39 @@ class MemoryService:
         row = await MessageRepository(session).by_telegram_id(user_id, telegram_message_id)
         return None if row is None else (row.conversation_id, row.id)
 
-    def user_turn(self, text: str) -> Turn:
-        return Turn("user", text, self.counter.message("user", text))
+    def sight(self, model: str) -> Sight | None:
+        """How `model` sees images; None for a model that cannot (OPENAI_VISION_MODELS adds
+        to the known ones)."""
+        if not sees_images(model, self._openai.vision_models):
+            return None
+        return Sight(model, self._openai.image_detail)
+
+    def user_turn(
+        self, text: str, pictures: Sequence[Picture] = (), sight: Sight | None = None
+    ) -> Turn:
+        turn = Turn("user", text, self.counter.message("user", text))
+        if pictures:
+            return self.with_pictures(turn, pictures, sight)
+        return turn
+
+    def with_pictures(self, turn: Turn, pictures: Sequence[Picture], sight: Sight | None) -> Turn:
+        """A stored turn with its images for a model with `sight`: their tokens counted for
+        it, and a note in their place as the fallback (for a blind model, the only form)."""
+        note = PICTURES_NOT_SHOWN.format(count=len(pictures))
+        noted_text = f"{turn.content}\n\n{note}" if turn.content else note
+        noted = Turn(turn.role, noted_text, self.counter.message(turn.role, noted_text), turn.id)
+        if sight is None:
+            return noted
+        cost = sum(sight.tokens(picture) for picture in pictures)
+        return Turn(
+            turn.role,
+            turn.content,
+            turn.tokens + cost,
+            turn.id,
+            tuple(pictures),
+            fallback=noted,
+            image_tokens=cost,
+        )
 
     def answer_turn(self, text: str) -> Turn:
         return Turn("assistant", text, self.counter.message("assistant", text))
@@ -311,17 +380,20 @@ class MemoryService:
         turn: Turn,
         telegram_message_id: int | None = None,
         source: MessageSource = MessageSource.TEXT,
+        pictures: Sequence[Picture] = (),
     ) -> Turn:
-        """Store a turn with the count it was given; returns it with its id."""
+        """Store a turn with the count it was given (of its text: its images are counted
+        for the model of each request); returns it with its id."""
         message_id = await MessageRepository(session).add(
             conversation_id=conversation.id,
             user_id=conversation.user_id,
             persona_id=conversation.persona_id,
             role=MessageRole(turn.role),
             content=turn.content,
-            token_count=turn.tokens,
+            token_count=turn.tokens - turn.image_tokens,
             telegram_message_id=telegram_message_id,
             source=source,
+            pictures=pictures,
         )
         return Turn(turn.role, turn.content, turn.tokens, message_id)
 
@@ -345,14 +417,17 @@ class MemoryService:
         *,
         before_id: int | None = None,
         query: str | None = None,
+        sight: Sight | None = None,
     ) -> Assembled:
         """Fill the builder in priority order: the summary, recent turns (older than
         `before_id`, if given) newest-first, turns recalled by searching for `query`, then
-        recent turns again with what recall left. History is read only as far as it fits."""
+        recent turns again with what recall left. History is read only as far as it fits.
+        Images of older turns are counted for `sight` (a note stands in for them when they
+        do not fit, or when it is None); recalled turns come as their text."""
         builder.use_summary(conversation.summary_turn)
         if query is None or self.settings.recall_turns == 0:
             builder.release_recall()
-        history = _History(MessageRepository(session), conversation.id, before_id)
+        history = _History(self, MessageRepository(session), conversation.id, before_id, sight)
         await history.fill(builder)
         if builder.full and query is not None:
             # Only now is there anything older than the recent turns to recall.
@@ -377,8 +452,15 @@ class _History:
     filling can stop (for recall) and go on where it stopped."""
 
     def __init__(
-        self, messages: MessageRepository, conversation_id: int, before_id: int | None
+        self,
+        memory: MemoryService,
+        messages: MessageRepository,
+        conversation_id: int,
+        before_id: int | None,
+        sight: Sight | None,
     ) -> None:
+        self._memory = memory
+        self._sight = sight
         self._messages = messages
         self._conversation_id = conversation_id
         self._before_id = before_id
@@ -404,15 +486,26 @@ class _History:
         rows = await self._messages.newest(
             self._conversation_id, before_id=self._before_id, limit=self._page
         )
-        self._turns = [
-            Turn(role.value, content, tokens, row_id) for row_id, role, content, tokens in rows
-        ]
+        self._turns = await self._dress(rows)
         self._next = 0
         if len(rows) < self._page:
             self._exhausted = True
         else:
             self._before_id = rows[-1][0]
             self._page = min(self._page * 4, MAX_PAGE)
+
+    async def _dress(self, rows: Sequence[Row[int, MessageRole, str, int, int]]) -> list[Turn]:
+        """Turns of a page; the images of those that carry some, in one query."""
+        with_images = [row[0] for row in rows if row[4]]
+        pictures = await self._messages.pictures(with_images) if with_images else {}
+        turns: list[Turn] = []
+        for row_id, role, content, tokens, _ in rows:
+            name: Role = "assistant" if role is MessageRole.ASSISTANT else "user"
+            turn = Turn(name, content, tokens, row_id)
+            if row_id in pictures:
+                turn = self._memory.with_pictures(turn, pictures[row_id], self._sight)
+            turns.append(turn)
+        return turns
 
 
 def _role(role: MessageRole | str) -> MessageRole:

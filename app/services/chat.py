@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup
@@ -20,6 +21,7 @@ from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.domain.enums import MessageSource, ReasoningDisplay
+from app.domain.media import ImageFile, Picture
 from app.domain.users import Preferences
 from app.llm.chat import (
     ChatRequest,
@@ -31,9 +33,10 @@ from app.llm.chat import (
     stream_answer,
 )
 from app.memory.context import Assembled, ContextBuilder, MessageTooLong, PersonaTooLarge, Turn
-from app.memory.service import CurrentConversation, MemoryService
+from app.memory.service import CurrentConversation, MemoryService, Sight
 from app.memory.summary import Summarizer
 from app.services.generations import Generation, Generations
+from app.services.pictures import PictureRefused, Pictures
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
 from app.services.usage import BudgetRefused, UsageService
@@ -88,8 +91,11 @@ class ChatService:
         continue_keyboard: Callable[[int], InlineKeyboardMarkup | None] = lambda _: None,
         shared_stops: SharedStops | None = None,
         recovery: InterruptedAnswers | None = None,
+        pictures: Pictures | None = None,
     ) -> None:
         self.memory = memory
+        # The bytes of the images users send (app/services/pictures.py).
+        self.pictures = pictures or Pictures(download_limit=None)
         # The chat path's database work goes through it (app/db/engine.py WriteGate).
         self.gate = gate or WriteGate()
         self.summarizer = summarizer
@@ -118,11 +124,26 @@ class ChatService:
         draft_id: int,
         telegram_message_id: int | None = None,
         source: MessageSource = MessageSource.TEXT,
+        images: Sequence[ImageFile] = (),
     ) -> str | None:
-        """Answer a new message (typed, or the transcript of a spoken one: `source`); the
-        answer when it was delivered whole and stored, else None (refused, failed, stopped)."""
+        """Answer a new message (typed, the transcript of a spoken one, or images with their
+        caption: `source`); the answer when it was delivered whole and stored, else None
+        (refused, failed, stopped)."""
         await self._check_budget(session, user_id, preferences)
-        turn = self.memory.user_turn(text)
+        pictures: list[Picture] = []
+        sight: Sight | None
+        if images:
+            seeing = await self._seeing(bot, chat_id, preferences)
+            if seeing is None:
+                return None
+            preferences, sight = seeing
+            received = await self._receive(bot, chat_id, images)
+            if received is None:
+                return None
+            pictures = received
+        else:
+            sight = self.memory.sight(preferences.model)
+        turn = self.memory.user_turn(text, pictures, sight)
         builder = await self._builder(bot, session, chat_id, preferences, turn)
         if builder is None:
             return None
@@ -135,12 +156,16 @@ class ChatService:
             async with self.gate.section(session):
                 conversation = await self.memory.conversation(session, user_id, persona_id)
                 await session.commit()
-        assembled = await self.memory.assemble(session, builder, conversation, query=text)
+        assembled = await self.memory.assemble(
+            session, builder, conversation, query=text, sight=sight
+        )
         # The user's message is stored while the model is asked, not before: nothing else
         # uses the session until it is, and the answer, or what a failure cost, is stored
         # only after it. No transaction is held open while the answer streams.
         stored = asyncio.create_task(
-            self._store_turn(session, conversation, turn, telegram_message_id, source, chat_id)
+            self._store_turn(
+                session, conversation, turn, telegram_message_id, source, chat_id, pictures
+            )
         )
         try:
             return await self._answer(
@@ -157,11 +182,14 @@ class ChatService:
         telegram_message_id: int | None,
         source: MessageSource,
         chat_id: int,
+        pictures: Sequence[Picture] = (),
     ) -> None:
         """The user's message, with the record that its answer is being written, in one
         commit (app/services/recovery.py)."""
         async with self.gate.section(session):
-            await self.memory.remember(session, conversation, turn, telegram_message_id, source)
+            await self.memory.remember(
+                session, conversation, turn, telegram_message_id, source, pictures
+            )
             self._begin(session, conversation, chat_id, telegram_message_id)
             await session.commit()
 
@@ -177,7 +205,17 @@ class ChatService:
     ) -> None:
         """Answer the user's newest message again; the old answer leaves the history."""
         conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
-        last = await self.memory.last_user_turn(session, conversation)
+        sight = self.memory.sight(preferences.model)
+        last = await self.memory.last_user_turn(session, conversation, sight)
+        vision_model = self.openai.vision_model
+        if sight is None and vision_model is not None and last is not None:
+            # A photo answered by OPENAI_VISION_MODEL is answered again by it.
+            seeing = self.memory.sight(vision_model) or Sight(
+                vision_model, self.openai.image_detail
+            )
+            seen = await self.memory.last_user_turn(session, conversation, seeing)
+            if seen is not None and seen.pictures:
+                preferences, last, sight = replace(preferences, model=vision_model), seen, seeing
         if last is None or last.id is None:
             await bot.send_message(chat_id, texts.nothing_to_retry())
             return
@@ -187,7 +225,16 @@ class ChatService:
             await self.memory.forget_answer(session, conversation, turn_id)
 
         await self._answer_again(
-            bot, session, chat_id, preferences, conversation, turn_id, last, forget_answer, draft_id
+            bot,
+            session,
+            chat_id,
+            preferences,
+            conversation,
+            turn_id,
+            last,
+            forget_answer,
+            draft_id,
+            sight=sight,
         )
 
     async def edit(
@@ -233,6 +280,7 @@ class ChatService:
         *,
         recall: bool = True,
         extending: Turn | None = None,
+        sight: Sight | None = None,
     ) -> None:
         """Answer `turn` with the history before stored turn `turn_id` (all of it for None),
         after `change` rewrites the history (the old answer dropped, or the turn's new text).
@@ -251,6 +299,7 @@ class ChatService:
                 conversation,
                 before_id=turn_id,
                 query=turn.content if recall else None,
+                sight=sight if sight is not None else self.memory.sight(preferences.model),
             )
             if change is not None:
                 await change()
@@ -308,6 +357,39 @@ class ChatService:
             return await self.shared_stops.stop(chat_id, draft_id)
         return self.generations.stop(chat_id, draft_id)
 
+    async def _seeing(
+        self, bot: Bot, chat_id: int, preferences: Preferences
+    ) -> tuple[Preferences, Sight] | None:
+        """The preferences an image is answered with, and how their model sees it: the
+        user's model if it sees, else OPENAI_VISION_MODEL; None once the user is told that
+        their model cannot see."""
+        sight = self.memory.sight(preferences.model)
+        if sight is not None:
+            return preferences, sight
+        vision_model = self.openai.vision_model
+        if vision_model is None:
+            await bot.send_message(chat_id, texts.model_cannot_see(preferences.model))
+            return None
+        # The owner named it as the one that sees, whether or not it is a known one.
+        sight = self.memory.sight(vision_model) or Sight(vision_model, self.openai.image_detail)
+        return replace(preferences, model=vision_model), sight
+
+    async def _receive(
+        self, bot: Bot, chat_id: int, images: Sequence[ImageFile]
+    ) -> list[Picture] | None:
+        """The images fetched and checked; None once the user is told why they cannot be."""
+        try:
+            async with ChatActionSender.upload_photo(bot=bot, chat_id=chat_id):
+                return await self.pictures.receive(bot, images)
+        except PictureRefused as refused:
+            if refused.reason == "too_big":
+                await bot.send_message(chat_id, texts.file_too_big(self.pictures.download_limit))
+            elif refused.reason == "download":
+                await bot.send_message(chat_id, texts.download_failed())
+            else:
+                await bot.send_message(chat_id, texts.image_unreadable())
+            return None
+
     async def _check_budget(
         self, session: AsyncSession, user_id: int, preferences: Preferences
     ) -> None:
@@ -324,7 +406,7 @@ class ChatService:
     ) -> ContextBuilder | None:
         """The request's budget for this message, or None once the user is told why not."""
         text = turn.content
-        if not text.strip():
+        if not text.strip() and not turn.pictures and turn.fallback is None:
             await bot.send_message(chat_id, texts.empty_message())
             return None
         if len(text) > self.chat.max_input_chars:
@@ -456,9 +538,10 @@ class ChatService:
             assembled.prompt_tokens,
             assembled.history_turns,
         )
+        messages, assembled = await self._with_pictures(bot, assembled)
         request = ChatRequest(
             model=preferences.model,
-            messages=assembled.as_api(),
+            messages=messages,
             max_answer_tokens=(
                 assembled.breakdown.answer_reserve
                 if assembled.breakdown
@@ -557,6 +640,20 @@ class ChatService:
                 log.info("Answer in chat %s stopped by the user", chat_id)
             # A cancelled read ends here; a failed one raises its LLMError.
             await asyncio.gather(reading, return_exceptions=attempt.stopped)
+
+    async def _with_pictures(
+        self, bot: Bot, assembled: Assembled
+    ) -> tuple[list[dict[str, Any]], Assembled]:
+        """The request's messages with its images' data, each fetched once; an image
+        Telegram no longer hands over is replaced by its note (which costs less)."""
+        pictures = assembled.pictures
+        if not pictures:
+            return assembled.as_api(), assembled
+        urls, missing = await self.pictures.data_urls(bot, pictures)
+        if missing:
+            log.warning("%d image(s) of the history could not be fetched", len(missing))
+            assembled = assembled.without_pictures_of(missing)
+        return assembled.as_api(urls, self.openai.image_detail), assembled
 
     async def _deliver(
         self,

@@ -56,6 +56,13 @@ from typing import Any, Self
 import tiktoken
 from aiohttp import web
 
+from tests.fakes.vision import (
+    INVALID_IMAGE_CODE,
+    INVALID_IMAGE_MESSAGE,
+    INVALID_IMAGE_TYPE,
+    image_part_tokens,
+)
+
 __all__ = [
     "FakeOpenAI",
     "RequestRecord",
@@ -122,20 +129,31 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
-def count_prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
+def count_prompt_tokens(messages: Iterable[dict[str, Any]], model: str = "") -> int:
     """Prompt tokens of a chat request, as in OpenAI's cookbook for chat models.
 
     Every message costs 3 tokens plus its role and content (plus 1 and the name when it
-    has a ``name``); every reply is primed with 3 more tokens.
+    has a ``name``); every reply is primed with 3 more tokens. Image parts cost what
+    OpenAI's guide says for ``model`` (tests/fakes/vision.py); an unreadable one raises
+    InvalidImage.
     """
     total = 3
     for message in messages:
         total += 3
         total += count_tokens(str(message.get("role") or ""))
         total += count_tokens(_content_text(message.get("content")))
+        total += sum(image_part_tokens(model, part) for part in image_parts(message))
         if message.get("name") is not None:
             total += 1 + count_tokens(str(message["name"]))
     return total
+
+
+def image_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The image parts of a message's content list."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [p for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
 
 
 def _split_into_chunks(tokens: list[int], per_chunk: int) -> list[str]:
@@ -714,9 +732,15 @@ class FakeOpenAI:
             )
         messages = body.get("messages")
         valid_messages = isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
-        prompt = (
-            count_prompt_tokens(messages) if isinstance(messages, list) and valid_messages else 0
-        )
+        invalid_image = False
+        try:
+            prompt = (
+                count_prompt_tokens(messages, str(body.get("model") or ""))
+                if isinstance(messages, list) and valid_messages
+                else 0
+            )
+        except ValueError:  # an image part that is not an image OpenAI reads
+            invalid_image, prompt = True, 0
         record = RequestRecord(body, prompt, arrived, bool(body.get("stream")))
         self.requests.append(body)
         self.prompt_tokens.append(prompt)
@@ -774,6 +798,10 @@ class FakeOpenAI:
                 "invalid_request_error",
                 "missing_required_parameter" if messages is None else "invalid_type",
                 "messages",
+            )
+        if invalid_image:
+            return self._error(
+                record, 400, INVALID_IMAGE_MESSAGE, INVALID_IMAGE_TYPE, INVALID_IMAGE_CODE
             )
         model = body.get("model")
         if not model:

@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import io
 import itertools
 import json
 import logging
@@ -1213,13 +1214,64 @@ class FakeTelegram:
         caption: str | None = None,
         mime_type: str | None = None,
         first_name: str = "User",
+        media_group_id: str | None = None,
+        size: int | None = None,
     ) -> dict[str, Any]:
-        """A user sends a document; the bot can fetch it with getFile + download."""
+        """A user sends a document; the bot can fetch it with getFile + download. ``size``
+        overrides the reported ``file_size``."""
         stored = self._store_file(content, file_name, mime_type, "documents")
-        extra: dict[str, Any] = {"document": self._document_dict(stored)}
+        document = self._document_dict(stored)
+        if size is not None:
+            document["file_size"] = size
+        extra: dict[str, Any] = {"document": document}
         if caption is not None:
             extra["caption"] = caption
+        if media_group_id is not None:
+            extra["media_group_id"] = media_group_id
         return self.push_message(user_id, None, first_name=first_name, extra=extra)
+
+    def push_photo(
+        self,
+        user_id: int,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        first_name: str = "User",
+    ) -> dict[str, Any]:
+        """A user sends a photo (JPEG bytes). As Telegram does, the message carries several
+        sizes, each a file of its own: a 90-px thumbnail and a 320-px one (made here with
+        Pillow) before the photo itself, largest last."""
+        from PIL import Image  # only the tests that send photos need Pillow
+
+        with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+            sizes: list[dict[str, Any]] = []
+            for side in (90, 320):
+                if max(width, height) <= side:
+                    continue
+                small = image.copy()
+                small.thumbnail((side, side))
+                buffer = io.BytesIO()
+                small.convert("RGB").save(buffer, format="JPEG")
+                sizes.append(self._photo_size(buffer.getvalue(), *small.size))
+        sizes.append(self._photo_size(content, width, height))
+        extra: dict[str, Any] = {"photo": sizes}
+        if caption is not None:
+            extra["caption"] = caption
+        if media_group_id is not None:
+            extra["media_group_id"] = media_group_id
+        return self.push_message(user_id, None, first_name=first_name, extra=extra)
+
+    def _photo_size(self, data: bytes, width: int, height: int) -> dict[str, Any]:
+        stored = self._store_file(data, None, "image/jpeg", "photos")
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(data),
+            "width": width,
+            "height": height,
+        }
 
     def push_voice(
         self,

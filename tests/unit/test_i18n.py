@@ -240,6 +240,7 @@ SAMPLES: dict[str, Any] = {
     "parts": [("persona memory", 1_234)],
     "answer_reserve": 500,
     "summary": "They talked about the sea.",
+    "model": "gpt-4o-mini",
 }
 # Texts the same in both languages by design.
 NOT_WORDS = {"number"}
