@@ -58,7 +58,7 @@ def read_pdf(data: bytes, max_pages: int) -> Extracted | Scanned:
     if _uses(reader, _PICTURES) or (chars == 0 and _uses(reader, _PAINTS)):
         return Scanned(pages=pages)
     if chars == 0:
-        raise DocumentRefused(Refusal.EMPTY, f"a PDF of {pages} blank pages")
+        raise DocumentRefused(Refusal.EMPTY, f"a blank PDF ({pages} pages, nothing on them)")
     # A little text and nothing else on the pages: that little text is the document.
     return Extracted(text=text, kind="pdf", pages=pages, encoding=None)
 
