@@ -6,6 +6,7 @@ read PDFs at once."""
 from __future__ import annotations
 
 import io
+import re
 
 from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, LimitReachedError
@@ -26,6 +27,9 @@ _PICTURES = frozenset({b"Do", b"INLINE IMAGE"})
 _PAINTS = _PICTURES | frozenset(
     {b"f", b"F", b"f*", b"S", b"s", b"B", b"B*", b"b", b"b*", b"sh", b"Tj", b"TJ", b"'", b'"'}
 )
+# pypdf puts a space for every gap wider than a space, so a justified line reads
+# "выпей  чаю.  The  quick": runs of spaces between words become one (indentation stays).
+_GAPS = re.compile(r"(?<=\S) {2,}(?=\S)")
 _AES = "encrypted with AES, which pypdf reads only with the cryptography package"
 
 
@@ -51,7 +55,7 @@ def read_pdf(data: bytes, max_pages: int) -> Extracted | Scanned:
             failed += 1
     if failed == pages:
         raise DocumentRefused(Refusal.BROKEN, "no page of the PDF could be read")
-    text = normalise("\n\n".join(texts))
+    text = normalise(_GAPS.sub(" ", "\n\n".join(texts)))
     chars = sum(1 for char in text if not char.isspace())
     if chars >= MIN_CHARS_PER_PAGE * pages:
         return Extracted(text=text, kind="pdf", pages=pages, encoding=None)

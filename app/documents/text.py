@@ -36,6 +36,11 @@ _SAMPLE = 16 * 1024
 _ODD = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f\ufffd]")
 # Text is allowed one odd character in this many (a NUL or two in a log a crash cut short).
 _ODD_SHARE = 100
+# UTF-8 is allowed one undecodable byte in this many characters.
+_STRAY = 1000
+# Under this plausibility no candidate is taken: random high bytes decode to characters in
+# every single-byte encoding, but never to words.
+_PLAUSIBLE = 0.5
 _ASCII = bytes(range(0x80))
 _WORD = re.compile(r"[^\W\d_]+")
 # Symbols that mis-decoded bytes turn into (box drawing "╧", "³", private use ...).
@@ -53,6 +58,11 @@ def decode_text(data: bytes) -> tuple[str, str]:
             break
     text = _strict(data, "utf-8")
     if text is not None and _is_text(text):
+        return text, "utf-8"
+    # UTF-8 with a stray bad byte or two (a file cut mid-character, one pasted byte): still
+    # UTF-8, or every legacy encoding would garble all of its other letters.
+    text = data.decode("utf-8", errors="replace")
+    if text.count("\ufffd") * _STRAY <= len(text) and _is_text(text):
         return text, "utf-8"
     for encoding in _utf16_without_bom(data):
         text = _strict(data, encoding)
@@ -105,7 +115,7 @@ def _candidates(data: bytes) -> list[str]:
     unique = list(dict.fromkeys(codecs.lookup(name).name for name in ordered))
     scores = {name: _plausibility(data[:_SAMPLE], name) for name in unique}
     # sorted() is stable: among equal scores the order above stands.
-    return sorted((name for name in unique if scores[name] >= 0), key=lambda n: -scores[n])
+    return sorted((n for n in unique if scores[n] >= _PLAUSIBLE), key=lambda n: -scores[n])
 
 
 def _plausibility(sample: bytes, encoding: str) -> float:

@@ -8,6 +8,7 @@ import io
 import json
 import struct
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docx
@@ -77,6 +78,14 @@ def test_the_pages_of_a_pdf_are_apart_by_a_blank_line() -> None:
     first, second = result.text.split("\n\n")
     assert first == "Page 1: the first page of a plain English document."
     assert second == "Page 2: the second page of a plain English document."
+
+
+def test_a_justified_pdf_reads_with_single_spaces_between_words() -> None:
+    text = extracted(fixture("justified.pdf"), "book.pdf").text
+    assert "  " not in text
+    assert " ".join(text.split()) == " ".join(
+        ["The quick brown fox jumps over the lazy dog, again and again."] * 6
+    )
 
 
 def test_a_pdf_of_pictures_without_a_text_layer_is_scanned() -> None:
@@ -224,6 +233,20 @@ def test_normalise_keeps_the_first_lines_indentation() -> None:
     assert normalise("\n\n    indented\n") == "    indented"
 
 
+def test_utf8_with_a_stray_bad_byte_is_still_utf8() -> None:
+    data = (PANGRAM + "\n").encode() * 20 + b"\xff" + "конец".encode()
+    result = extracted(data, "cut.txt")
+    assert result.encoding == "utf-8"
+    assert result.text.startswith(PANGRAM)
+    assert result.text.endswith("\ufffdконец")
+
+
+def test_high_bytes_that_make_no_words_are_unsupported() -> None:
+    # Every byte is a letter or a symbol in KOI8-R or Windows-1251, but no words come of it.
+    data = bytes((n * 37 + n // 7) % 128 + 128 for n in range(4096))
+    assert refusal(data, "noise.txt") is Refusal.UNSUPPORTED
+
+
 def test_binary_bytes_without_a_known_format_are_unsupported() -> None:
     data = bytes(range(256)) * 16
     assert refusal(data, "data.txt") is Refusal.UNSUPPORTED
@@ -313,6 +336,18 @@ def test_pages_render_at_150_dpi_when_that_fits() -> None:
     pages = render_pages(fixture("two_pages.pdf"), 2)
     # A4 is 8.27 x 11.69 inches.
     assert [(page.width, page.height) for page in pages] == [(1241, 1754)] * 2
+
+
+def test_pages_render_and_documents_read_in_many_threads_at_once() -> None:
+    # pdfium crashes the process when two threads call it at once; PDFIUM_LOCK prevents it.
+    scan, text = fixture("scanned.pdf"), fixture("two_pages.pdf")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        renders = [pool.submit(render_pages, scan, 1, max_side=300) for _ in range(16)]
+        reads = [pool.submit(extract, text, "two.pdf") for _ in range(16)]
+        pngs = {future.result()[0].png for future in renders}
+        texts = {future.result() for future in reads}
+    assert len(pngs) == 1
+    assert len(texts) == 1
 
 
 def test_rendering_a_broken_pdf_is_refused_as_broken() -> None:

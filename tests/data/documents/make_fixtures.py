@@ -52,6 +52,16 @@ def two_pages() -> bytes:
     return bytes(pdf.output())
 
 
+def justified() -> bytes:
+    """A paragraph set justified (fpdf2's default), as most books and papers are: its lines
+    stretch the spaces between words."""
+    pdf = new_pdf()
+    pdf.set_font("Helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "The quick brown fox jumps over the lazy dog, again and again. " * 6)
+    return bytes(pdf.output())
+
+
 def scanned() -> bytes:
     """A page that is one picture and no text: what a scanner or a phone's camera makes."""
     image = Image.new("L", (420, 594), 255)
@@ -74,6 +84,7 @@ def blank() -> bytes:
 
 
 def encrypted(data: bytes, user: str, owner: str) -> bytes:
+    """(Its bytes differ at every run: pypdf draws the file's ID at random.)"""
     # RC4-128: pypdf reads it without the cryptography package, which AES needs.
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
     writer.encrypt(user_password=user, owner_password=owner, algorithm="RC4-128")
@@ -87,6 +98,7 @@ def main() -> None:
     fixtures = {
         "cyrillic.pdf": cyrillic(),
         "two_pages.pdf": pages,
+        "justified.pdf": justified(),
         "scanned.pdf": scanned(),
         "blank.pdf": blank(),
         "password.pdf": encrypted(pages, user="secret", owner="secret"),
