@@ -33,8 +33,9 @@ _SLACK = 32
 
 def split_chunks(text: str, count: Counter, max_tokens: int) -> list[str]:
     """Consecutive non-empty chunks of text, each with count(chunk) <= max_tokens, that join
-    back into text. Raises ValueError when one character alone is over max_tokens (a
-    4-byte character can be 4 tokens; any budget of 4 or more is safe)."""
+    back into text. Raises ValueError when one character alone is over max_tokens (with
+    tiktoken a character is at most as many tokens as its UTF-8 bytes, 4: a budget of 4 or
+    more is always safe)."""
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
     if not text:

@@ -18,7 +18,8 @@ from app.domain.documents import DocumentRefused, Extracted, Refusal
 # document costs: ten times the public Bot API's 20 MB download at XML's usual compression.
 UNPACKED_LIMIT = 200 * 1024 * 1024
 
-_HEADING = re.compile(r"Heading (\d)$")
+# Word stores the built-in style names in English whatever the user's language ("heading 1").
+_HEADING = re.compile(r"heading (\d)$", re.IGNORECASE)
 
 
 def read_docx(data: bytes) -> Extracted:
@@ -54,7 +55,7 @@ def _heading_level(paragraph: Paragraph) -> int:
     """1 to 9 for Word's built-in "Title" and "Heading N" styles, 0 for any other paragraph."""
     style = paragraph.style
     name = style.name if style is not None else None
-    if name == "Title":
+    if (name or "").lower() == "title":
         return 1
     match = _HEADING.match(name or "")
     return int(match.group(1)) if match else 0

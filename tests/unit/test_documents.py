@@ -340,20 +340,24 @@ def test_pages_render_at_150_dpi_when_that_fits() -> None:
 
 def test_pages_render_and_documents_read_in_many_threads_at_once() -> None:
     # pdfium crashes the process when two threads call it at once; PDFIUM_LOCK prevents it.
-    scan, text = fixture("scanned.pdf"), fixture("two_pages.pdf")
+    scan, pdf, word = fixture("scanned.pdf"), fixture("two_pages.pdf"), word_document()
     with ThreadPoolExecutor(max_workers=8) as pool:
         renders = [pool.submit(render_pages, scan, 1, max_side=300) for _ in range(16)]
-        reads = [pool.submit(extract, text, "two.pdf") for _ in range(16)]
+        reads = [pool.submit(extract, data, "file") for data in [pdf, word] * 8]
         pngs = {future.result()[0].png for future in renders}
         texts = {future.result() for future in reads}
     assert len(pngs) == 1
-    assert len(texts) == 1
+    assert len(texts) == 2
 
 
-def test_rendering_a_broken_pdf_is_refused_as_broken() -> None:
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("truncated.pdf", Refusal.BROKEN), ("password.pdf", Refusal.ENCRYPTED)],
+)
+def test_rendering_a_pdf_pdfium_cannot_open_is_refused(name: str, reason: Refusal) -> None:
     with pytest.raises(DocumentRefused) as refused:
-        render_pages(fixture("truncated.pdf"), 1)
-    assert refused.value.reason is Refusal.BROKEN
+        render_pages(fixture(name), 1)
+    assert refused.value.reason is reason
 
 
 # Chunks
