@@ -56,10 +56,11 @@ def read_pdf(data: bytes, max_pages: int) -> Extracted | Scanned:
     if failed == pages:
         raise DocumentRefused(Refusal.BROKEN, "no page of the PDF could be read")
     text = normalise(_GAPS.sub(" ", "\n\n".join(texts)))
-    chars = sum(1 for char in text if not char.isspace())
+    chars = len("".join(text.split()))  # not counting whitespace
     if chars >= MIN_CHARS_PER_PAGE * pages:
         return Extracted(text=text, kind="pdf", pages=pages, encoding=None)
-    if _uses(reader, _PICTURES) or (chars == 0 and _uses(reader, _PAINTS)):
+    drawn = _drawn(reader)
+    if drawn & _PICTURES or (chars == 0 and drawn):
         return Scanned(pages=pages)
     if chars == 0:
         raise DocumentRefused(Refusal.EMPTY, f"a blank PDF ({pages} pages, nothing on them)")
@@ -86,18 +87,23 @@ def _open(data: bytes) -> tuple[PdfReader, int]:
         raise DocumentRefused(Refusal.BROKEN, detail) from None
 
 
-def _uses(reader: PdfReader, operators: frozenset[bytes]) -> bool:
-    """Whether any page's content stream has one of these operators."""
-    return any(_page_uses(page, operators) for page in reader.pages)
+def _drawn(reader: PdfReader) -> frozenset[bytes]:
+    """The painting operators the pages use, read in one pass that stops at a picture."""
+    drawn: frozenset[bytes] = frozenset()
+    for page in reader.pages:
+        drawn |= _operators(page) & _PAINTS
+        if drawn & _PICTURES:
+            break
+    return drawn
 
 
-def _page_uses(page: PageObject, operators: frozenset[bytes]) -> bool:
+def _operators(page: PageObject) -> frozenset[bytes]:
     try:
         contents = page.get_contents()
         if contents is None:
-            return False
-        return any(operator in operators for _, operator in contents.operations)
+            return frozenset()
+        return frozenset(operator for _, operator in contents.operations)
     except Exception:  # noqa: BLE001 - a content stream pypdf cannot parse
-        # Something is on the page that the text extraction could not read either: let the
-        # renderer, which is more forgiving, show it to the caller.
-        return True
+        # Something is on the page that the text extraction could not read either: take it
+        # for a picture, and let the renderer, which is more forgiving, show it to the caller.
+        return _PICTURES

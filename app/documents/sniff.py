@@ -69,7 +69,7 @@ _MAGIC: tuple[tuple[int, bytes, Refusal, str], ...] = (
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .doc, .xls, .ppt, .msi: Microsoft's compound file
 _ZIP = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-# A PDF reader accepts the header anywhere in the first KiB (junk before it is common).
+# PDF readers accept the header anywhere in the first KiB, and junk before it occurs.
 _PDF_WINDOW = 1024
 # What [Content_Types].xml names a Word document's main part as (python-docx checks the same).
 _WORD_MAIN = b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
@@ -81,7 +81,7 @@ def identify(data: bytes, claim: Claim | None) -> Kind:
     """ "pdf" or "docx" when the bytes are one; "text" when no magic says otherwise (which
     does not make them text yet). Raises DocumentRefused for what announces a format we do
     not read."""
-    if b"%PDF-" in data[:_PDF_WINDOW]:
+    if _is_pdf(data):
         return "pdf"
     if data.startswith(_ZIP):
         return _zip_kind(data, claim)
@@ -110,6 +110,15 @@ def _printable(magic: bytes) -> bool:
 def _binary(head: bytes) -> bool:
     """Whether bytes hold control characters no text file has (NUL among them)."""
     return any(byte < 0x09 or 0x0E <= byte < 0x1B for byte in head)
+
+
+def _is_pdf(data: bytes) -> bool:
+    """A PDF starts with its header, or has it in its first KiB after junk (an e-mail's or
+    an HTTP response's headers) and ends with %%EOF: a note or a script that merely
+    mentions "%PDF-" near its top is not one."""
+    if data.lstrip(b"\x00\t\n\r\f ").startswith(b"%PDF-"):
+        return True
+    return b"%PDF-" in data[:_PDF_WINDOW] and b"%%EOF" in data[-_PDF_WINDOW:]
 
 
 def _zip_kind(data: bytes, claim: Claim | None) -> Kind:

@@ -77,10 +77,13 @@ def _table(table: Table) -> str:
 
 
 def _cell(cell: _Cell) -> str:
-    """A cell's paragraphs and nested tables on one line, so its row stays one line."""
+    """A cell's paragraphs and nested tables on one line, so its row stays one line; a
+    nested table in brackets, its rows apart by " / ", so its cells are not the row's."""
     parts = []
     for block in cell.iter_inner_content():
-        text = _table(block).replace("\n", " / ") if isinstance(block, Table) else block.text
+        text = _table(block) if isinstance(block, Table) else block.text
+        if isinstance(block, Table) and text:
+            text = "[" + text.replace("\n", " / ") + "]"
         if text.strip():
             parts.append(" ".join(text.split()))
     return " ".join(parts)

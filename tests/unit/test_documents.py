@@ -124,6 +124,11 @@ def test_a_pdf_is_known_by_its_bytes_whatever_its_name() -> None:
     assert extracted(fixture("two_pages.pdf"), "notes.txt").kind == "pdf"
 
 
+def test_a_note_that_mentions_the_pdf_header_is_text() -> None:
+    note = 'A PDF starts with "%PDF-1.7" and ends with a trailer.'
+    assert extracted(note.encode(), "notes.md").text == note
+
+
 def test_text_named_as_a_pdf_is_broken() -> None:
     assert refusal(b"<html>404 Not Found</html>", "report.pdf") is Refusal.BROKEN
 
@@ -141,6 +146,21 @@ def test_a_word_document_reads_headings_paragraphs_and_tables_in_order() -> None
         "Месяц | Выручка | Расход\nЯнварь | 10 | 7",
         "После таблицы: итоги.",
     ]
+
+
+def test_a_merged_cell_reads_once_and_a_nested_table_in_brackets() -> None:
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "Итого"
+    table.cell(0, 2).text = "17"
+    table.cell(1, 0).text = "Детали"
+    nested = table.cell(1, 1).add_table(rows=2, cols=2)
+    for (row, column), text in {(0, 0): "a", (0, 1): "b", (1, 0): "c", (1, 1): "d"}.items():
+        nested.cell(row, column).text = text
+    table.cell(1, 2).text = "—"
+    out = io.BytesIO()
+    document.save(out)
+    assert extracted(out.getvalue(), "t.docx").text == "Итого | 17\nДетали | [a | b / c | d] | —"
 
 
 def test_a_word_document_is_known_by_its_contents_not_its_name() -> None:
