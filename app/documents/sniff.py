@@ -78,9 +78,9 @@ _CONTENT_TYPES_LIMIT = 1024 * 1024
 
 
 def identify(data: bytes, claim: Claim | None) -> Kind:
-    """ "pdf" or "docx" when the bytes are one; "text" when no magic says otherwise (which
-    does not make them text yet). Raises DocumentRefused for what announces a format we do
-    not read."""
+    """The kind of the bytes: "pdf" or "docx" when they are one, "text" when no magic says
+    otherwise (which does not make them text yet). Raises DocumentRefused for what
+    announces a format we do not read."""
     if _is_pdf(data):
         return "pdf"
     if data.startswith(_ZIP):
