@@ -15,7 +15,12 @@ target_metadata = Base.metadata
 
 # Full-text indexes for recall are made by hand in their migration (autogenerate cannot
 # express them); without this, autogenerate would propose dropping them.
-HAND_MADE = ("messages_fts", "ix_messages_content_tsv")
+HAND_MADE = (
+    "messages_fts",
+    "ix_messages_content_tsv",
+    "document_chunks_fts",
+    "ix_document_chunks_content_tsv",
+)
 
 
 def include_name(name: str | None, type_: str, _parents: object) -> bool:

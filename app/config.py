@@ -238,6 +238,19 @@ class VoiceSettings(_Section):
     max_seconds: int = Field(default=600, ge=1, le=4 * 3600)
 
 
+class DocumentSettings(_Section):
+    """Documents users send (PDF, Word, text, code...): read into the conversation."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCUMENT_")
+
+    # The largest file read (the public Bot API hands bots at most 20 MB anyway), and the
+    # most pages of a PDF.
+    max_mb: int = Field(default=20, ge=1, le=2000)
+    max_pages: int = Field(default=500, ge=1, le=10_000)
+    # A scanned PDF (no text layer) goes to a vision model as images of its first pages.
+    scan_pages: int = Field(default=4, ge=0, le=20)
+
+
 class RedisSettings(_Section):
     """Optional Redis for dialog states when several processes serve one bot."""
 
@@ -337,6 +350,10 @@ class MemorySettings(_Section):
     # summary and the recalled turns may take at most; what they leave goes to recent turns.
     summary_share: float = Field(default=0.15, ge=0.0, le=0.5)
     recall_share: float = Field(default=0.15, ge=0.0, le=0.5)
+    # A document the user sent goes into the request whole when it takes at most this share
+    # of what the persona leaves; a longer one is split, and the parts that match each
+    # question are sent within this share.
+    document_share: float = Field(default=0.5, ge=0.05, le=0.9)
     # Most turns recalled into one request.
     recall_turns: int = Field(default=6, ge=0, le=50)
     # The summariser: its model (default OPENAI_MODEL), the longest summary it may write,
@@ -438,6 +455,7 @@ class Settings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
@@ -462,6 +480,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "webhook": WebhookSettings,
     "transcribe": TranscribeSettings,
     "voice": VoiceSettings,
+    "documents": DocumentSettings,
     "memory": MemorySettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,

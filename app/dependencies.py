@@ -21,6 +21,7 @@ from app.memory.summary import Summarizer
 from app.middlewares.inflight import InFlightMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.documents import DocumentService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService
@@ -62,6 +63,7 @@ class AppData(TypedDict):
     user_admin: UserAdminService
     access_requests: AccessRequestService
     voice: VoiceService
+    documents: DocumentService
     speech: SpeechService
 
 

@@ -42,6 +42,8 @@ from app.middlewares.shared_lock import SharedUserLocks
 from app.middlewares.spoken import SpokenTextMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.documents import DocumentService
+from app.services.downloads import PUBLIC_DOWNLOAD_LIMIT
 from app.services.generations import Generations
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
@@ -53,7 +55,7 @@ from app.services.speech import SpeechService
 from app.services.summary_locks import SharedSummaryLocks
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
-from app.services.voice import PUBLIC_DOWNLOAD_LIMIT, VoiceService
+from app.services.voice import VoiceService
 from app.views.chat import continue_keyboard
 
 log = logging.getLogger(__name__)
@@ -205,6 +207,9 @@ def create_dispatcher(
         "user_admin": UserAdminService(settings.access),
         "access_requests": access_requests,
         "voice": voice,
+        "documents": DocumentService(
+            settings.documents, memory, usage=usage, download_limit=download_limit
+        ),
         "speech": SpeechService(
             Speaker(llm, settings.openai.tts_model, settings.openai.tts_voice), counter, usage=usage
         ),

@@ -12,7 +12,7 @@ from aiogram.fsm.state import StatesGroup
 from aiogram.types import CallbackQuery, Message, TelegramObject
 from pydantic import BaseModel, ValidationError
 
-from app.domain.media import AudioFile, ImageFile
+from app.domain.media import AudioFile, DocumentFile, ImageFile
 from app.domain.rights import Right
 from app.domain.users import UserContext
 from app.fsm.personas import EditorData, EditPersonaDialog, NewPersonaData, NewPersonaDialog
@@ -151,3 +151,25 @@ class Pictured(Filter):
     ) -> bool | dict[str, Any]:
         images = [image for part in album or [message] if (image := image_of(part))]
         return {"images": images} if images else False
+
+
+def document_of(message: Message) -> DocumentFile | None:
+    """The file of a message to be read (an image sent as a file is a photo: `image_of`)."""
+    document = message.document
+    if document is None or image_of(message) is not None:
+        return None
+    return DocumentFile(
+        document.file_id,
+        document.file_unique_id,
+        document.file_size,
+        document.file_name or "document",
+        document.mime_type,
+    )
+
+
+class Document(Filter):
+    """Passes a file to be read, handing the handler the file as `document`."""
+
+    async def __call__(self, message: Message) -> bool | dict[str, Any]:
+        document = document_of(message)
+        return False if document is None else {"document": document}

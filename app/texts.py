@@ -13,6 +13,7 @@ from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.numbers import format_decimal
 
+from app.domain.documents import Refusal
 from app.llm.chat import FailureKind
 
 # Rough characters per token for English-like text, only to tell users a limit in their terms.
@@ -88,8 +89,9 @@ def empty_message() -> str:
 
 def unsupported_content() -> str:
     return _(
-        "I read text, listen to voice messages and look at photos: stickers, videos and "
-        "this kind of message are not supported. Please write, say or show your message."
+        "I read text and documents, listen to voice messages and look at photos: stickers, "
+        "videos and this kind of message are not supported. Please write, say or show your "
+        "message."
     )
 
 
@@ -125,6 +127,66 @@ def image_unreadable() -> str:
     return _(
         "I could not read this image: it is damaged, too large, or in a format I do not know. "
         "Please send it as a photo (JPEG or PNG)."
+    )
+
+
+def album_parts_skipped(count: int) -> str:
+    return ngettext(
+        "I answer what I can read of these together; one part (a video, or a file of "
+        "another kind) I leave out. Send it on its own if it is a document.",
+        "I answer what I can read of these together; {count} parts (videos, or files of "
+        "another kind) I leave out. Send them on their own if they are documents.",
+        count,
+    ).format(count=number(count))
+
+
+def page_count(count: int) -> str:
+    return ngettext("{count} page", "{count} pages", count).format(count=number(count))
+
+
+def document_split(name: str, pages: int | None, tokens: int, part_count: int) -> str:
+    size = f"{page_count(pages)}, " if pages else ""
+    return _(
+        "📄 {name}: {size}about {tokens}, too long to read at once. I keep it with our "
+        "conversation in {parts} parts and use the ones that match each of your questions."
+    ).format(name=escape(name), size=size, tokens=token_count(tokens), parts=number(part_count))
+
+
+def document_scanned() -> str:
+    return _(
+        "This PDF is a scan with no text in it, and I do not read scans. Please send the "
+        "pages as photos, or a PDF with text."
+    )
+
+
+def document_scan_unseen(model: str) -> str:
+    return _(
+        "This PDF is a scan with no text in it, and the model {model} cannot see images, so "
+        "I cannot read it. Choose another model in /settings, or send a PDF with text."
+    ).format(model=model)
+
+
+def document_refused(reason: Refusal, max_mb: int, max_pages: int) -> str:
+    if reason is Refusal.ARCHIVE:
+        return _("I do not open archives. Please unpack it and send me the documents in it.")
+    if reason is Refusal.EXECUTABLE:
+        return _("This is a program, not a document, and I do not open programs.")
+    if reason is Refusal.ENCRYPTED:
+        return _(
+            "This PDF is protected by a password, so I cannot read it. Please send a copy "
+            "without one."
+        )
+    if reason is Refusal.BROKEN:
+        return _("This file is damaged and I could not read it. Please check it and send it again.")
+    if reason is Refusal.EMPTY:
+        return _("There is no text in this document, so there is nothing for me to read.")
+    if reason is Refusal.TOO_LARGE:
+        return _(
+            "This document is too large for me: I read files of up to {size} MB and {pages}."
+        ).format(size=number(max_mb), pages=page_count(max_pages))
+    return _(
+        "I cannot read this kind of file. I read PDF, Word (.docx), plain text, Markdown, "
+        "code, CSV, JSON, XML and the like, and look at images."
     )
 
 

@@ -20,14 +20,16 @@ class MessageRepository:
 
     async def current_with_summary(
         self, user_id: int, persona_id: int
-    ) -> Row[int, str | None, int, int | None] | None:
-        """The current conversation's id with its summary, in the same one-row look-up."""
+    ) -> Row[int, str | None, int, int | None, int] | None:
+        """The current conversation's id with its summary and how many long documents it
+        holds, in the same one-row look-up."""
         result = await self.session.execute(
             select(
                 Conversation.id,
                 Conversation.summary,
                 Conversation.summary_tokens,
                 Conversation.summary_until_id,
+                Conversation.documents,
             )
             .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
             .order_by(Conversation.id.desc())
@@ -77,6 +79,7 @@ class MessageRepository:
                     width=picture.width,
                     height=picture.height,
                     mime_type=picture.mime_type,
+                    page=picture.page,
                 )
             )
         if pictures:
@@ -108,7 +111,9 @@ class MessageRepository:
         found: dict[int, list[Picture]] = {}
         for row in result.scalars():
             found.setdefault(row.message_id, []).append(
-                Picture(row.file_id, row.file_unique_id, row.width, row.height, row.mime_type)
+                Picture(
+                    row.file_id, row.file_unique_id, row.width, row.height, row.mime_type, row.page
+                )
             )
         return found
 

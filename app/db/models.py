@@ -216,6 +216,9 @@ class Conversation(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     summary_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     summary_until_id: Mapped[int | None] = mapped_column(Integer)
+    # How many documents too long to send whole it holds (their parts: DocumentChunk): the
+    # parts are searched for each message only where there are some.
+    documents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -270,6 +273,27 @@ class MessageImage(Base):
     height: Mapped[int] = mapped_column(Integer)
     # What the model is sent: image/jpeg, image/png, image/webp or image/gif.
     mime_type: Mapped[str] = mapped_column(String(32))
+    # A page of a scanned PDF (the file): rendered again from the PDF when needed.
+    page: Mapped[int | None] = mapped_column(Integer)
+
+
+class DocumentChunk(Base):
+    """A part of a document too long to send whole, stored with the conversation and found
+    by full-text search (the document_chunks_fts index, like the recall of old turns) for
+    each question; the user's turn that sent the document says what it was."""
+
+    __tablename__ = "document_chunks"
+    __table_args__ = (Index("ix_document_chunks_conversation_id", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    file_name: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer)  # from 1
+    parts: Mapped[int] = mapped_column(Integer)  # of the document
+    content: Mapped[str] = mapped_column(Text)
+    # Tokens of the content as text (the excerpts' message is counted whole when sent).
+    token_count: Mapped[int] = mapped_column(Integer)
 
 
 class PendingAnswer(Base):

@@ -38,3 +38,16 @@ class Picture:
     width: int
     height: int
     mime_type: str = "image/jpeg"
+    # A page of a scanned PDF (the file), rendered from it: counted from 0.
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFile:
+    """A file a user sent to be read (not an image): a Telegram file to fetch."""
+
+    file_id: str
+    file_unique_id: str
+    size: int | None  # bytes, when Telegram says
+    file_name: str
+    mime_type: str | None

@@ -21,10 +21,11 @@ class Breakdown:
     recent: int
     recalled_turns: int
     recent_turns: int
+    documents: int = 0  # parts of long documents matching the message
 
     @property
     def conversation_used(self) -> int:
-        return self.summary + self.recalled + self.recent
+        return self.summary + self.recalled + self.recent + self.documents
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from aiogram import Bot, Router
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import texts
 from app.domain.enums import MessageSource
 from app.domain.media import ImageFile
 from app.domain.users import Preferences, UserContext
@@ -28,6 +29,9 @@ async def photo_message(
 ) -> None:
     parts = album or [message]
     caption = "\n\n".join(part.caption for part in parts if part.caption)
+    if len(images) < len(parts):
+        # An album may mix photos with videos or files: the rest is not silently dropped.
+        await message.answer(texts.album_parts_skipped(len(parts) - len(images)))
     answering = reply_and_speak(
         message,
         bot,

@@ -154,6 +154,8 @@ class ContextBuilder:
     # The user's answer-length instruction, sent after the persona; counted with it.
     style: Turn | None = None
     summary: Turn | None = None
+    # Parts of long documents matching the new message, sent just before it.
+    excerpts: Turn | None = None
     _history: list[Turn] = field(default_factory=list)
     _recalled: list[Turn] = field(default_factory=list)
     _taken: set[int] = field(default_factory=set)
@@ -199,6 +201,17 @@ class ContextBuilder:
             return False
         self.summary = summary
         self._room -= summary.tokens
+        return True
+
+    def use_excerpts(self, excerpts: Turn, share: float) -> bool:
+        """Send parts of the conversation's documents, if they fit `share` of the budget;
+        call before offering turns."""
+        if self.excerpts is not None or self._history:
+            return False
+        if excerpts.tokens > min(int(self._conversation_budget * share), self._room):
+            return False
+        self.excerpts = excerpts
+        self._room -= excerpts.tokens
         return True
 
     @property
@@ -276,7 +289,8 @@ class ContextBuilder:
             history = list(reversed(self._history))
         summary = [self.summary] if self.summary is not None else []
         style = [self.style] if self.style is not None else []
-        turns = [*self.persona.turns(), *style, *summary, *history, self.new_message]
+        excerpts = [self.excerpts] if self.excerpts is not None else []
+        turns = [*self.persona.turns(), *style, *summary, *history, *excerpts, self.new_message]
         summary_tokens = self.summary.tokens if self.summary is not None else 0
         recalled_tokens = sum(turn.tokens for turn in self._recalled)
         recent_tokens = sum(turn.tokens for turn in self._history)
@@ -292,6 +306,7 @@ class ContextBuilder:
             recent=recent_tokens,
             recalled_turns=len(self._recalled),
             recent_turns=len(self._history),
+            documents=self.excerpts.tokens if self.excerpts is not None else 0,
         )
         prompt_tokens = (
             REPLY_PRIMING + persona + self.new_message.tokens + breakdown.conversation_used

@@ -9,6 +9,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import MemorySettings, OpenAISettings
+from app.db.documents import DocumentRepository, PartRow
 from app.db.messages import MessageRepository
 from app.db.models import Message
 from app.db.personas import PersonaRepository
@@ -40,7 +41,7 @@ from app.memory.context import (
 )
 from app.memory.images import image_tokens, sees_images
 from app.memory.recall import search_terms
-from app.memory.tokens import TokenCounter
+from app.memory.tokens import REPLY_PRIMING, TokenCounter
 from app.memory.window import ContextBudget
 
 # History is read newest-first in pages: the first is usually enough; later ones grow so a
@@ -62,6 +63,16 @@ STYLE_INSTRUCTIONS: dict[AnswerLength, str] = {
 # Said to the model in place of images it is not shown (they no longer fit, or it cannot
 # see): English, like the other instructions to the model.
 PICTURES_NOT_SHOWN = "[The user sent {count} image(s) with this message; they are not shown here.]"
+
+
+# The system message that carries the parts of long documents matching a message.
+EXCERPTS_HEADING = (
+    "Parts of documents the user sent earlier in this conversation, chosen for their next "
+    "message (the rest of each document is not shown):"
+)
+EXCERPT_HEADER = '--- "{name}", part {position} of {parts} ---'
+# The most parts searched for one message; the share decides how many are sent.
+MAX_EXCERPTS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +97,8 @@ class CurrentConversation:
     summary: str | None = None
     summary_tokens: int = 0
     summary_until_id: int | None = None
+    # Long documents sent in it, whose parts are searched for each message.
+    documents: int = 0
 
     @property
     def summary_turn(self) -> Turn | None:
@@ -150,6 +163,37 @@ class MemoryService:
             turn = self._styles[length] = Turn("system", text, self.counter.message("system", text))
         return turn
 
+    def document_room(
+        self,
+        persona: PersonaMemory,
+        model: str,
+        mode: MemoryMode = MemoryMode.CHAT,
+        length: AnswerLength = AnswerLength.NORMAL,
+    ) -> int:
+        """Tokens a document may take in a request (MEMORY_DOCUMENT_SHARE of what the persona
+        leaves): whole when it fits, else the parts matching each message fill it."""
+        budget = self.budget_for(model, mode, length)
+        style = self.style(length)
+        left = budget.prompt_limit - REPLY_PRIMING - persona.tokens
+        left -= style.tokens if style is not None else 0
+        return max(0, int(left * self.settings.document_share))
+
+    async def remember_parts(
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        message_id: int,
+        file_name: str,
+        parts: Sequence[tuple[str, int]],
+    ) -> None:
+        """The parts of a long document the user turn `message_id` sent."""
+        await DocumentRepository(session).add(
+            conversation_id=conversation.id,
+            message_id=message_id,
+            file_name=file_name,
+            parts=parts,
+        )
+
     async def persona_memory(self, session: AsyncSession, persona: PersonaRef) -> PersonaMemory:
         """The persona's memory; kept between messages while its revision stays the same."""
         cached = self._personas.get(persona.id)
@@ -199,9 +243,9 @@ class MemoryService:
         row = await MessageRepository(session).current_with_summary(user_id, persona_id)
         if row is None:
             return None
-        conversation_id, summary, summary_tokens, until_id = row
+        conversation_id, summary, summary_tokens, until_id, documents = row
         return CurrentConversation(
-            conversation_id, user_id, persona_id, summary, summary_tokens, until_id
+            conversation_id, user_id, persona_id, summary, summary_tokens, until_id, documents
         )
 
     async def set_mode(self, session: AsyncSession, user_id: int, mode: MemoryMode) -> None:
@@ -425,6 +469,8 @@ class MemoryService:
         Images of older turns are counted for `sight` (a note stands in for them when they
         do not fit, or when it is None); recalled turns come as their text."""
         builder.use_summary(conversation.summary_turn)
+        if conversation.documents:
+            await self._excerpts(session, builder, conversation, query)
         if query is None or self.settings.recall_turns == 0:
             builder.release_recall()
         history = _History(self, MessageRepository(session), conversation.id, before_id, sight)
@@ -445,6 +491,55 @@ class MemoryService:
             builder.release_recall()
             await history.fill(builder)
         return builder.build()
+
+    async def _excerpts(
+        self,
+        session: AsyncSession,
+        builder: ContextBuilder,
+        conversation: CurrentConversation,
+        query: str | None,
+    ) -> None:
+        """The parts of the conversation's long documents that match the message, best
+        first, then the beginning of the newest one, within the document share; counted
+        exactly as the one message they are sent in."""
+        documents = DocumentRepository(session)
+        terms = search_terms(query) if query else []
+        rows: dict[int, PartRow] = {}
+        if terms:
+            for row in await documents.search(conversation.id, terms, limit=MAX_EXCERPTS):
+                rows.setdefault(row[0], row)
+        if len(rows) < MAX_EXCERPTS:
+            for row in await documents.beginning(conversation.id, limit=MAX_EXCERPTS):
+                rows.setdefault(row[0], row)
+        share = self.settings.document_share
+        room = int(builder.conversation_budget * share)
+        # Each part's stored count plus its header is nearly exact (a header is a few
+        # tokens); the message is then counted whole, and shortened until it fits.
+        chosen: list[PartRow] = []
+        total = self.counter.message("system", EXCERPTS_HEADING)
+        for row in rows.values():
+            cost = row[5] + self.counter.text(_excerpt_header(row)) + 2
+            if total + cost <= room:
+                chosen.append(row)
+                total += cost
+        while chosen:
+            text = _excerpts_text(chosen)
+            turn = Turn("system", text, self.counter.message("system", text))
+            if turn.tokens <= room:
+                builder.use_excerpts(turn, share)
+                return
+            chosen.pop()
+
+
+def _excerpt_header(row: PartRow) -> str:
+    return EXCERPT_HEADER.format(name=row[1], position=row[2], parts=row[3])
+
+
+def _excerpts_text(rows: Sequence[PartRow]) -> str:
+    """The parts in document order (stored in order: by id), each under its header."""
+    ordered = sorted(rows, key=lambda row: row[0])
+    body = "\n\n".join(f"{_excerpt_header(row)}\n{row[4]}" for row in ordered)
+    return f"{EXCERPTS_HEADING}\n\n{body}"
 
 
 class _History:

@@ -35,6 +35,7 @@ from app.llm.chat import (
 from app.memory.context import Assembled, ContextBuilder, MessageTooLong, PersonaTooLarge, Turn
 from app.memory.service import CurrentConversation, MemoryService, Sight
 from app.memory.summary import Summarizer
+from app.services.documents import ReadDocument
 from app.services.generations import Generation, Generations
 from app.services.pictures import PictureRefused, Pictures
 from app.services.recovery import InterruptedAnswers
@@ -125,26 +126,34 @@ class ChatService:
         telegram_message_id: int | None = None,
         source: MessageSource = MessageSource.TEXT,
         images: Sequence[ImageFile] = (),
+        document: ReadDocument | None = None,
     ) -> str | None:
-        """Answer a new message (typed, the transcript of a spoken one, or images with their
-        caption: `source`); the answer when it was delivered whole and stored, else None
-        (refused, failed, stopped)."""
+        """Answer a new message (typed, the transcript of a spoken one, images or a document
+        with their caption: `source`); the answer when it was delivered whole and stored,
+        else None (refused, failed, stopped)."""
         await self._check_budget(session, user_id, preferences)
         pictures: list[Picture] = []
         sight: Sight | None
-        if images:
-            seeing = await self._seeing(bot, chat_id, preferences)
+        scan = document.pages if document is not None else []
+        if images or scan:
+            seeing = await self._seeing(bot, chat_id, preferences, scan=bool(scan))
             if seeing is None:
                 return None
             preferences, sight = seeing
-            received = await self._receive(bot, chat_id, images)
-            if received is None:
-                return None
-            pictures = received
+            if document is not None and scan:
+                pictures = self.pictures.keep_pages(document.file, scan)
+            else:
+                received = await self._receive(bot, chat_id, images)
+                if received is None:
+                    return None
+                pictures = received
         else:
             sight = self.memory.sight(preferences.model)
         turn = self.memory.user_turn(text, pictures, sight)
-        builder = await self._builder(bot, session, chat_id, preferences, turn)
+        # A document's length is held to its share of the budget instead.
+        builder = await self._builder(
+            bot, session, chat_id, preferences, turn, any_length=document is not None
+        )
         if builder is None:
             return None
         # The reads come before the write gate, which then holds only the insert and its
@@ -156,23 +165,35 @@ class ChatService:
             async with self.gate.section(session):
                 conversation = await self.memory.conversation(session, user_id, persona_id)
                 await session.commit()
-        assembled = await self.memory.assemble(
-            session, builder, conversation, query=text, sight=sight
-        )
-        # The user's message is stored while the model is asked, not before: nothing else
-        # uses the session until it is, and the answer, or what a failure cost, is stored
-        # only after it. No transaction is held open while the answer streams.
-        stored = asyncio.create_task(
-            self._store_turn(
-                session, conversation, turn, telegram_message_id, source, chat_id, pictures
+        stored: asyncio.Task[Turn] | None = None
+        if document is not None and document.parts:
+            # A long document's parts are stored first: this message is answered from them.
+            kept = await self._store_turn(
+                session, conversation, turn, telegram_message_id, source, chat_id, (), document
             )
-        )
+            conversation = replace(conversation, documents=conversation.documents + 1)
+            assembled = await self.memory.assemble(
+                session, builder, conversation, before_id=kept.id, query=document.query
+            )
+        else:
+            assembled = await self.memory.assemble(
+                session, builder, conversation, query=text, sight=sight
+            )
+            # The user's message is stored while the model is asked, not before: nothing
+            # else uses the session until it is, and the answer, or what a failure cost, is
+            # stored only after it. No transaction is held open while the answer streams.
+            stored = asyncio.create_task(
+                self._store_turn(
+                    session, conversation, turn, telegram_message_id, source, chat_id, pictures
+                )
+            )
         try:
             return await self._answer(
                 bot, session, chat_id, conversation, assembled, preferences, draft_id, stored=stored
             )
         finally:
-            await stored
+            if stored is not None:
+                await stored
 
     async def _store_turn(
         self,
@@ -183,15 +204,21 @@ class ChatService:
         source: MessageSource,
         chat_id: int,
         pictures: Sequence[Picture] = (),
-    ) -> None:
-        """The user's message, with the record that its answer is being written, in one
-        commit (app/services/recovery.py)."""
+        document: ReadDocument | None = None,
+    ) -> Turn:
+        """The user's message (with a long document's parts), with the record that its
+        answer is being written, in one commit (app/services/recovery.py)."""
         async with self.gate.section(session):
-            await self.memory.remember(
+            kept = await self.memory.remember(
                 session, conversation, turn, telegram_message_id, source, pictures
             )
+            if document is not None and document.parts and kept.id is not None:
+                await self.memory.remember_parts(
+                    session, conversation, kept.id, document.file.file_name, document.parts
+                )
             self._begin(session, conversation, chat_id, telegram_message_id)
             await session.commit()
+        return kept
 
     async def retry(
         self,
@@ -358,7 +385,7 @@ class ChatService:
         return self.generations.stop(chat_id, draft_id)
 
     async def _seeing(
-        self, bot: Bot, chat_id: int, preferences: Preferences
+        self, bot: Bot, chat_id: int, preferences: Preferences, *, scan: bool = False
     ) -> tuple[Preferences, Sight] | None:
         """The preferences an image is answered with, and how their model sees it: the
         user's model if it sees, else OPENAI_VISION_MODEL; None once the user is told that
@@ -368,7 +395,8 @@ class ChatService:
             return preferences, sight
         vision_model = self.openai.vision_model
         if vision_model is None:
-            await bot.send_message(chat_id, texts.model_cannot_see(preferences.model))
+            refusal = texts.document_scan_unseen if scan else texts.model_cannot_see
+            await bot.send_message(chat_id, refusal(preferences.model))
             return None
         # The owner named it as the one that sees, whether or not it is a known one.
         sight = self.memory.sight(vision_model) or Sight(vision_model, self.openai.image_detail)
@@ -402,14 +430,21 @@ class ChatService:
             raise BudgetRefused(reached, self.usage.currency)
 
     async def _builder(
-        self, bot: Bot, session: AsyncSession, chat_id: int, preferences: Preferences, turn: Turn
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        chat_id: int,
+        preferences: Preferences,
+        turn: Turn,
+        *,
+        any_length: bool = False,
     ) -> ContextBuilder | None:
         """The request's budget for this message, or None once the user is told why not."""
         text = turn.content
         if not text.strip() and not turn.pictures and turn.fallback is None:
             await bot.send_message(chat_id, texts.empty_message())
             return None
-        if len(text) > self.chat.max_input_chars:
+        if len(text) > self.chat.max_input_chars and not any_length:
             await bot.send_message(
                 chat_id, texts.too_many_characters(len(text), self.chat.max_input_chars)
             )
@@ -445,7 +480,7 @@ class ChatService:
         draft_id: int,
         *,
         extending: Turn | None = None,
-        stored: asyncio.Task[None] | None = None,
+        stored: asyncio.Task[Turn] | None = None,
     ) -> str | None:
         """Stream the model's answer to the chat, then store it: an error stores nothing.
 
@@ -530,7 +565,7 @@ class ChatService:
         preferences: Preferences,
         draft_id: int,
         extending: Turn | None,
-        stored: asyncio.Task[None] | None = None,
+        stored: asyncio.Task[Turn] | None = None,
     ) -> str | None:
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",

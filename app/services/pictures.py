@@ -20,10 +20,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from PIL import Image, UnidentifiedImageError
 
-from app.domain.media import ImageFile, Picture
+from app.domain.documents import DocumentRefused, RenderedPage
+from app.domain.media import DocumentFile, ImageFile, Picture
+from app.services.downloads import DownloadFailed, download
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ class Pictures:
         self.download_limit = download_limit
         self._urls: OrderedDict[str, str] = OrderedDict()
         self._cached = 0
-        self.downloads = 0  # how many files were fetched from Telegram (tests, bench)
 
     async def receive(self, bot: Bot, images: Sequence[ImageFile]) -> list[Picture]:
         """The images a user just sent, fetched (at once) and checked; raises PictureRefused
@@ -72,6 +72,19 @@ class Pictures:
             raise PictureRefused("unreadable") from exc
         self._keep(picture.file_unique_id, url)
         return picture
+
+    def keep_pages(self, file: DocumentFile, pages: Sequence[RenderedPage]) -> list[Picture]:
+        """Pages of a scanned PDF, rendered, as the images of a turn: each a picture of the
+        PDF's file with its page number, so that it can be rendered again from it."""
+        pictures: list[Picture] = []
+        for number, page in enumerate(pages):
+            key = f"{file.file_unique_id}#{number}"
+            url = f"data:image/png;base64,{base64.b64encode(page.png).decode('ascii')}"
+            self._keep(key, url)
+            pictures.append(
+                Picture(file.file_id, key, page.width, page.height, "image/png", page=number)
+            )
+        return pictures
 
     async def data_urls(
         self, bot: Bot, pictures: Sequence[Picture]
@@ -102,6 +115,17 @@ class Pictures:
         data = await self._download(bot, picture.file_id)
         if data is None:
             return None
+        if picture.page is not None:
+            # Imported here, as in app/services/documents.py: only scans need pdfium.
+            from app.documents.render import render_pages
+
+            try:
+                rendered = await asyncio.to_thread(render_pages, data, picture.page + 1)
+            except DocumentRefused:
+                return None
+            if len(rendered) <= picture.page:
+                return None
+            return await asyncio.to_thread(_encode, rendered[picture.page].png, "image/png")
         try:
             return await asyncio.to_thread(_encode, data, picture.mime_type)
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
@@ -109,17 +133,10 @@ class Pictures:
             return None
 
     async def _download(self, bot: Bot, file_id: str) -> bytes | None:
-        buffer = io.BytesIO()
         try:
-            await bot.download(file_id, destination=buffer)
-        except TelegramBadRequest as exc:
-            log.info("Image not downloaded: %s", exc.message)
+            return await download(bot, file_id)
+        except DownloadFailed:
             return None
-        except (TelegramAPIError, OSError, TimeoutError) as exc:
-            log.warning("Image not downloaded: %s", type(exc).__name__)
-            return None
-        self.downloads += 1
-        return buffer.getvalue()
 
     def _keep(self, key: str, url: str) -> None:
         if key in self._urls:

@@ -3,11 +3,9 @@ paid for; the transcript is then answered like a typed message (app/handlers/voi
 
 from __future__ import annotations
 
-import io
 import logging
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.utils.chat_action import ChatActionSender
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,13 +14,10 @@ from app.config import VoiceSettings
 from app.domain.media import AudioFile
 from app.llm.chat import LLMError
 from app.llm.transcribe import Transcriber
+from app.services.downloads import PUBLIC_DOWNLOAD_LIMIT, download_or_tell
 from app.services.usage import BudgetRefused, UsageService
 
 log = logging.getLogger(__name__)
-
-# The public Bot API hands bots files of up to 20 MB (getFile); a self-hosted Bot API
-# server (TELEGRAM_API_URL) allows more, so there the server's own answer decides.
-PUBLIC_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 
 class VoiceService:
@@ -65,7 +60,7 @@ class VoiceService:
             if reached is not None:
                 raise BudgetRefused(reached, self.usage.currency)
         async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
-            data = await self._download(bot, chat_id, audio)
+            data = await download_or_tell(bot, chat_id, audio.file_id, self.download_limit)
             if data is None:
                 return None
             try:
@@ -87,24 +82,6 @@ class VoiceService:
             await bot.send_message(chat_id, texts.nothing_heard())
             return None
         return transcript.text
-
-    async def _download(self, bot: Bot, chat_id: int, audio: AudioFile) -> bytes | None:
-        buffer = io.BytesIO()
-        try:
-            await bot.download(audio.file_id, destination=buffer)
-        except TelegramBadRequest as exc:
-            # "file is too big": past what this Bot API server hands out.
-            log.info("Audio not downloaded: %s", exc.message)
-            if "too big" in exc.message.lower():
-                await bot.send_message(chat_id, texts.file_too_big(self.download_limit))
-            else:
-                await bot.send_message(chat_id, texts.download_failed())
-            return None
-        except (TelegramAPIError, OSError, TimeoutError) as exc:
-            log.warning("Audio not downloaded: %s", type(exc).__name__)
-            await bot.send_message(chat_id, texts.download_failed())
-            return None
-        return buffer.getvalue()
 
     async def close(self) -> None:
         await self.transcriber.close()

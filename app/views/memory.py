@@ -19,6 +19,8 @@ def report_text(report: MemoryReport) -> str:
             (_("recent messages ({count})").format(count=b.recent_turns), b.recent),
             (_("your newest message"), b.new_message),
         ]
+        if b.documents:
+            parts.insert(3, (_("parts of your documents"), b.documents))
     return texts.memory_report(
         persona=report.persona,
         mode=report.mode.value,

@@ -332,7 +332,7 @@ async def test_a_persona_too_large_for_the_model_is_reported(
                     "is_video": False,
                 }
             },
-            "stickers, videos and this kind of message are not supported",
+            "videos and this kind of message are not supported",
         ),
     ],
 )

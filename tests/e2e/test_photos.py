@@ -16,12 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db.models import Message, MessageImage
+from app.db.models import Message, MessageImage, Usage
 from app.domain.enums import MessageSource
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import count_prompt_tokens
 from tests.fakes.vision import fake_image_tokens
-from tests.harness import ALLOWED, StartBot
+from tests.harness import ALLOWED, STRANGER, StartBot
 
 NOT_SHOWN = "[The user sent {count} image(s) with this message; they are not shown here.]"
 
@@ -286,3 +286,50 @@ async def test_retry_of_a_photo_sends_the_image_again(
     assert len(llm.requests) == 2
     assert len(image_parts(llm.requests[-1]["messages"][-1])) == 1
     assert llm.requests[-1]["messages"][-1]["content"][0]["text"] == "Again?"
+
+
+async def test_a_photo_from_a_user_without_access_is_neither_fetched_nor_sent(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    bot = await start_bot(seeing(make_settings))
+    telegram.push_photo(STRANGER, picture(300, 200))
+    await bot.idle()
+    assert "/start lets you ask the admins" in (telegram.sent_messages(STRANGER)[-1].text or "")
+    assert telegram.calls_of("getFile") == [] and llm.requests == []
+
+
+async def test_what_a_photo_cost_is_recorded_with_its_image_tokens(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    bot = await start_bot(seeing(make_settings))
+    telegram.push_photo(ALLOWED, picture(1024, 1024), caption="Cost?")
+    await bot.idle()
+    async with db() as session:
+        [usage] = (await session.scalars(select(Usage))).all()
+    assert usage.model == "test-model" and usage.requests == 1
+    # The server's own count, which holds the image's 765 tokens.
+    assert usage.prompt_tokens == llm.records[-1].prompt_tokens > 765
+
+
+async def test_an_album_of_a_photo_and_a_video_answers_the_photo_and_says_what_it_left_out(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    bot = await start_bot(seeing(make_settings))
+    telegram.push_photo(ALLOWED, picture(320, 240), media_group_id="g2", caption="Both")
+    video = {"file_id": "v1", "file_unique_id": "v1", "width": 1, "height": 1, "duration": 3}
+    telegram.push_message(ALLOWED, None, extra={"video": video, "media_group_id": "g2"})
+    await bot.idle()
+    note, answer = telegram.sent_messages(ALLOWED)
+    assert "one part (a video, or a file of another kind) I leave out" in (note.text or "")
+    assert answer.text == "Echo: Both"
+    assert len(llm.requests) == 1

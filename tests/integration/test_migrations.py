@@ -29,8 +29,10 @@ async def tables(url: str) -> set[str]:
     async with engine.connect() as connection:
         names = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
     await engine.dispose()
-    # SQLite's full-text index for recall is a virtual table with shadow tables of its own.
-    return {name for name in names if not name.startswith("messages_fts")} - {"alembic_version"}
+    # SQLite's full-text indexes (recall, document parts) are virtual tables with shadow
+    # tables of their own.
+    hand_made = ("messages_fts", "document_chunks_fts")
+    return {name for name in names if not name.startswith(hand_made)} - {"alembic_version"}
 
 
 def _schema(connection: Connection) -> dict[str, Any]:

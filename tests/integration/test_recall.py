@@ -3,6 +3,7 @@
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import MemorySettings, OpenAISettings
+from app.db.documents import DocumentRepository
 from app.db.messages import MessageRepository
 from app.db.models import Persona, User
 from app.db.recall import RecallRepository
@@ -149,3 +150,36 @@ async def test_a_summary_is_saved_only_over_the_one_it_was_made_from(
         assert tuple(await messages.summary_of(conversation.id) or ()) == ("S1", 5, 3)
         reread = await memory.conversation(session, 7, persona_id)
         assert (reread.summary, reread.summary_tokens, reread.summary_until_id) == ("S1", 5, 3)
+
+
+async def test_document_parts_are_found_in_their_conversation_and_go_with_their_turn(
+    pool: async_sessionmaker[AsyncSession],
+) -> None:
+    memory = memory_service()
+    async with pool() as session, session.begin():
+        persona_id, _ = await setup(session, memory)
+        mine = await memory.conversation(session, 7, persona_id)
+        theirs = await memory.conversation(session, 8, persona_id)
+        [turn_id] = await talk(session, memory, mine, ['[Document "guide.md"]'])
+        [their_turn] = await talk(session, memory, theirs, ['[Document "other.md"]'])
+        parts = [(f"Part {n}: " + FILLER, 50) for n in range(1, 30)]
+        parts[12] = ("Part 13: the boiler is serviced every October.", 12)
+        await memory.remember_parts(session, mine, turn_id, "guide.md", parts)
+        await memory.remember_parts(
+            session, theirs, their_turn, "other.md", [("Their boiler is new.", 6)]
+        )
+    async with pool() as session:
+        documents = DocumentRepository(session)
+        [best, *_] = await documents.search(mine.id, ["boiler", "serviced"], limit=5)
+        assert (best[1], best[2], best[3]) == ("guide.md", 13, 29)
+        assert all(
+            row[1] == "guide.md" for row in await documents.search(mine.id, ["boiler"], limit=9)
+        )
+        beginning = await documents.beginning(mine.id, limit=3)
+        assert [row[2] for row in beginning] == [1, 2, 3]
+        current = await memory.current_conversation(session, 7, persona_id)
+        assert current is not None and current.documents == 1
+    async with pool() as session, session.begin():
+        await MessageRepository(session).delete_after(mine.id, 0)  # the turn goes, its parts too
+    async with pool() as session:
+        assert await DocumentRepository(session).search(mine.id, ["boiler"], limit=5) == []

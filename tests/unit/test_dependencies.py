@@ -17,8 +17,8 @@ from aiogram.types import TelegramObject
 
 import app.dependencies
 from app.dependencies import HandlerData
-from app.domain.media import AudioFile, ImageFile
-from app.filters import ActiveDialog, Pictured, Spoken
+from app.domain.media import AudioFile, DocumentFile, ImageFile
+from app.filters import ActiveDialog, Document, Pictured, Spoken
 from app.handlers import get_routers
 
 # What aiogram itself hands to handlers (aiogram/dispatcher/dispatcher.py and
@@ -55,6 +55,8 @@ def provided_by_filters(handler: HandlerObject) -> dict[str, Any]:
             provided["audio"] = AudioFile
         elif isinstance(check, Pictured):
             provided["images"] = list[ImageFile]
+        elif isinstance(check, Document):
+            provided["document"] = DocumentFile
     return provided
 
 

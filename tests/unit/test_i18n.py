@@ -27,6 +27,7 @@ from babel.messages.frontend import parse_keywords, parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from app import commands, fsm, texts
+from app.domain.documents import Refusal
 from app.domain.enums import MemoryKind, MemoryMode
 from app.domain.memory import Breakdown, MemoryReport
 from app.domain.personas import EntryView, PersonaView
@@ -241,6 +242,12 @@ SAMPLES: dict[str, Any] = {
     "answer_reserve": 500,
     "summary": "They talked about the sea.",
     "model": "gpt-4o-mini",
+    "pages": 12,
+    "part_count": 40,
+    "size": 20,
+    "max_mb": 20,
+    "max_pages": 500,
+    "reason": Refusal.BROKEN,
 }
 # Texts the same in both languages by design.
 NOT_WORDS = {"number"}
