@@ -44,6 +44,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("start", __("Greeting, your id and access"), right=None),
     CommandInfo("help", __("What I can do"), right=None),
     CommandInfo("new", __("Start a new conversation")),
+    CommandInfo("chats", __("Your conversations: go back to one, rename, delete")),
     CommandInfo("retry", __("Answer my last message again")),
     CommandInfo("stop", __("Stop the answer being written")),
     CommandInfo("persona", __("Choose whom to talk to")),

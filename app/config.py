@@ -364,6 +364,9 @@ class MemorySettings(_Section):
     summary_input_tokens: int = Field(default=4000, ge=256)
     summary_min_tokens: int = Field(default=600, ge=1)
     summary_retry_seconds: float = Field(default=60.0, ge=0)
+    # A short title for each conversation (/chats), written by the summary model after its
+    # first answer: one small call per conversation.
+    titles: bool = True
 
 
 class BudgetSettings(_Section):

@@ -21,6 +21,7 @@ from app.memory.summary import Summarizer
 from app.middlewares.inflight import InFlightMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.conversations import ConversationService
 from app.services.documents import DocumentService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService
@@ -64,6 +65,7 @@ class AppData(TypedDict):
     access_requests: AccessRequestService
     voice: VoiceService
     documents: DocumentService
+    conversations: ConversationService
     speech: SpeechService
 
 

@@ -42,6 +42,7 @@ from app.middlewares.shared_lock import SharedUserLocks
 from app.middlewares.spoken import SpokenTextMiddleware
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.conversations import ConversationService
 from app.services.documents import DocumentService
 from app.services.downloads import PUBLIC_DOWNLOAD_LIMIT
 from app.services.generations import Generations
@@ -207,6 +208,7 @@ def create_dispatcher(
         "user_admin": UserAdminService(settings.access),
         "access_requests": access_requests,
         "voice": voice,
+        "conversations": ConversationService(),
         "documents": DocumentService(
             settings.documents, memory, usage=usage, download_limit=download_limit
         ),

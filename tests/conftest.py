@@ -152,7 +152,8 @@ def make_settings(
                 admin_ids=admins, allowed_user_ids=allowed, **(access or {}), _env_file=None
             ),
             chat=ChatSettings(_env_file=None),
-            memory=memory or MemorySettings(_env_file=None),
+            # No conversation titles unless a test asks: each is a model request of its own.
+            memory=memory or MemorySettings(titles=False, _env_file=None),
         )
 
     return make

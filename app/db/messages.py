@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Conversation, Message, MessageImage
+from app.db.models import Conversation, DocumentChunk, Message, MessageImage
+from app.domain.clock import utcnow
 from app.domain.enums import MessageRole, MessageSource
 from app.domain.media import Picture
+
+# The current conversation is the one last started or chosen (ties: the newest).
+_CURRENT_FIRST = (Conversation.active_at.desc().nulls_last(), Conversation.id.desc())
 
 
 class MessageRepository:
@@ -20,9 +25,9 @@ class MessageRepository:
 
     async def current_with_summary(
         self, user_id: int, persona_id: int
-    ) -> Row[int, str | None, int, int | None, int] | None:
-        """The current conversation's id with its summary and how many long documents it
-        holds, in the same one-row look-up."""
+    ) -> Row[int, str | None, int, int | None, int, str | None] | None:
+        """The current conversation (the one last started or chosen) with its summary, how
+        many long documents it holds and its title, in the same one-row look-up."""
         result = await self.session.execute(
             select(
                 Conversation.id,
@@ -30,12 +35,93 @@ class MessageRepository:
                 Conversation.summary_tokens,
                 Conversation.summary_until_id,
                 Conversation.documents,
+                Conversation.title,
             )
             .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
-            .order_by(Conversation.id.desc())
+            .order_by(*_CURRENT_FIRST)
             .limit(1)
         )
         return result.first()
+
+    async def conversations(
+        self, user_id: int, persona_id: int, *, offset: int, limit: int
+    ) -> Sequence[Row[int, str | None, datetime, int, str | None]]:
+        """The user's conversations with the persona, the current one first: id, title,
+        when last chosen (or started), how many turns, and its first words."""
+        turns = (
+            select(func.count())
+            .where(Message.conversation_id == Conversation.id)
+            .correlate(Conversation)
+            .scalar_subquery()
+        )
+        first = (
+            select(func.substr(Message.content, 1, 80))
+            .where(Message.conversation_id == Conversation.id)
+            .correlate(Conversation)
+            .order_by(Message.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        result = await self.session.execute(
+            select(
+                Conversation.id,
+                Conversation.title,
+                func.coalesce(Conversation.active_at, Conversation.started_at),
+                turns,
+                first,
+            )
+            .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
+            .order_by(*_CURRENT_FIRST)
+            .offset(offset)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def count_conversations(self, user_id: int, persona_id: int) -> int:
+        return (
+            await self.session.scalar(
+                select(func.count()).where(
+                    Conversation.user_id == user_id, Conversation.persona_id == persona_id
+                )
+            )
+        ) or 0
+
+    async def choose(self, user_id: int, conversation_id: int) -> bool:
+        """Make the user's conversation the current one; False if it is not theirs."""
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+            .values(active_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def rename(self, user_id: int, conversation_id: int, title: str) -> bool:
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+            .values(title=title)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def set_title_unless_set(self, conversation_id: int, title: str) -> bool:
+        """The title written after the first answer, unless the user gave one meanwhile."""
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.title.is_(None))
+            .values(title=title)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def first_turns(
+        self, conversation_id: int, limit: int
+    ) -> Sequence[Row[MessageRole, str]]:
+        result = await self.session.execute(
+            select(Message.role, Message.content)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return result.all()
 
     async def start_conversation(self, user_id: int, persona_id: int) -> int:
         conversation = Conversation(user_id=user_id, persona_id=persona_id)
@@ -178,7 +264,11 @@ class MessageRepository:
         )
         if owned is None:
             return False
-        # Turns explicitly, not only by cascade: the full-text index follows their deletes.
+        # Turns and document parts explicitly, not only by cascade: the full-text indexes
+        # follow their deletes.
+        await self.session.execute(
+            delete(DocumentChunk).where(DocumentChunk.conversation_id == owned)
+        )
         await self.session.execute(delete(Message).where(Message.conversation_id == owned))
         await self.session.execute(delete(Conversation).where(Conversation.id == owned))
         return True
@@ -212,6 +302,12 @@ class MessageRepository:
 
     async def delete_after(self, conversation_id: int, message_id: int) -> None:
         """Drop the turns after `message_id`: the answer being replaced."""
+        await self.session.execute(
+            delete(DocumentChunk).where(
+                DocumentChunk.conversation_id == conversation_id,
+                DocumentChunk.message_id > message_id,
+            )
+        )
         await self.session.execute(
             delete(Message).where(
                 Message.conversation_id == conversation_id, Message.id > message_id

@@ -205,7 +205,10 @@ class Conversation(Base):
     """One conversation of a user with a persona; `/new` starts the next one."""
 
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_persona", "user_id", "persona_id", "id"),)
+    __table_args__ = (
+        Index("ix_conversations_user_persona", "user_id", "persona_id", "id"),
+        Index("ix_conversations_user_persona_active", "user_id", "persona_id", "active_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
@@ -219,9 +222,14 @@ class Conversation(Base):
     # How many documents too long to send whole it holds (their parts: DocumentChunk): the
     # parts are searched for each message only where there are some.
     documents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A short title (written after the first answer, or by the user in /chats).
+    title: Mapped[str | None] = mapped_column(String(128))
     started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+    # When the user last started or chose it: the current conversation is the latest.
+    # (Nullable only so that SQLite could add it in place; the migration fills it in.)
+    active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Message(Base):

@@ -7,6 +7,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from babel.support import LazyProxy
 
+from app.fsm.conversations import ChatsDialog
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
@@ -32,6 +33,7 @@ _EXPECTED: dict[str | None, LazyProxy] = {
     ImportPersonaDialog.sending_file.state: __("send the .json file made by /export_persona"),
     SettingsDialog.typing_temperature.state: __("send a temperature from 0 to 2, like 0.7"),
     UsersDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
+    ChatsDialog.typing_title.state: __("send the conversation's new title"),
 }
 
 # The steps that wait for free text: a voice message sent there is transcribed and taken as
@@ -49,6 +51,7 @@ TAKES_SPOKEN_TEXT: frozenset[str | None] = frozenset(
         NewPersonaDialog.typing_fact.state,
         NewPersonaDialog.typing_question.state,
         NewPersonaDialog.typing_answer.state,
+        ChatsDialog.typing_title.state,
     }
 )
 
@@ -59,6 +62,7 @@ _DIALOG_NAMES: dict[str, LazyProxy] = {
     ImportPersonaDialog.__full_group_name__: __("importing a persona (/import_persona)"),
     SettingsDialog.__full_group_name__: __("the settings (/settings)"),
     UsersDialog.__full_group_name__: __("managing users (/users)"),
+    ChatsDialog.__full_group_name__: __("your conversations (/chats)"),
 }
 
 

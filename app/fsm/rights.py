@@ -7,6 +7,7 @@ from aiogram.fsm.state import StatesGroup
 from aiogram.fsm.storage.base import StorageKey
 
 from app.domain.rights import Right
+from app.fsm.conversations import ChatsDialog
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
@@ -18,6 +19,7 @@ DIALOG_RIGHTS: dict[type[StatesGroup], Right] = {
     ImportPersonaDialog: Right.CREATE_PERSONAS,
     SettingsDialog: Right.CHAT,
     UsersDialog: Right.ADMIN,
+    ChatsDialog: Right.CHAT,
 }
 _BY_GROUP = {group.__full_group_name__: right for group, right in DIALOG_RIGHTS.items()}
 

@@ -89,6 +89,25 @@ class ForgetButton(CallbackData, prefix="fg"):
     confirm: bool
 
 
+class ChatsAction(enum.StrEnum):
+    """Buttons of the /chats list."""
+
+    PAGE = "pg"
+    OPEN = "op"
+    RENAME = "rn"
+    DELETE = "dl"
+    DELETE_YES = "dy"
+    CLOSE = "cl"
+
+
+class ChatsButton(CallbackData, prefix="ch"):
+    """A button of /chats: which conversation, and the page the list was on."""
+
+    action: ChatsAction
+    conversation_id: int = 0
+    page: int = 0
+
+
 class ContinueButton(CallbackData, prefix="go"):
     """Continue an answer cut at the length limit; `answer_id` is the stored answer."""
 

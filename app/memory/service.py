@@ -99,6 +99,7 @@ class CurrentConversation:
     summary_until_id: int | None = None
     # Long documents sent in it, whose parts are searched for each message.
     documents: int = 0
+    title: str | None = None
 
     @property
     def summary_turn(self) -> Turn | None:
@@ -243,9 +244,16 @@ class MemoryService:
         row = await MessageRepository(session).current_with_summary(user_id, persona_id)
         if row is None:
             return None
-        conversation_id, summary, summary_tokens, until_id, documents = row
+        conversation_id, summary, summary_tokens, until_id, documents, title = row
         return CurrentConversation(
-            conversation_id, user_id, persona_id, summary, summary_tokens, until_id, documents
+            conversation_id,
+            user_id,
+            persona_id,
+            summary,
+            summary_tokens,
+            until_id,
+            documents,
+            title,
         )
 
     async def set_mode(self, session: AsyncSession, user_id: int, mode: MemoryMode) -> None:

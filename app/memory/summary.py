@@ -38,6 +38,12 @@ INSTRUCTIONS = (
 WORDS_PER_TOKEN = 0.6
 # A summary shorter than this says too little to be worth a call.
 MIN_SUMMARY_TOKENS = 32
+TITLE_INSTRUCTIONS = (
+    "Write a title for this conversation: at most six words, in the conversation's "
+    "language, no quotes, no final full stop. Reply with the title only."
+)
+TITLE_MAX_TOKENS = 24
+TITLE_MAX_CHARS = 64
 # Rounds one background run may do, so a long backlog is caught up without one task
 # running for ever.
 MAX_ROUNDS = 4
@@ -81,6 +87,7 @@ class Summarizer:
         self.settings = settings
         self.model = settings.summary_model or openai.model
         self._tasks: dict[int, asyncio.Task[Any]] = {}
+        self._titles: dict[int, asyncio.Task[Any]] = {}
         self._failed_at: dict[int, float] = {}
 
     @property
@@ -126,6 +133,51 @@ class Summarizer:
         except Exception:
             self._failed_at[conversation_id] = time.monotonic()
             log.exception("Summarising conversation %s failed; will retry later", conversation_id)
+
+    def title_later(self, conversation_id: int, *, user_id: int) -> bool:
+        """Give an untitled conversation a short title from its first turns, in the
+        background (the /chats list shows it); False when one is being written already."""
+        if conversation_id in self._titles:
+            return False
+        task = asyncio.create_task(self._title(conversation_id, user_id))
+        self._titles[conversation_id] = task
+        task.add_done_callback(lambda _: self._titles.pop(conversation_id, None))
+        return True
+
+    async def _title(self, conversation_id: int, user_id: int) -> None:
+        async with self.pool() as session:
+            turns = await MessageRepository(session).first_turns(conversation_id, 2)
+        if not turns:
+            return
+        first = turns[0][1]
+        transcript = "\n".join(f"{role.value.capitalize()}: {text[:2000]}" for role, text in turns)
+        request = ChatRequest(
+            model=self.model,
+            messages=[
+                {"role": "system", "content": TITLE_INSTRUCTIONS},
+                {"role": "user", "content": transcript},
+            ],
+            max_answer_tokens=TITLE_MAX_TOKENS,
+            temperature=0.2,
+            use_max_completion_tokens=self.openai.is_public_openai,
+        )
+        usage: TokenUsage | None = None
+        try:
+            completion = await complete(self.llm, request)
+            usage = completion.usage or self._counted(request, completion.text)
+            title = completion.text.strip().strip("\"'«»“”").rstrip(".").strip()
+        except LLMError as exc:
+            log.info("No title for conversation %s (%s)", conversation_id, exc.kind)
+            title = ""
+        # Without a title from the model, the first words of the conversation are one.
+        title = " ".join((title or first).split())[:TITLE_MAX_CHARS].strip() or "…"
+        try:
+            async with self.pool() as session, session.begin():
+                if usage is not None:
+                    await self._record(session, user_id, usage)
+                await MessageRepository(session).set_title_unless_set(conversation_id, title)
+        except Exception:
+            log.exception("The title of conversation %s was not stored", conversation_id)
 
     def _hold(self, conversation_id: int) -> AbstractAsyncContextManager[bool]:
         # Alone, the task per conversation in `_tasks` is enough.
@@ -226,7 +278,7 @@ class Summarizer:
         """At shutdown: let running summaries finish for up to `grace` seconds, then cancel;
         a cancelled one is simply done again after the next start. Returns how many had to
         be cancelled."""
-        pending = set(self._tasks.values())
+        pending = set(self._tasks.values()) | set(self._titles.values())
         if not pending:
             return 0
         _, late = await asyncio.wait(pending, timeout=grace)

@@ -749,6 +749,13 @@ class ChatService:
                 if isinstance(result, BaseException):
                     raise result
         self._summarise_later(conversation, assembled)
+        if (
+            conversation.title is None
+            and self.summarizer is not None
+            and self.memory.settings.titles
+        ):
+            # Once per untitled conversation and process: the writer checks the database.
+            self.summarizer.title_later(conversation.id, user_id=user_id)
         return None if attempt.stopped else answer
 
     def _usage(self, assembled: Assembled, attempt: _Attempt) -> TokenUsage:

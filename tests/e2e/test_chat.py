@@ -161,7 +161,7 @@ async def test_history_is_cut_exactly_at_the_budget_and_the_window_is_never_exce
             max_answer_tokens=reserve,
             safety_margin_tokens=0,
             # Recent turns alone: the summary and recall have tests of their own.
-            memory=MemorySettings(summary_share=0, recall_share=0, _env_file=None),
+            memory=MemorySettings(summary_share=0, recall_share=0, titles=False, _env_file=None),
         )
     )
     for i in range(14):
@@ -387,6 +387,7 @@ async def test_the_command_menu_is_registered_at_start_up(
         "start",
         "help",
         "new",
+        "chats",
         "retry",
         "stop",
         "persona",

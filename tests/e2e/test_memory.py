@@ -28,6 +28,7 @@ def memory_settings(**values: Any) -> MemorySettings:
         "summary_max_tokens": 120,
         "summary_retry_seconds": 0,
         "summary_model": "cheap-model",
+        "titles": False,
     }
     return MemorySettings(**{**defaults, **values}, _env_file=None)
 

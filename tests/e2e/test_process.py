@@ -38,6 +38,7 @@ def fakes_env(tmp_path: Path, telegram: FakeTelegram, llm: FakeOpenAI) -> dict[s
         OPENAI_MODEL="test-model",
         OPENAI_CONTEXT_WINDOW="8000",
         ALLOWED_USER_IDS=str(ALLOWED),
+        MEMORY_TITLES="false",  # the tests count the model's requests
     )
 
 

@@ -15,12 +15,14 @@ from app import commands
 from app.db.models import AccessRequest, Message, Persona, User
 from app.domain.enums import MemoryMode
 from app.domain.rights import Right
-from app.fsm import personas, settings, users
+from app.fsm import conversations, personas, settings, users
 from app.fsm.rights import DIALOG_RIGHTS
 from app.keyboards import callbacks
 from app.keyboards.callbacks import (
     AccessAsk,
     AccessDecision,
+    ChatsAction,
+    ChatsButton,
     ContinueButton,
     EditorAction,
     EditorButton,
@@ -53,6 +55,7 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     ModeChoice: (ModeChoice(mode=MemoryMode.TASK), Right.CHAT),
     ForgetButton: (ForgetButton(conversation_id=1, confirm=True), Right.CHAT),
     ContinueButton: (ContinueButton(answer_id=1), Right.CHAT),
+    ChatsButton: (ChatsButton(action=ChatsAction.DELETE_YES, conversation_id=1), Right.CHAT),
     SettingsButton: (SettingsButton(section=SettingsSection.LENGTH, value="long"), Right.CHAT),
     AccessDecision: (AccessDecision(request_id=1, approve=True), Right.ADMIN),
     UsersButton: (
@@ -196,7 +199,7 @@ async def test_help_lists_only_what_the_user_may_use(
 def test_every_dialog_names_its_right() -> None:
     dialogs = {
         cls
-        for module in (personas, settings, users)
+        for module in (personas, settings, users, conversations)
         for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, StatesGroup) and cls is not StatesGroup
     }

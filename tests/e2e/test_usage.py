@@ -203,6 +203,7 @@ def memory_settings() -> MemorySettings:
         summary_max_tokens=120,
         summary_retry_seconds=0,
         summary_model="cheap-model",
+        titles=False,
         _env_file=None,
     )
 
