@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.domain.enums import BudgetUnit, ImageDetail
+from app.domain.enums import BudgetUnit, GroupMembers, ImageDetail
 from app.domain.rights import Right, parse_right
 
 if TYPE_CHECKING:
@@ -181,6 +181,8 @@ class AccessSettings(_Section):
     )
     # After a denied request, how long a user waits before they may ask again.
     access_request_cooldown_hours: float = Field(default=24.0, ge=0)
+    # Who may talk to the bot in an allowed group: every member, or only users with access.
+    group_members: GroupMembers = GroupMembers.ALL
 
     @field_validator("new_user_rights", mode="before")
     @classmethod

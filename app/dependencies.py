@@ -23,6 +23,7 @@ from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.conversations import ConversationService
 from app.services.documents import DocumentService
+from app.services.groups import GroupService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService
@@ -66,6 +67,7 @@ class AppData(TypedDict):
     voice: VoiceService
     documents: DocumentService
     conversations: ConversationService
+    groups: GroupService
     speech: SpeechService
 
 

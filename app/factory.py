@@ -34,6 +34,7 @@ from app.memory.tokens import load_counter
 from app.middlewares.access import AccessMiddleware
 from app.middlewares.album import AlbumMiddleware
 from app.middlewares.db import DbSessionMiddleware
+from app.middlewares.groups import GroupGateMiddleware
 from app.middlewares.inflight import InFlightMiddleware
 from app.middlewares.paste import PasteMergeMiddleware
 from app.middlewares.preferences import PreferencesMiddleware
@@ -46,6 +47,7 @@ from app.services.conversations import ConversationService
 from app.services.documents import DocumentService
 from app.services.downloads import PUBLIC_DOWNLOAD_LIMIT
 from app.services.generations import Generations
+from app.services.groups import GroupService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
 from app.services.pictures import Pictures
@@ -209,6 +211,7 @@ def create_dispatcher(
         "access_requests": access_requests,
         "voice": voice,
         "conversations": ConversationService(),
+        "groups": GroupService(settings.access),
         "documents": DocumentService(
             settings.documents, memory, usage=usage, download_limit=download_limit
         ),
@@ -217,8 +220,11 @@ def create_dispatcher(
         ),
     }
     dp = Dispatcher(storage=storage, **data)
-    dp.message.filter(F.chat.type == "private")
+    # Private chats, and groups (where GroupGateMiddleware lets through only what is
+    # addressed to the bot); channels are never served.
+    dp.message.filter(F.chat.type.in_({"private", "group", "supergroup"}))
     dp.update.outer_middleware(resources.inflight)
+    dp.update.outer_middleware(GroupGateMiddleware())
     dp.update.outer_middleware(PasteMergeMiddleware(paste_window))
     dp.update.outer_middleware(AlbumMiddleware())
     serial = PerUserSerialMiddleware(create_shared_locks(settings, dp.storage))
@@ -233,7 +239,7 @@ def create_dispatcher(
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)
     preferences = PreferencesMiddleware(settings.openai, settings.memory, settings.budget)
-    for observer in (dp.message, dp.edited_message, dp.callback_query):
+    for observer in (dp.message, dp.edited_message, dp.callback_query, dp.my_chat_member):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
         observer.outer_middleware(locale)

@@ -173,3 +173,44 @@ class Document(Filter):
     async def __call__(self, message: Message) -> bool | dict[str, Any]:
         document = document_of(message)
         return False if document is None else {"document": document}
+
+
+GROUP_CHATS = frozenset({"group", "supergroup"})
+
+
+def question_to(message: Message, me: Any) -> str | None:
+    """What a group message asks the bot (mention and command taken out), or None when it
+    is not addressed to it. `me` is the bot's own User."""
+    text = message.text or message.caption or ""
+    entities = message.entities or message.caption_entities or []
+    username = (me.username or "").lower()
+    addressed = False
+    cuts: list[tuple[int, int]] = []
+    units = text.encode("utf-16-le")
+    for entity in entities:
+        start, end = entity.offset * 2, (entity.offset + entity.length) * 2
+        piece = units[start:end].decode("utf-16-le", "ignore")
+        if entity.type == "mention" and piece.lower() == f"@{username}":
+            addressed = True
+            cuts.append((start, end))
+        elif entity.type == "text_mention" and entity.user is not None and entity.user.id == me.id:
+            addressed = True
+        elif entity.type == "bot_command" and entity.offset == 0:
+            command, _, target = piece.partition("@")
+            if command.lower() == "/ask" and (not target or target.lower() == username):
+                addressed = True
+                cuts.append((start, end))
+    replied = message.reply_to_message
+    # In a forum topic every message "replies" to the topic's first service message.
+    if (
+        replied is not None
+        and replied.forum_topic_created is None
+        and replied.from_user is not None
+        and replied.from_user.id == me.id
+    ):
+        addressed = True
+    if not addressed:
+        return None
+    for start, end in sorted(cuts, reverse=True):
+        units = units[:start] + units[end:]
+    return " ".join(units.decode("utf-16-le", "ignore").split())

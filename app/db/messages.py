@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Conversation, DocumentChunk, Message, MessageImage
@@ -15,6 +15,15 @@ from app.domain.media import Picture
 
 # The current conversation is the one last started or chosen (ties: the newest).
 _CURRENT_FIRST = (Conversation.active_at.desc().nulls_last(), Conversation.id.desc())
+
+
+def _private(user_id: int, persona_id: int) -> tuple[ColumnElement[bool], ...]:
+    """The user's own conversations with the persona, not those of groups they started."""
+    return (
+        Conversation.user_id == user_id,
+        Conversation.persona_id == persona_id,
+        Conversation.chat_id.is_(None),
+    )
 
 
 class MessageRepository:
@@ -37,7 +46,7 @@ class MessageRepository:
                 Conversation.documents,
                 Conversation.title,
             )
-            .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
+            .where(*_private(user_id, persona_id))
             .order_by(*_CURRENT_FIRST)
             .limit(1)
         )
@@ -70,7 +79,7 @@ class MessageRepository:
                 turns,
                 first,
             )
-            .where(Conversation.user_id == user_id, Conversation.persona_id == persona_id)
+            .where(*_private(user_id, persona_id))
             .order_by(*_CURRENT_FIRST)
             .offset(offset)
             .limit(limit)
@@ -79,11 +88,7 @@ class MessageRepository:
 
     async def count_conversations(self, user_id: int, persona_id: int) -> int:
         return (
-            await self.session.scalar(
-                select(func.count()).where(
-                    Conversation.user_id == user_id, Conversation.persona_id == persona_id
-                )
-            )
+            await self.session.scalar(select(func.count()).where(*_private(user_id, persona_id)))
         ) or 0
 
     async def choose(self, user_id: int, conversation_id: int) -> bool:
@@ -123,8 +128,42 @@ class MessageRepository:
         )
         return result.all()
 
-    async def start_conversation(self, user_id: int, persona_id: int) -> int:
-        conversation = Conversation(user_id=user_id, persona_id=persona_id)
+    async def current_in_chat(
+        self, chat_id: int, thread_id: int | None, persona_id: int
+    ) -> Row[int, str | None, int, int | None, int, str | None] | None:
+        """A group's (or a topic's) current conversation with the persona, as
+        `current_with_summary` gives a user's."""
+        thread = (
+            Conversation.thread_id.is_(None)
+            if thread_id is None
+            else Conversation.thread_id == thread_id
+        )
+        result = await self.session.execute(
+            select(
+                Conversation.id,
+                Conversation.summary,
+                Conversation.summary_tokens,
+                Conversation.summary_until_id,
+                Conversation.documents,
+                Conversation.title,
+            )
+            .where(Conversation.chat_id == chat_id, thread, Conversation.persona_id == persona_id)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+        return result.first()
+
+    async def start_conversation(
+        self,
+        user_id: int,
+        persona_id: int,
+        *,
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+    ) -> int:
+        conversation = Conversation(
+            user_id=user_id, persona_id=persona_id, chat_id=chat_id, thread_id=thread_id
+        )
         self.session.add(conversation)
         await self.session.flush()
         return conversation.id

@@ -29,6 +29,8 @@ from app.domain.clock import utcnow
 from app.domain.enums import (
     AnswerLength,
     BudgetUnit,
+    GroupMembers,
+    GroupStatus,
     MemoryKind,
     MemoryMode,
     MessageRole,
@@ -201,6 +203,24 @@ class MemoryEntry(Base):
     )
 
 
+class Group(Base):
+    """A group or supergroup the bot was added to, and whether it may be used there."""
+
+    __tablename__ = "groups"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[GroupStatus] = mapped_column(_enum(GroupStatus, 16))
+    # Who added the bot (the my_chat_member update says): approvals name them.
+    added_by: Mapped[int | None] = mapped_column(BigInteger)
+    # None: GROUP_MEMBERS; and the default persona.
+    members: Mapped[GroupMembers | None] = mapped_column(_enum(GroupMembers, 16))
+    persona_id: Mapped[int | None] = mapped_column(ForeignKey("personas.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
 class Conversation(Base):
     """One conversation of a user with a persona; `/new` starts the next one."""
 
@@ -208,11 +228,17 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_user_persona", "user_id", "persona_id", "id"),
         Index("ix_conversations_user_persona_active", "user_id", "persona_id", "active_at"),
+        Index("ix_conversations_chat", "chat_id", "thread_id", "persona_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Whose it is; in a group, who started it (it is the group's: `chat_id`).
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     persona_id: Mapped[int] = mapped_column(ForeignKey("personas.id", ondelete="CASCADE"))
+    # A group's conversation (its topic: `thread_id`), shared by its members; None for a
+    # private one.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(Integer)
     # The rolling summary of the turns that no longer fit, as the system message it is sent
     # as; its cost is counted once when written. It covers every turn up to and including
     # `summary_until_id`; the turns themselves stay stored.

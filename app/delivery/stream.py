@@ -19,7 +19,7 @@ from aiogram.exceptions import (
     TelegramNotFound,
     TelegramRetryAfter,
 )
-from aiogram.types import InlineKeyboardMarkup, MessageEntity
+from aiogram.types import InlineKeyboardMarkup, MessageEntity, ReplyParameters
 
 from app.delivery.errors import NotBotApiAnswer, brief
 from app.delivery.render import Rendered, render, with_reasoning
@@ -79,6 +79,10 @@ class AnswerStream:
     # a `stopped_message_generation` update with this draft id, and the draft goes away
     # (we do not ask for `keep_on_stop`: what arrived comes back as the final message).
     can_stop: bool = False
+    # In a group: the asker's message the answer replies to, and the forum topic it is in.
+    # Groups get one edited message, never drafts (they are for private chats).
+    reply_to: int | None = None
+    thread_id: int | None = None
     clock: Callable[[], float] = time.monotonic
     _next_at: float = 0.0
     _shown: str = ""
@@ -118,7 +122,7 @@ class AnswerStream:
         )
 
     async def _send_preview(self, preview: Rendered) -> None:
-        if self.drafts.usable(self.chat_id):
+        if self.reply_to is None and self.drafts.usable(self.chat_id):
             try:
                 await self.bot.send_message_draft(
                     chat_id=self.chat_id,
@@ -195,8 +199,18 @@ class AnswerStream:
     ) -> None:
         """Edit the message being streamed into, or send a new one."""
         if self._message_id is None:
+            reply = None
+            if self.reply_to is not None:
+                # The question may be deleted meanwhile: the answer goes anyway.
+                reply = ReplyParameters(message_id=self.reply_to, allow_sending_without_reply=True)
             sent = await self.bot.send_message(
-                self.chat_id, text, entities=entities, parse_mode=None, reply_markup=keyboard
+                self.chat_id,
+                text,
+                entities=entities,
+                parse_mode=None,
+                reply_markup=keyboard,
+                reply_parameters=reply,
+                message_thread_id=self.thread_id,
             )
             self._message_id = sent.message_id
             return

@@ -80,6 +80,22 @@ class MessageRole(enum.StrEnum):
     ASSISTANT = "assistant"
 
 
+class GroupStatus(enum.StrEnum):
+    """Where a group the bot was added to stands."""
+
+    PENDING = "pending"  # added by someone who is no bot admin: waits for an admin
+    ALLOWED = "allowed"
+    BLOCKED = "blocked"  # an admin said no: the bot stays silent there
+    LEFT = "left"  # the bot was removed
+
+
+class GroupMembers(enum.StrEnum):
+    """Who may talk to the bot in an allowed group."""
+
+    ALL = "all"  # every member
+    ALLOWED = "allowed"  # only users with access of their own
+
+
 class ImageDetail(enum.StrEnum):
     """How closely a vision model looks at an image: the `detail` of an image part."""
 

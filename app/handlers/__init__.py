@@ -32,6 +32,7 @@ from app.handlers import (
     document,
     edit_persona,
     errors,
+    groups,
     help,
     memory,
     new_persona,
@@ -78,6 +79,8 @@ def lacking(right: Right, *routers: Router, name: str) -> Router:
 
 def get_routers() -> list[Router]:
     routers = [
+        # Groups first: whatever a group sends (once addressed to the bot) stops there.
+        groups.create_router(),
         lacking(Right.CHAT, access_request.create_router(), name="strangers"),
         # Anyone may use these, in any state.
         start.create_router(),
@@ -106,6 +109,7 @@ def get_routers() -> list[Router]:
             Right.ADMIN,
             users.create_router(),
             access_request.create_admin_router(),
+            groups.create_admin_router(),
             name="admin",
         ),
         # Inside a dialog, what no dialog step took; outside, chat and other content.

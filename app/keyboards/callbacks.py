@@ -120,6 +120,13 @@ class AccessAsk(CallbackData, prefix="ar"):
     ask: bool = True
 
 
+class GroupDecision(CallbackData, prefix="gd"):
+    """An admin's Approve / Deny of a group the bot was added to."""
+
+    chat_id: int
+    approve: bool
+
+
 class AccessDecision(CallbackData, prefix="ad"):
     """An admin's Approve / Deny under an access request."""
 

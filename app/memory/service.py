@@ -256,6 +256,39 @@ class MemoryService:
             title,
         )
 
+    async def chat_conversation(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        thread_id: int | None,
+        persona_id: int,
+        *,
+        user_id: int,
+        start: bool = False,
+    ) -> CurrentConversation | None:
+        """A group's (or a forum topic's) conversation with the persona, shared by its
+        members; with `start`, started (on `user_id`'s account) when there is none."""
+        messages = MessageRepository(session)
+        row = await messages.current_in_chat(chat_id, thread_id, persona_id)
+        if row is not None:
+            conversation_id, summary, summary_tokens, until_id, documents, title = row
+            return CurrentConversation(
+                conversation_id,
+                user_id,
+                persona_id,
+                summary,
+                summary_tokens,
+                until_id,
+                documents,
+                title,
+            )
+        if not start:
+            return None
+        conversation_id = await messages.start_conversation(
+            user_id, persona_id, chat_id=chat_id, thread_id=thread_id
+        )
+        return CurrentConversation(conversation_id, user_id, persona_id)
+
     async def set_mode(self, session: AsyncSession, user_id: int, mode: MemoryMode) -> None:
         await UserRepository(session).set_memory_mode(user_id, mode)
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
-from aiogram.types import TelegramObject, Update, User
+from aiogram.types import Chat, TelegramObject, Update, User
 
 from app.middlewares.placement import placed
 from app.middlewares.shared_lock import SharedUserLocks
@@ -44,23 +44,27 @@ class PerUserSerialMiddleware(BaseMiddleware):
         if user is None or _is_stop(event):
             placed()
             return await handler(event, data)
+        # A group's members share its conversation: its messages queue by the group (whose
+        # id, negative, never meets a user's).
+        chat: Chat | None = data.get("event_chat")
+        key = chat.id if chat is not None and chat.type in ("group", "supergroup") else user.id
         if self.shared is not None:
             bot: Bot | None = data.get("bot")
             bot_id = bot.id if bot is not None else 0
-            async with self.shared.hold(bot_id, user.id, _update_id(event, data), placed):
+            async with self.shared.hold(bot_id, key, _update_id(event, data), placed):
                 return await handler(event, data)
         placed()  # the lock below queues it before this task next awaits
-        lock = self._locks.setdefault(user.id, asyncio.Lock())
-        self._waiting[user.id] = self._waiting.get(user.id, 0) + 1
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
                 return await handler(event, data)
         finally:
-            self._waiting[user.id] -= 1
-            if not self._waiting[user.id]:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
                 # Nobody else holds or awaits this lock: forget it, or the dict grows forever.
-                del self._waiting[user.id]
-                del self._locks[user.id]
+                del self._waiting[key]
+                del self._locks[key]
 
 
 def _update_id(event: TelegramObject, data: dict[str, Any]) -> int:

@@ -21,6 +21,7 @@ from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.domain.enums import MessageSource, ReasoningDisplay
+from app.domain.groups import GroupPlace
 from app.domain.media import ImageFile, Picture
 from app.domain.users import Preferences
 from app.llm.chat import (
@@ -127,6 +128,7 @@ class ChatService:
         source: MessageSource = MessageSource.TEXT,
         images: Sequence[ImageFile] = (),
         document: ReadDocument | None = None,
+        place: GroupPlace | None = None,
     ) -> str | None:
         """Answer a new message (typed, the transcript of a spoken one, images or a document
         with their caption: `source`); the answer when it was delivered whole and stored,
@@ -160,7 +162,11 @@ class ChatService:
         # commit (bench/load.py at 50 users queued at the gate): WAL lets them run beside a
         # writer, and this user's other messages wait for this one, so what they read stays.
         persona_id = preferences.persona.id
-        conversation = await self.memory.current_conversation(session, user_id, persona_id)
+        conversation: CurrentConversation | None
+        if place is not None:  # a group's conversation, shared by its members
+            conversation = await self._in_chat(session, place, persona_id, user_id)
+        else:
+            conversation = await self.memory.current_conversation(session, user_id, persona_id)
         if conversation is None:  # the first message to this persona starts one: a write
             async with self.gate.section(session):
                 conversation = await self.memory.conversation(session, user_id, persona_id)
@@ -189,11 +195,35 @@ class ChatService:
             )
         try:
             return await self._answer(
-                bot, session, chat_id, conversation, assembled, preferences, draft_id, stored=stored
+                bot,
+                session,
+                chat_id,
+                conversation,
+                assembled,
+                preferences,
+                draft_id,
+                stored=stored,
+                place=place,
             )
         finally:
             if stored is not None:
                 await stored
+
+    async def _in_chat(
+        self, session: AsyncSession, place: GroupPlace, persona_id: int, user_id: int
+    ) -> CurrentConversation:
+        found = await self.memory.chat_conversation(
+            session, place.chat_id, place.thread_id, persona_id, user_id=user_id
+        )
+        if found is not None:
+            return found
+        async with self.gate.section(session):
+            started = await self.memory.chat_conversation(
+                session, place.chat_id, place.thread_id, persona_id, user_id=user_id, start=True
+            )
+            await session.commit()
+        assert started is not None
+        return started
 
     async def _store_turn(
         self,
@@ -481,6 +511,7 @@ class ChatService:
         *,
         extending: Turn | None = None,
         stored: asyncio.Task[Turn] | None = None,
+        place: GroupPlace | None = None,
     ) -> str | None:
         """Stream the model's answer to the chat, then store it: an error stores nothing.
 
@@ -503,6 +534,7 @@ class ChatService:
                 draft_id,
                 extending,
                 stored,
+                place,
             )
         except asyncio.CancelledError:
             if self.recovery is not None:
@@ -566,6 +598,7 @@ class ChatService:
         draft_id: int,
         extending: Turn | None,
         stored: asyncio.Task[Turn] | None = None,
+        place: GroupPlace | None = None,
     ) -> str | None:
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
@@ -591,7 +624,9 @@ class ChatService:
             draft_id,
             drafts=self.drafts,
             interval=self.stream_interval,
-            can_stop=True,
+            can_stop=place is None,
+            reply_to=place.reply_to if place is not None else None,
+            thread_id=place.thread_id if place is not None else None,
         )
         attempts = 1 + self.openai.stream_retries
         with self.generations.running(chat_id, draft_id) as generation:

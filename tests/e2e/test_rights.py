@@ -29,6 +29,7 @@ from app.keyboards.callbacks import (
     EntryAction,
     EntryButton,
     ForgetButton,
+    GroupDecision,
     ModeChoice,
     NewPersonaAction,
     NewPersonaButton,
@@ -58,6 +59,7 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     ChatsButton: (ChatsButton(action=ChatsAction.DELETE_YES, conversation_id=1), Right.CHAT),
     SettingsButton: (SettingsButton(section=SettingsSection.LENGTH, value="long"), Right.CHAT),
     AccessDecision: (AccessDecision(request_id=1, approve=True), Right.ADMIN),
+    GroupDecision: (GroupDecision(chat_id=-100, approve=True), Right.ADMIN),
     UsersButton: (
         UsersButton(action=UsersAction.GRANT, user_id=RESTRICTED, value="admin"),
         Right.ADMIN,

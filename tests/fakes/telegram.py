@@ -726,6 +726,7 @@ class _Chat:
     last_name: str | None = None
     username: str | None = None
     title: str | None = None
+    is_forum: bool = False
     next_message_id: int = 1
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)  # every message, raw
     bot_messages: dict[int, SentMessage] = field(default_factory=dict)
@@ -736,6 +737,8 @@ class _Chat:
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
+        if self.is_forum:
+            data["is_forum"] = True
         return data
 
     def new_message_id(self) -> int:
@@ -1117,6 +1120,87 @@ class FakeTelegram:
                 message["entities"] = [
                     {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
                 ]
+        if extra:
+            message.update(extra)
+        chat.messages[message["message_id"]] = message
+        return self.push_update({"message": message})
+
+    def add_group(
+        self, chat_id: int, title: str = "Team", *, kind: str = "supergroup", forum: bool = False
+    ) -> None:
+        """A group (negative id) the bot can be added to and write in."""
+        self._chats[chat_id] = _Chat(id=chat_id, type=kind, title=title, is_forum=forum)
+
+    def push_my_chat_member(
+        self, chat_id: int, by_user_id: int, old: str, new: str, *, first_name: str = "User"
+    ) -> dict[str, Any]:
+        """The bot's own membership in a group changed (added: "left" → "member"; removed:
+        "member" → "left" or "kicked"), by the user `by_user_id`."""
+        user = self._user(by_user_id, first_name, None, None, USERS_LANGUAGE)
+        chat = self._chats[chat_id]
+        member = {"user": self.bot_user}
+
+        def state(status: str) -> dict[str, Any]:
+            # Bot API: a "kicked" member comes with until_date (0: for ever).
+            return {**member, "status": status, **({"until_date": 0} if status == "kicked" else {})}
+
+        return self.push_update(
+            {
+                "my_chat_member": {
+                    "chat": chat.as_dict(),
+                    "from": user,
+                    "date": int(time.time()),
+                    "old_chat_member": state(old),
+                    "new_chat_member": state(new),
+                }
+            }
+        )
+
+    def push_group_message(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str,
+        *,
+        first_name: str = "User",
+        reply_to: int | None = None,
+        thread_id: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A member writes in a group. As Telegram does, @usernames and a leading /command
+        come with their entities; `reply_to` is the id of a message of that group (the
+        bot's or a member's); `thread_id` a forum topic of a forum supergroup."""
+        user = self._user(user_id, first_name, None, None, USERS_LANGUAGE)
+        chat = self._chats[chat_id]
+        entities: list[dict[str, Any]] = []
+        for match in re.finditer(r"(?<![\w@])@[A-Za-z0-9_]{5,32}\b", text):
+            entities.append(
+                {
+                    "type": "mention",
+                    "offset": utf16_len(text[: match.start()]),
+                    "length": utf16_len(match.group()),
+                }
+            )
+        if text.startswith("/"):
+            command = re.split(r"\s", text, maxsplit=1)[0]
+            entities.insert(0, {"type": "bot_command", "offset": 0, "length": utf16_len(command)})
+        message: dict[str, Any] = {
+            "message_id": chat.new_message_id(),
+            "from": user,
+            "chat": chat.as_dict(),
+            "date": int(time.time()),
+            "text": text,
+        }
+        if entities:
+            message["entities"] = entities
+        if reply_to is not None:
+            replied = chat.messages[reply_to]
+            message["reply_to_message"] = {
+                k: v for k, v in replied.items() if k != "reply_to_message"
+            }
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
         if extra:
             message.update(extra)
         chat.messages[message["message_id"]] = message
@@ -1796,6 +1880,10 @@ class FakeTelegram:
         }
         if reply_to is not None:
             raw["reply_to_message"] = reply_to
+        thread_id = params.get("message_thread_id")
+        if thread_id is not None and chat.type == "supergroup":
+            raw["message_thread_id"] = int(thread_id)
+            raw["is_topic_message"] = True
         if method == "sendMessage":
             raw["text"] = plain
             if parsed:

@@ -1,0 +1,158 @@
+"""Groups and supergroups: the bot answers what is addressed to it (a mention, a reply to
+it, /ask) in an allowed group, in the group's one conversation; it learns it was added or
+removed from `my_chat_member`, and asks the bot's admins to approve a group a non-admin
+added it to."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.enums import GroupMembers, GroupStatus, MessageSource
+from app.domain.groups import GroupPlace
+from app.domain.users import Preferences, UserContext
+from app.filters import GROUP_CHATS, question_to
+from app.handlers.chat import answer_within_budget
+from app.i18n import locale_for
+from app.keyboards.callbacks import GroupDecision
+from app.services.access_requests import AccessRequestService
+from app.services.chat import ChatService
+from app.services.groups import GroupService
+from app.services.personas import persona_for
+from app.views import groups as views
+
+log = logging.getLogger(__name__)
+
+PRESENT = frozenset({"member", "administrator", "creator", "restricted"})
+
+
+async def group_question(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    preferences: Preferences,
+    session: AsyncSession,
+    chat: ChatService,
+    groups: GroupService,
+) -> None:
+    group = await groups.get(session, message.chat.id)
+    if group is None or group.status is GroupStatus.PENDING:
+        await message.reply(views.waiting_for_approval())
+        return
+    if group.status is not GroupStatus.ALLOWED or user.blocked:
+        return  # blocked or left: silent, and a blocked user is ignored here too
+    if group.members is GroupMembers.ALLOWED and not user.has_access:
+        await message.reply(views.members_need_access())
+        return
+    question = question_to(message, await bot.me()) or ""
+    if not question:
+        await message.reply(views.ask_something())
+        return
+    persona = await persona_for(session, group.persona_id)
+    preferences = dataclasses.replace(preferences, persona=persona)
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    place = GroupPlace(message.chat.id, thread_id, message.message_id)
+    # The model sees who said what: the conversation is the whole group's.
+    text = f"{user.first_name}: {question}"
+    answering = chat.reply(
+        bot,
+        session,
+        chat_id=message.chat.id,
+        user_id=user.id,
+        preferences=preferences,
+        text=text,
+        draft_id=message.message_id,
+        telegram_message_id=message.message_id,
+        source=MessageSource.TEXT,
+        place=place,
+    )
+    await answer_within_budget(bot, message.chat.id, answering)
+
+
+async def membership(
+    event: ChatMemberUpdated,
+    bot: Bot,
+    session: AsyncSession,
+    groups: GroupService,
+    access_requests: AccessRequestService,
+    i18n: I18n,
+    user: UserContext,
+) -> None:
+    if event.chat.type not in GROUP_CHATS:
+        return  # a private chat: the user blocked or unblocked the bot
+    was = event.old_chat_member.status in PRESENT
+    now = event.new_chat_member.status in PRESENT
+    if was == now:
+        return  # a change of rights, not of presence
+    chat_id, title = event.chat.id, event.chat.title or ""
+    if not now:
+        await groups.left(session, chat_id)
+        log.info("Removed from group %s", chat_id)
+        return
+    status = await groups.joined(session, chat_id, title, user)
+    log.info("Added to group %s: %s", chat_id, status.value)
+    if status is GroupStatus.ALLOWED:
+        await _say(bot, chat_id, views.hello())
+    elif status is GroupStatus.PENDING:
+        await _say(bot, chat_id, views.approval_asked())
+        adder = user.first_name
+        for admin in await access_requests.admins(session):
+            with i18n.use_locale(locale_for(admin.language, admin.telegram_language)):
+                screen = views.approval_request(chat_id, title, adder)
+            try:
+                await bot.send_message(admin.id, screen.text, reply_markup=screen.markup)
+            except TelegramAPIError as exc:
+                log.info("Could not ask admin %s about group %s: %s", admin.id, chat_id, exc)
+
+
+async def decide(
+    callback: CallbackQuery,
+    callback_data: GroupDecision,
+    bot: Bot,
+    session: AsyncSession,
+    groups: GroupService,
+) -> None:
+    decided = await groups.decide(session, callback_data.chat_id, approve=callback_data.approve)
+    if decided is None:
+        await callback.answer(views.decided_already(), show_alert=True)
+        return
+    text = views.approved(decided.title) if callback_data.approve else views.denied(decided.title)
+    if isinstance(callback.message, Message):
+        try:
+            await callback.message.edit_text(text, reply_markup=None)
+        except TelegramAPIError as exc:
+            log.info("Approval message not updated: %s", exc)
+    await callback.answer()
+    if callback_data.approve:
+        await _say(bot, decided.chat_id, views.hello())
+
+
+async def _say(bot: Bot, chat_id: int, text: str) -> None:
+    """A note to a group: not essential (the bot may lack the right to write there)."""
+    try:
+        await bot.send_message(chat_id, text)
+    except TelegramAPIError as exc:
+        log.info("Could not write to group %s: %s", chat_id, exc)
+
+
+def create_router() -> Router:
+    """Everything from groups; a group message that reaches it (addressed to the bot, see
+    GroupGateMiddleware) goes no further, so the private chat's routers never see one."""
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type.in_(GROUP_CHATS))
+    router.message.register(group_question)
+    router.my_chat_member.register(membership)
+    return router
+
+
+def create_admin_router() -> Router:
+    """For the bot's admins: Approve and Deny of a group."""
+    router = Router(name=f"{__name__}.admin")
+    router.callback_query.register(decide, GroupDecision.filter())
+    return router

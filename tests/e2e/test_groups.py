@@ -1,0 +1,190 @@
+"""End to end: the bot in groups. Added by a bot admin, a group is allowed at once; added by
+anyone else, it waits for an admin's Approve. In an allowed group the bot answers a mention,
+a reply to it and /ask, as a reply in the same topic, in one conversation the group shares
+(the model sees who said what); everything else it leaves alone and never stores. Removed,
+it stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.db.models import Conversation, Message, User
+from app.keyboards.callbacks import GroupDecision
+from tests.fakes import FakeOpenAI, FakeTelegram
+from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat
+
+GROUP = -1001234567890
+FORUM = -1009876543210
+
+
+async def added_by_admin(bot: RunningBot, telegram: FakeTelegram, chat_id: int = GROUP) -> None:
+    telegram.push_my_chat_member(chat_id, ADMIN, "left", "member", first_name="Admin")
+    await bot.idle()
+
+
+async def stored(db: async_sessionmaker[AsyncSession]) -> int:
+    async with db() as session:
+        return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
+
+
+def at(telegram: FakeTelegram) -> str:
+    return "@" + telegram.bot_username
+
+
+async def test_an_admin_adds_the_bot_and_it_answers_what_is_addressed_to_it_only(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, "Family")
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    [hello] = telegram.sent_messages(GROUP)
+    assert "Mention me" in (hello.text or "")
+    telegram.push_group_message(GROUP, STRANGER, "Just chatting among us", first_name="Bob")
+    await bot.idle()
+    assert llm.requests == [] and len(telegram.sent_messages(GROUP)) == 1
+    async with db() as session:  # an unaddressed message registers nobody
+        assert await session.get(User, STRANGER) is None
+    question = telegram.push_group_message(
+        GROUP, STRANGER, f"{at(telegram)} what is the capital of France?", first_name="Bob"
+    )
+    await bot.idle()
+    assert llm.requests[-1]["messages"][-1]["content"] == "Bob: what is the capital of France?"
+    answer = telegram.sent_messages(GROUP)[-1]
+    assert answer.text == "Echo: Bob: what is the capital of France?"
+    assert answer.raw["reply_to_message"]["message_id"] == question["message"]["message_id"]
+    assert telegram.drafts(GROUP) == []  # drafts are for private chats
+    # A reply to the bot and /ask@bot are addressed to it too; another bot's /ask is not.
+    telegram.push_group_message(
+        GROUP, ALLOWED, "and of Spain?", first_name="Ann", reply_to=answer.message_id
+    )
+    await bot.idle()
+    telegram.push_group_message(GROUP, ALLOWED, f"/ask{at(telegram)} and Italy?", first_name="Ann")
+    await bot.idle()
+    telegram.push_group_message(GROUP, ALLOWED, "/ask@other_bot and Peru?", first_name="Ann")
+    await bot.idle()
+    contents = [m["content"] for m in llm.requests[-1]["messages"]]
+    assert contents[-1] == "Ann: and Italy?"
+    # One conversation for the group: Bob's and Ann's turns, each named.
+    assert "Bob: what is the capital of France?" in contents and "Ann: and of Spain?" in contents
+    assert len(llm.requests) == 3
+    async with db() as session:
+        [conversation] = (await session.scalars(select(Conversation))).all()
+    assert conversation.chat_id == GROUP
+    assert await stored(db) == 6
+
+
+async def test_a_group_added_by_someone_else_waits_for_an_admins_approval(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, "Book club")
+    bot = await start_bot()
+    telegram.push_my_chat_member(GROUP, ALLOWED, "left", "member", first_name="Ann")
+    await bot.idle()
+    assert "must approve" in (telegram.sent_messages(GROUP)[-1].text or "")
+    request = telegram.sent_messages(ADMIN)[-1]
+    assert "Ann added me to the group <b>Book club</b>" in (request.text or "")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hello?", first_name="Ann")
+    await bot.idle()
+    assert "not approved this group yet" in (telegram.sent_messages(GROUP)[-1].text or "")
+    assert llm.requests == [] and await stored(db) == 0  # an unapproved group costs nothing
+    admin = UserChat(bot, telegram, ADMIN)
+    await admin.press("Approve", request)
+    assert "is approved" in (telegram.sent_messages(ADMIN)[-1].text or "")
+    assert "Mention me" in (telegram.sent_messages(GROUP)[-1].text or "")
+    stale = GroupDecision(chat_id=GROUP, approve=False).pack()  # the other admin, late
+    assert "decided on already" in (await admin.press_data(stale, request.message_id) or "")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hello now?", first_name="Ann")
+    await bot.idle()
+    assert telegram.sent_messages(GROUP)[-1].text == "Echo: Ann: hello now?"
+
+
+async def test_a_denied_group_and_a_removed_bot_stay_silent(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    telegram.add_group(GROUP, "Spam")
+    bot = await start_bot()
+    telegram.push_my_chat_member(GROUP, ALLOWED, "left", "member")
+    await bot.idle()
+    admin = UserChat(bot, telegram, ADMIN)
+    await admin.press("Deny", telegram.sent_messages(ADMIN)[-1])
+    before = len(telegram.sent_messages(GROUP))
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} anyone?")
+    await bot.idle()
+    assert len(telegram.sent_messages(GROUP)) == before and llm.requests == []
+    # Added again by a non-admin, a denied group stays denied; removed, the bot stops.
+    telegram.push_my_chat_member(GROUP, ALLOWED, "left", "member")
+    await bot.idle()
+    telegram.add_group(-100555, "Work")
+    await added_by_admin(bot, telegram, -100555)
+    telegram.push_my_chat_member(-100555, ADMIN, "member", "kicked")
+    await bot.idle()
+    telegram.push_group_message(-100555, ADMIN, f"{at(telegram)} still there?")
+    await bot.idle()
+    assert llm.requests == []
+
+
+async def test_only_users_with_access_may_ask_where_the_owner_says_so(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    telegram.add_group(GROUP)
+    bot = await start_bot(make_settings(access={"group_members": "allowed"}))
+    await added_by_admin(bot, telegram)
+    telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} may I?", first_name="Bob")
+    await bot.idle()
+    assert "only people with access" in (telegram.sent_messages(GROUP)[-1].text or "")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} and I?", first_name="Ann")
+    await bot.idle()
+    assert [r["messages"][-1]["content"] for r in llm.requests] == ["Ann: and I?"]
+
+
+async def test_each_forum_topic_is_its_own_conversation_answered_in_its_topic(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    telegram.add_group(FORUM, "Forum", forum=True)
+    bot = await start_bot()
+    await added_by_admin(bot, telegram, FORUM)
+    telegram.push_group_message(FORUM, ALLOWED, f"{at(telegram)} about cats", thread_id=7)
+    await bot.idle()
+    telegram.push_group_message(FORUM, ALLOWED, f"{at(telegram)} about dogs", thread_id=9)
+    await bot.idle()
+    answer = telegram.sent_messages(FORUM)[-1]
+    assert answer.raw.get("message_thread_id") == 9
+    history = [m["content"] for m in llm.requests[-1]["messages"]]
+    assert "User: about cats" not in history  # the other topic's conversation
+    telegram.push_group_message(FORUM, ALLOWED, f"{at(telegram)} more cats", thread_id=7)
+    await bot.idle()
+    assert "User: about cats" in [m["content"] for m in llm.requests[-1]["messages"]]
+
+
+async def test_bots_anonymous_admins_and_empty_mentions_are_handled(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    telegram.add_group(GROUP)
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    other_bot: dict[str, Any] = {"id": 999, "is_bot": True, "first_name": "Other"}
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hi", extra={"from": other_bot})
+    anonymous = {"id": GROUP, "type": "supergroup", "title": "Team"}
+    telegram.push_group_message(
+        GROUP, ALLOWED, f"{at(telegram)} hi", extra={"sender_chat": anonymous}
+    )
+    await bot.idle()
+    assert llm.requests == [] and len(telegram.sent_messages(GROUP)) == 1
+    telegram.push_group_message(GROUP, ALLOWED, at(telegram))
+    await bot.idle()
+    assert "Write your question after the mention" in (telegram.sent_messages(GROUP)[-1].text or "")
+    assert llm.requests == []
