@@ -20,6 +20,7 @@ from app.config import PUBLIC_TELEGRAM_API, Settings
 from app.db.engine import WriteGate, create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.db.updates import ProcessedUpdates, forget_old_updates
+from app.delivery.pacing import ChatPacer
 from app.delivery.session import create_session
 from app.dependencies import AppData, Resources
 from app.fsm.storage import AppRedisStorage, SqlStorage
@@ -120,6 +121,7 @@ def create_dispatcher(
     *,
     storage: BaseStorage | None = None,
     stream_interval: float = 1.0,
+    pace_window: float = 60.0,
     shutdown_grace: float = SHUTDOWN_GRACE,
     paste_window: float = 1.0,
     first_routers: Sequence[Router] = (),
@@ -188,6 +190,8 @@ def create_dispatcher(
             shared_stops=shared_stops,
             recovery=recovery,
             pictures=Pictures(download_limit=download_limit),
+            # Telegram's per-group limit is 20 a minute; tests shrink the minute.
+            pacer=ChatPacer(window=pace_window),
         ),
         summarizer=summarizer,
         usage=usage,

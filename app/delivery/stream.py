@@ -22,6 +22,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup, MessageEntity, ReplyParameters
 
 from app.delivery.errors import NotBotApiAnswer, brief
+from app.delivery.pacing import ChatPacer
 from app.delivery.render import Rendered, render, with_reasoning
 from app.delivery.split import split_rendered, telegram_length
 
@@ -83,6 +84,8 @@ class AnswerStream:
     # Groups get one edited message, never drafts (they are for private chats).
     reply_to: int | None = None
     thread_id: int | None = None
+    # Keeps a group under Telegram's per-group limit (app/delivery/pacing.py).
+    pacer: ChatPacer | None = None
     clock: Callable[[], float] = time.monotonic
     _next_at: float = 0.0
     _shown: str = ""
@@ -136,6 +139,8 @@ class AnswerStream:
             except (TelegramAPIError, NotBotApiAnswer) as exc:
                 if not self.drafts.refused(self.chat_id, exc):
                     raise
+        if self.pacer is not None and not self.pacer.may_preview(self.chat_id):
+            return  # the room left this minute is for final messages
         await self._put(preview.text, preview.entities)
 
     async def finish(
@@ -155,6 +160,8 @@ class AnswerStream:
         """Send one part for good (the bot session waits out flood control and retries
         server errors). Formatting that Telegram refuses is dropped rather than the text;
         a part it finds too long (a server with a lower limit) goes in halves."""
+        if self.pacer is not None:
+            await self.pacer.final_slot(self.chat_id)
         try:
             try:
                 await self._put_for_good(part.text, part.entities or None, keyboard)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
+from app.delivery.pacing import ChatPacer
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.domain.enums import MessageSource, ReasoningDisplay
 from app.domain.groups import GroupPlace
@@ -94,8 +95,11 @@ class ChatService:
         shared_stops: SharedStops | None = None,
         recovery: InterruptedAnswers | None = None,
         pictures: Pictures | None = None,
+        pacer: ChatPacer | None = None,
     ) -> None:
         self.memory = memory
+        # Keeps each group under Telegram's per-group limit (app/delivery/pacing.py).
+        self.pacer = pacer or ChatPacer()
         # The bytes of the images users send (app/services/pictures.py).
         self.pictures = pictures or Pictures(download_limit=None)
         # The chat path's database work goes through it (app/db/engine.py WriteGate).
@@ -627,6 +631,7 @@ class ChatService:
             can_stop=place is None,
             reply_to=place.reply_to if place is not None else None,
             thread_id=place.thread_id if place is not None else None,
+            pacer=self.pacer,
         )
         attempts = 1 + self.openai.stream_retries
         with self.generations.running(chat_id, draft_id) as generation:

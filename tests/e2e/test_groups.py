@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -188,3 +189,39 @@ async def test_bots_anonymous_admins_and_empty_mentions_are_handled(
     await bot.idle()
     assert "Write your question after the mention" in (telegram.sent_messages(GROUP)[-1].text or "")
     assert llm.requests == []
+
+
+async def test_a_burst_of_questions_in_one_group_never_earns_a_429(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    # Telegram's 20 a minute, with the minute shrunk to 3 s on both sides to keep it short.
+    telegram.group_rate_window = 3.0
+    llm.reply = "word " * 40
+    llm.token_interval = 0.02  # about 0.8 s an answer: previews all the way
+    telegram.add_group(GROUP)
+    bot = await start_bot(pace_window=3.0)
+    await added_by_admin(bot, telegram)
+    for n in range(10):
+        telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} question {n}")
+    await bot.idle(timeout=60)
+    finals = [m for m in telegram.sent_messages(GROUP) if (m.text or "").startswith("word")]
+    assert len(finals) == 10 and all(m.text == ("word " * 40).strip() for m in finals)
+    assert telegram.group_flood_answers == 0
+    edits = sum(m.edit_count for m in finals)
+    assert edits > 0  # previews went out where there was room
+
+
+async def test_without_pacing_the_fake_answers_429_as_telegram_does(
+    telegram: FakeTelegram,
+) -> None:
+    """The fake's limit is real: 21 sends in its window, the last refused."""
+    telegram.add_group(GROUP)
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for n in range(21):
+            url = f"{telegram.base_url}/bot{telegram.token}/sendMessage"
+            async with http.post(url, json={"chat_id": GROUP, "text": f"m{n}"}) as reply:
+                statuses.append(reply.status)
+                body = await reply.json()
+    assert statuses[:20] == [200] * 20 and statuses[20] == 429
+    assert body["parameters"]["retry_after"] >= 1

@@ -47,12 +47,14 @@ import io
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import re
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Self
@@ -718,6 +720,12 @@ class _StoredFile:
     mime_type: str | None
 
 
+# What Telegram's per-group flood limit counts: every message the bot puts in the chat.
+GROUP_LIMITED = frozenset(
+    {"sendmessage", "editmessagetext", "sendvoice", "senddocument", "sendphoto"}
+)
+
+
 @dataclass
 class _Chat:
     id: int
@@ -846,6 +854,10 @@ class FakeTelegram:
 
         # behaviour switches
         self.refuse_drafts = False
+        #: Telegram's limit on one group (about 20 messages a minute, edits included): past
+        #: it, 429 with retry_after. Tests may shrink the window to keep their time short.
+        self.group_rate_limit = 20
+        self.group_rate_window = 60.0
         #: Methods this server does not know, answered 404 {"description": "Not Found"} as
         #: Telegram does for a method it never had, and an older self-hosted telegram-bot-api
         #: for a newer one (e.g. ``{"sendMessageDraft"}``).
@@ -918,6 +930,9 @@ class FakeTelegram:
         self._allowed_updates: list[str] | None = None
         self._poll_generation: dict[str, int] = {}
         self._chats: dict[int | str, _Chat] = {}
+        self._group_sends: dict[int, deque[float]] = {}
+        #: 429s answered for a group's flood limit (see _group_flood).
+        self.group_flood_answers = 0
         self._users: dict[int, dict[str, Any]] = {}
         self._drafts: dict[tuple[int | str, int], Draft] = {}
         self._commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -1750,6 +1765,15 @@ class FakeTelegram:
             return self._finish(
                 call, fault.status, description=fault.description, parameters=parameters
             )
+        limited = self._group_flood(lname, chat_id)
+        if limited is not None:
+            self.group_flood_answers += 1
+            return self._finish(
+                call,
+                429,
+                description=f"Too Many Requests: retry after {limited}",
+                parameters={"retry_after": limited},
+            )
         raw = self._take_fault("raw", lname, chat_id)
         if raw is not None:
             call.status, call.description = raw.status, raw.description
@@ -1785,6 +1809,21 @@ class FakeTelegram:
         return web.json_response(_error_payload(404, "Not Found"), status=404)
 
     # ------------------------------------------------------------------ helpers
+
+    def _group_flood(self, method: str, chat_id: int | str | None) -> int | None:
+        """Telegram's limit on one group: about 20 messages a minute (sends and edits alike,
+        here `group_rate_limit` per `group_rate_window` seconds); past it, the seconds to wait
+        (a 429 with retry_after), as Telegram answers."""
+        if method not in GROUP_LIMITED or not isinstance(chat_id, int) or chat_id >= 0:
+            return None
+        now = time.monotonic()
+        sent = self._group_sends.setdefault(chat_id, deque())
+        while sent and now - sent[0] >= self.group_rate_window:
+            sent.popleft()
+        if len(sent) >= self.group_rate_limit:
+            return max(1, math.ceil(self.group_rate_window - (now - sent[0])))
+        sent.append(now)
+        return None
 
     def _chat(self, params: dict[str, Any]) -> _Chat:
         raw = params.get("chat_id")
