@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from aiogram import Bot
 from aiogram.filters import Filter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -214,3 +215,30 @@ def question_to(message: Message, me: Any) -> str | None:
     for start, end in sorted(cuts, reverse=True):
         units = units[:start] + units[end:]
     return " ".join(units.decode("utf-16-le", "ignore").split())
+
+
+# Commands a group takes besides /ask (which is a question): for the group's admins.
+GROUP_COMMANDS = frozenset({"forget"})
+
+
+def group_command(message: Message, me: Any) -> str | None:
+    """The name of a group command (/forget, /forget@ThisBot) the message opens with."""
+    text = message.text or ""
+    for entity in message.entities or []:
+        if entity.type == "bot_command" and entity.offset == 0:
+            command, _, target = text[: entity.length].partition("@")
+            name = command.lstrip("/").lower()
+            username = (me.username or "").lower()
+            if name in GROUP_COMMANDS and (not target or target.lower() == username):
+                return name
+    return None
+
+
+class GroupCommand(Filter):
+    """Passes the group command `name` meant for this bot."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def __call__(self, message: Message, bot: Bot) -> bool:
+        return group_command(message, await bot.me()) == self.name

@@ -294,6 +294,17 @@ class MessageRepository:
             )
         )
 
+    async def delete_chat_conversation(self, chat_id: int, conversation_id: int) -> bool:
+        """Delete a group's conversation (its turns, parts and summary)."""
+        owned = await self.session.scalar(
+            select(Conversation.user_id).where(
+                Conversation.id == conversation_id, Conversation.chat_id == chat_id
+            )
+        )
+        if owned is None:
+            return False
+        return await self.delete_conversation(owned, conversation_id)
+
     async def delete_conversation(self, user_id: int, conversation_id: int) -> bool:
         """Delete a conversation of this user with all its turns and its summary."""
         owned = await self.session.scalar(

@@ -16,16 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import GroupMembers, GroupStatus, MessageSource
 from app.domain.groups import GroupPlace
+from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
-from app.filters import GROUP_CHATS, question_to
-from app.handlers.chat import answer_within_budget
+from app.filters import GROUP_CHATS, GroupCommand, question_to
 from app.i18n import locale_for
 from app.keyboards.callbacks import GroupDecision
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.groups import GroupService
 from app.services.personas import persona_for
+from app.services.usage import BudgetRefused
 from app.views import groups as views
+from app.views.usage import budget_refusal
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,16 @@ async def group_question(
         return
     if group.status is not GroupStatus.ALLOWED or user.blocked:
         return  # blocked or left: silent, and a blocked user is ignored here too
+    thread_id = message.message_thread_id if message.is_topic_message else None
     if group.members is GroupMembers.ALLOWED and not user.has_access:
-        await message.reply(views.members_need_access())
+        await groups.tell(
+            bot,
+            message.chat.id,
+            user.id,
+            views.members_need_access(),
+            reply_to=message.message_id,
+            thread_id=thread_id,
+        )
         return
     question = question_to(message, await bot.me()) or ""
     if not question:
@@ -56,23 +66,67 @@ async def group_question(
         return
     persona = await persona_for(session, group.persona_id)
     preferences = dataclasses.replace(preferences, persona=persona)
-    thread_id = message.message_thread_id if message.is_topic_message else None
     place = GroupPlace(message.chat.id, thread_id, message.message_id)
     # The model sees who said what: the conversation is the whole group's.
     text = f"{user.first_name}: {question}"
-    answering = chat.reply(
-        bot,
-        session,
-        chat_id=message.chat.id,
-        user_id=user.id,
-        preferences=preferences,
-        text=text,
-        draft_id=message.message_id,
-        telegram_message_id=message.message_id,
-        source=MessageSource.TEXT,
-        place=place,
-    )
-    await answer_within_budget(bot, message.chat.id, answering)
+    try:
+        await chat.reply(
+            bot,
+            session,
+            chat_id=message.chat.id,
+            user_id=user.id,
+            preferences=preferences,
+            text=text,
+            draft_id=message.message_id,
+            telegram_message_id=message.message_id,
+            source=MessageSource.TEXT,
+            place=place,
+        )
+    except BudgetRefused as refused:
+        # The asker's own limit: told to them alone, not to the group.
+        notice = budget_refusal(refused.reached, refused.currency)
+        await groups.tell(
+            bot, message.chat.id, user.id, notice, reply_to=message.message_id, thread_id=thread_id
+        )
+
+
+async def group_forget(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    session: AsyncSession,
+    groups: GroupService,
+) -> None:
+    """/forget in a group: the group's admins and the bot's admins only."""
+    group = await groups.get(session, message.chat.id)
+    if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
+        return
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    if not await _group_admin(bot, message.chat.id, user):
+        await groups.tell(
+            bot,
+            message.chat.id,
+            user.id,
+            views.admins_only(),
+            reply_to=message.message_id,
+            thread_id=thread_id,
+        )
+        return
+    persona = await persona_for(session, group.persona_id)
+    forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id)
+    await message.reply(views.forgotten() if forgotten else views.nothing_to_forget())
+
+
+async def _group_admin(bot: Bot, chat_id: int, user: UserContext) -> bool:
+    """A bot admin, or an admin of this group (as Telegram says now)."""
+    if Right.ADMIN in user.rights:
+        return True
+    try:
+        member = await bot.get_chat_member(chat_id, user.id)
+    except TelegramAPIError as exc:
+        log.info("Could not tell whether user %s admins group %s: %s", user.id, chat_id, exc)
+        return False
+    return member.status in ("administrator", "creator")
 
 
 async def membership(
@@ -146,6 +200,7 @@ def create_router() -> Router:
     GroupGateMiddleware) goes no further, so the private chat's routers never see one."""
     router = Router(name=__name__)
     router.message.filter(F.chat.type.in_(GROUP_CHATS))
+    router.message.register(group_forget, GroupCommand("forget"))
     router.message.register(group_question)
     router.my_chat_member.register(membership)
     return router

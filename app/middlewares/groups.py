@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.types import TelegramObject, Update
 
-from app.filters import GROUP_CHATS, question_to
+from app.filters import GROUP_CHATS, group_command, question_to
 from app.middlewares.placement import placed
 
 
@@ -43,7 +43,8 @@ class GroupGateMiddleware(BaseMiddleware):
             placed()  # nothing to order
             return None
         bot: Bot = data["bot"]
-        if question_to(message, await bot.me()) is None:
+        me = await bot.me()
+        if question_to(message, me) is None and group_command(message, me) is None:
             placed()
             return None
         return await handler(event, data)

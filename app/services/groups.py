@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import AccessSettings
 from app.db.groups import GroupRepository
+from app.db.messages import MessageRepository
+from app.delivery.ephemeral import tell_one
 from app.domain.enums import GroupMembers, GroupStatus
 from app.domain.rights import Right
 from app.domain.users import UserContext
@@ -67,6 +70,26 @@ class GroupService:
         if group is not None and group.status is not GroupStatus.BLOCKED:
             group.status = GroupStatus.LEFT
             await session.commit()
+
+    @staticmethod
+    async def tell(
+        bot: Bot, chat_id: int, user_id: int, text: str, *, reply_to: int, thread_id: int | None
+    ) -> None:
+        """A note for one member only (a refusal, their budget): app/delivery/ephemeral.py."""
+        await tell_one(bot, chat_id, user_id, text, reply_to=reply_to, thread_id=thread_id)
+
+    async def forget(
+        self, session: AsyncSession, chat_id: int, thread_id: int | None, persona_id: int
+    ) -> bool:
+        """Delete the group's (or topic's) conversation for good; the next question starts a
+        new one. False when there was none."""
+        messages = MessageRepository(session)
+        row = await messages.current_in_chat(chat_id, thread_id, persona_id)
+        if row is None:
+            return False
+        deleted = await messages.delete_chat_conversation(chat_id, row[0])
+        await session.commit()
+        return deleted
 
     async def decide(
         self, session: AsyncSession, chat_id: int, *, approve: bool

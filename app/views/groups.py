@@ -63,3 +63,15 @@ def denied(title: str) -> str:
 
 def decided_already() -> str:
     return _("This group was decided on already.")
+
+
+def admins_only() -> str:
+    return _("Only this group's admins (and the bot's) may make me forget its conversation.")
+
+
+def forgotten() -> str:
+    return _("Forgotten: this group's conversation is deleted. The next question starts anew.")
+
+
+def nothing_to_forget() -> str:
+    return _("There is nothing to forget here yet.")

@@ -146,10 +146,19 @@ async def test_only_users_with_access_may_ask_where_the_owner_says_so(
     await added_by_admin(bot, telegram)
     telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} may I?", first_name="Bob")
     await bot.idle()
-    assert "only people with access" in (telegram.sent_messages(GROUP)[-1].text or "")
+    refusal = telegram.sent_messages(GROUP)[-1]
+    assert "only people with access" in (refusal.text or "")
+    assert refusal.ephemeral_for == STRANGER  # for Bob's eyes only
     telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} and I?", first_name="Ann")
     await bot.idle()
     assert [r["messages"][-1]["content"] for r in llm.requests] == ["Ann: and I?"]
+    # A server that cannot send ephemeral messages: a short reply to Bob instead.
+    telegram.refuse_ephemeral = True
+    asked = telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} now?", first_name="Bob")
+    await bot.idle()
+    fallback = telegram.sent_messages(GROUP)[-1]
+    assert "only people with access" in (fallback.text or "") and fallback.ephemeral_for is None
+    assert fallback.raw["reply_to_message"]["message_id"] == asked["message"]["message_id"]
 
 
 async def test_each_forum_topic_is_its_own_conversation_answered_in_its_topic(
@@ -225,3 +234,29 @@ async def test_without_pacing_the_fake_answers_429_as_telegram_does(
                 body = await reply.json()
     assert statuses[:20] == [200] * 20 and statuses[20] == 429
     assert body["parameters"]["retry_after"] >= 1
+
+
+async def test_forget_in_a_group_is_for_its_admins_and_the_bots(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, admins={ALLOWED})
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} remember 42", first_name="Bob")
+    await bot.idle()
+    assert await stored(db) == 2
+    telegram.push_group_message(GROUP, STRANGER, f"/forget{at(telegram)}", first_name="Bob")
+    await bot.idle()
+    refusal = telegram.sent_messages(GROUP)[-1]
+    assert "Only this group's admins" in (refusal.text or "") and refusal.ephemeral_for == STRANGER
+    assert await stored(db) == 2
+    telegram.push_group_message(GROUP, ALLOWED, "/forget", first_name="Ann")  # a group admin
+    await bot.idle()
+    assert "Forgotten" in (telegram.sent_messages(GROUP)[-1].text or "")
+    assert await stored(db) == 0
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} what number?", first_name="Ann")
+    await bot.idle()
+    assert all("42" not in str(m["content"]) for m in llm.requests[-1]["messages"])

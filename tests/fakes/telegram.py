@@ -658,6 +658,8 @@ class SentMessage:
     document: dict[str, Any] | None = None
     document_bytes: bytes | None = None
     voice: dict[str, Any] | None = None  # sendVoice: its duration and size (bytes above)
+    # An ephemeral message in a group: the one member who sees it.
+    ephemeral_for: int | None = None
     deleted: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -720,6 +722,20 @@ class _StoredFile:
     mime_type: str | None
 
 
+ADMINISTRATOR_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+    "can_send_welcome_messages",
+)
+
 # What Telegram's per-group flood limit counts: every message the bot puts in the chat.
 GROUP_LIMITED = frozenset(
     {"sendmessage", "editmessagetext", "sendvoice", "senddocument", "sendphoto"}
@@ -735,6 +751,8 @@ class _Chat:
     username: str | None = None
     title: str | None = None
     is_forum: bool = False
+    # A group's admins: user id -> "administrator" or "creator" (getChatMember).
+    admins: dict[int, str] = field(default_factory=dict)
     next_message_id: int = 1
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)  # every message, raw
     bot_messages: dict[int, SentMessage] = field(default_factory=dict)
@@ -858,6 +876,8 @@ class FakeTelegram:
         #: it, 429 with retry_after. Tests may shrink the window to keep their time short.
         self.group_rate_limit = 20
         self.group_rate_window = 60.0
+        #: Refuse ephemeral messages (a server that cannot send them here).
+        self.refuse_ephemeral = False
         #: Methods this server does not know, answered 404 {"description": "Not Found"} as
         #: Telegram does for a method it never had, and an older self-hosted telegram-bot-api
         #: for a newer one (e.g. ``{"sendMessageDraft"}``).
@@ -913,6 +933,7 @@ class FakeTelegram:
             "sendDocument": self._m_send_document,
             "sendVoice": self._m_send_voice,
             "getFile": self._m_get_file,
+            "getChatMember": self._m_get_chat_member,
             "setMyDescription": self._m_set_my_description,
             "getMyDescription": self._m_get_my_description,
             "setMyShortDescription": self._m_set_my_short_description,
@@ -1141,10 +1162,23 @@ class FakeTelegram:
         return self.push_update({"message": message})
 
     def add_group(
-        self, chat_id: int, title: str = "Team", *, kind: str = "supergroup", forum: bool = False
+        self,
+        chat_id: int,
+        title: str = "Team",
+        *,
+        kind: str = "supergroup",
+        forum: bool = False,
+        admins: Iterable[int] = (),
     ) -> None:
-        """A group (negative id) the bot can be added to and write in."""
-        self._chats[chat_id] = _Chat(id=chat_id, type=kind, title=title, is_forum=forum)
+        """A group (negative id) the bot can be added to and write in; `admins` are the
+        group's own administrators (getChatMember says so)."""
+        self._chats[chat_id] = _Chat(
+            id=chat_id,
+            type=kind,
+            title=title,
+            is_forum=forum,
+            admins=dict.fromkeys(admins, "administrator"),
+        )
 
     def push_my_chat_member(
         self, chat_id: int, by_user_id: int, old: str, new: str, *, first_name: str = "User"
@@ -1945,6 +1979,9 @@ class FakeTelegram:
             method=method,
             raw=raw,
         )
+        ephemeral = params.get("ephemeral_message_parameters")
+        if isinstance(ephemeral, dict) and ephemeral.get("receiver_user_id") is not None:
+            sent.ephemeral_for = int(ephemeral["receiver_user_id"])
         sent.history.append(MessageVersion(text, parse_mode, entities, reply_markup, plain, now))
         chat.messages[mid] = raw
         chat.bot_messages[mid] = sent
@@ -2080,6 +2117,12 @@ class FakeTelegram:
     async def _m_send_message(self, ctx: _Ctx) -> dict[str, Any]:
         p = ctx.params
         chat = self._chat(p)
+        ephemeral = p.get("ephemeral_message_parameters")
+        if ephemeral is not None:
+            if self.refuse_ephemeral:
+                raise _TgError(400, "Bad Request: ephemeral messages can't be sent to the chat")
+            if chat.type not in ("group", "supergroup") or not isinstance(ephemeral, dict):
+                raise _TgError(400, "Bad Request: ephemeral messages are for groups only")
         text, plain, parsed = self._check_text(p, "Bad Request: message is too long")
         markup = p.get("reply_markup") if isinstance(p.get("reply_markup"), dict) else None
         entities = p.get("entities") if isinstance(p.get("entities"), list) else None
@@ -2488,6 +2531,25 @@ class FakeTelegram:
         sent.voice = voice
         sent.document_bytes = upload.data
         return sent.raw
+
+    async def _m_get_chat_member(self, ctx: _Ctx) -> dict[str, Any]:
+        chat = self._chat(ctx.params)
+        user_id = self._int(ctx.params, "user_id")
+        user = self._users.get(user_id)
+        if user is None:
+            raise _TgError(400, "Bad Request: user not found")
+        if chat.type == "private":
+            status = "member" if user_id == chat.id else "left"
+        else:
+            status = chat.admins.get(user_id, "member")
+        member: dict[str, Any] = {"user": user, "status": status}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            # ChatMemberAdministrator's required fields, as Telegram sends them.
+            member |= {"can_be_edited": False, "is_anonymous": False}
+            member |= dict.fromkeys(ADMINISTRATOR_RIGHTS, True)
+        return member
 
     async def _m_get_file(self, ctx: _Ctx) -> dict[str, Any]:
         file_id = str(ctx.params.get("file_id") or "")
