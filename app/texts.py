@@ -76,6 +76,17 @@ def cancelled() -> str:
     return _("Cancelled.")
 
 
+def new_topic_name() -> str:
+    return _("New conversation")
+
+
+def new_topic(persona: str) -> str:
+    return _(
+        "A new conversation with <b>{persona}</b>, in this topic. Write here; the other "
+        "topics keep their own."
+    ).format(persona=escape(persona))
+
+
 def new_conversation(persona: str) -> str:
     return _(
         "Started a new conversation with <b>{persona}</b>. Earlier messages are kept but no "

@@ -130,6 +130,7 @@ class AnswerStream:
                 await self.bot.send_message_draft(
                     chat_id=self.chat_id,
                     draft_id=self.draft_id,
+                    message_thread_id=self.thread_id,
                     text=preview.text,
                     entities=preview.entities or None,
                     parse_mode=None,

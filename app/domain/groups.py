@@ -1,4 +1,4 @@
-"""Groups as the services see them: where in a group a question was asked."""
+"""Where a conversation lives in Telegram, besides a plain private chat."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class GroupPlace:
-    """Where a question was asked in a group: the chat, its forum topic (None outside
-    topics), and the message the answer replies to."""
+class ChatPlace:
+    """A group (or one of its forum topics), or a topic of a private chat: the chat, the
+    topic (None outside topics), and in a group the message the answer replies to."""
 
     chat_id: int
     thread_id: int | None
-    reply_to: int
+    reply_to: int | None = None

@@ -10,6 +10,7 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import MessageSource
+from app.domain.groups import ChatPlace
 from app.domain.media import ImageFile
 from app.domain.users import Preferences, UserContext
 from app.services.chat import ChatService
@@ -27,6 +28,14 @@ async def answer_within_budget(bot: Bot, chat_id: int, answering: Awaitable[T]) 
     except BudgetRefused as refused:
         await bot.send_message(chat_id, budget_refusal(refused.reached, refused.currency))
         return None
+
+
+def topic_of(message: Message) -> ChatPlace | None:
+    """The topic of a private chat the message is in (the bot's topic mode): each topic is
+    a conversation of its own."""
+    if message.chat.type == "private" and message.is_topic_message and message.message_thread_id:
+        return ChatPlace(message.chat.id, message.message_thread_id)
+    return None
 
 
 async def reply_and_speak(
@@ -55,6 +64,7 @@ async def reply_and_speak(
         telegram_message_id=message.message_id,
         source=source,
         images=images,
+        place=topic_of(message),
     )
     spoken = source is MessageSource.VOICE
     if answer is not None and wants_voice(preferences.voice_replies, spoken=spoken):

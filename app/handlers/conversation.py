@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
 from app.domain.users import Preferences, UserContext
-from app.handlers.chat import answer_within_budget
+from app.handlers.chat import answer_within_budget, topic_of
 from app.keyboards.callbacks import ContinueButton
 from app.memory.service import MemoryService
 from app.services.chat import ChatService
@@ -23,11 +23,26 @@ log = logging.getLogger(__name__)
 
 async def new_conversation(
     message: Message,
+    bot: Bot,
     user: UserContext,
     preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
 ) -> None:
+    if (await bot.me()).has_topics_enabled:
+        # The bot's topic mode: a new conversation is a new topic of the chat, named once
+        # its first answer is in (app/services/chat.py).
+        try:
+            topic = await bot.create_forum_topic(message.chat.id, texts.new_topic_name())
+        except TelegramAPIError as exc:
+            log.info("No new topic in chat %s (%s): a new conversation here", user.id, exc)
+        else:
+            await bot.send_message(
+                message.chat.id,
+                texts.new_topic(preferences.persona.name),
+                message_thread_id=topic.message_thread_id,
+            )
+            return
     await memory.new_conversation(session, user.id, preferences.persona.id)
     await message.answer(texts.new_conversation(preferences.persona.name))
 
@@ -50,6 +65,7 @@ async def retry(
             user_id=user.id,
             preferences=preferences,
             draft_id=message.message_id,
+            place=topic_of(message),
         ),
     )
 

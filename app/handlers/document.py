@@ -12,7 +12,7 @@ from app.domain.enums import MessageSource
 from app.domain.media import DocumentFile
 from app.domain.users import Preferences, UserContext
 from app.filters import Document, document_of
-from app.handlers.chat import answer_within_budget
+from app.handlers.chat import answer_within_budget, topic_of
 from app.services.chat import ChatService
 from app.services.documents import DocumentService
 
@@ -59,6 +59,7 @@ async def document_message(
             telegram_message_id=part.message_id,
             source=MessageSource.DOCUMENT,
             document=read,
+            place=topic_of(part),
         )
 
     for part, file in sent:

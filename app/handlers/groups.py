@@ -15,7 +15,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import GroupMembers, GroupStatus, MessageSource
-from app.domain.groups import GroupPlace
+from app.domain.groups import ChatPlace
 from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
 from app.filters import GROUP_CHATS, GroupCommand, question_to
@@ -66,7 +66,7 @@ async def group_question(
         return
     persona = await persona_for(session, group.persona_id)
     preferences = dataclasses.replace(preferences, persona=persona)
-    place = GroupPlace(message.chat.id, thread_id, message.message_id)
+    place = ChatPlace(message.chat.id, thread_id, message.message_id)
     # The model sees who said what: the conversation is the whole group's.
     text = f"{user.first_name}: {question}"
     try:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -134,17 +135,29 @@ class Summarizer:
             self._failed_at[conversation_id] = time.monotonic()
             log.exception("Summarising conversation %s failed; will retry later", conversation_id)
 
-    def title_later(self, conversation_id: int, *, user_id: int) -> bool:
+    def title_later(
+        self,
+        conversation_id: int,
+        *,
+        user_id: int,
+        then: Callable[[str], Awaitable[None]] | None = None,
+    ) -> bool:
         """Give an untitled conversation a short title from its first turns, in the
-        background (the /chats list shows it); False when one is being written already."""
+        background (the /chats list shows it; `then` gets it once stored, to name a topic);
+        False when one is being written already."""
         if conversation_id in self._titles:
             return False
-        task = asyncio.create_task(self._title(conversation_id, user_id))
+        task = asyncio.create_task(self._title(conversation_id, user_id, then))
         self._titles[conversation_id] = task
         task.add_done_callback(lambda _: self._titles.pop(conversation_id, None))
         return True
 
-    async def _title(self, conversation_id: int, user_id: int) -> None:
+    async def _title(
+        self,
+        conversation_id: int,
+        user_id: int,
+        then: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         async with self.pool() as session:
             turns = await MessageRepository(session).first_turns(conversation_id, 2)
         if not turns:
@@ -175,8 +188,13 @@ class Summarizer:
             async with self.pool() as session, session.begin():
                 if usage is not None:
                     await self._record(session, user_id, usage)
-                await MessageRepository(session).set_title_unless_set(conversation_id, title)
+                stored = await MessageRepository(session).set_title_unless_set(
+                    conversation_id, title
+                )
+            if stored and then is not None:
+                await then(title)
         except Exception:
+            # A title is not worth more than a line in the log.
             log.exception("The title of conversation %s was not stored", conversation_id)
 
     def _hold(self, conversation_id: int) -> AbstractAsyncContextManager[bool]:

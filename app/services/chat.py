@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
 from openai import AsyncOpenAI
@@ -19,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
+from app.delivery.errors import NotBotApiAnswer
 from app.delivery.pacing import ChatPacer
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.domain.enums import MessageSource, ReasoningDisplay
-from app.domain.groups import GroupPlace
+from app.domain.groups import ChatPlace
 from app.domain.media import ImageFile, Picture
 from app.domain.users import Preferences
 from app.llm.chat import (
@@ -132,7 +134,7 @@ class ChatService:
         source: MessageSource = MessageSource.TEXT,
         images: Sequence[ImageFile] = (),
         document: ReadDocument | None = None,
-        place: GroupPlace | None = None,
+        place: ChatPlace | None = None,
     ) -> str | None:
         """Answer a new message (typed, the transcript of a spoken one, images or a document
         with their caption: `source`); the answer when it was delivered whole and stored,
@@ -214,7 +216,7 @@ class ChatService:
                 await stored
 
     async def _in_chat(
-        self, session: AsyncSession, place: GroupPlace, persona_id: int, user_id: int
+        self, session: AsyncSession, place: ChatPlace, persona_id: int, user_id: int
     ) -> CurrentConversation:
         found = await self.memory.chat_conversation(
             session, place.chat_id, place.thread_id, persona_id, user_id=user_id
@@ -263,9 +265,14 @@ class ChatService:
         user_id: int,
         preferences: Preferences,
         draft_id: int,
+        place: ChatPlace | None = None,
     ) -> None:
-        """Answer the user's newest message again; the old answer leaves the history."""
-        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
+        """Answer the user's newest message again (in the topic `place`, if given); the old
+        answer leaves the history."""
+        if place is not None:
+            conversation = await self._in_chat(session, place, preferences.persona.id, user_id)
+        else:
+            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
         sight = self.memory.sight(preferences.model)
         last = await self.memory.last_user_turn(session, conversation, sight)
         vision_model = self.openai.vision_model
@@ -296,6 +303,7 @@ class ChatService:
             forget_answer,
             draft_id,
             sight=sight,
+            place=place,
         )
 
     async def edit(
@@ -342,6 +350,7 @@ class ChatService:
         recall: bool = True,
         extending: Turn | None = None,
         sight: Sight | None = None,
+        place: ChatPlace | None = None,
     ) -> None:
         """Answer `turn` with the history before stored turn `turn_id` (all of it for None),
         after `change` rewrites the history (the old answer dropped, or the turn's new text).
@@ -375,6 +384,7 @@ class ChatService:
             preferences,
             draft_id,
             extending=extending,
+            place=place,
         )
 
     async def continue_answer(
@@ -515,7 +525,7 @@ class ChatService:
         *,
         extending: Turn | None = None,
         stored: asyncio.Task[Turn] | None = None,
-        place: GroupPlace | None = None,
+        place: ChatPlace | None = None,
     ) -> str | None:
         """Stream the model's answer to the chat, then store it: an error stores nothing.
 
@@ -602,7 +612,7 @@ class ChatService:
         draft_id: int,
         extending: Turn | None,
         stored: asyncio.Task[Turn] | None = None,
-        place: GroupPlace | None = None,
+        place: ChatPlace | None = None,
     ) -> str | None:
         log.debug(
             "Request for user %s: %d prompt tokens, %d history turns",
@@ -628,7 +638,7 @@ class ChatService:
             draft_id,
             drafts=self.drafts,
             interval=self.stream_interval,
-            can_stop=place is None,
+            can_stop=place is None or place.reply_to is None,
             reply_to=place.reply_to if place is not None else None,
             thread_id=place.thread_id if place is not None else None,
             pacer=self.pacer,
@@ -795,7 +805,9 @@ class ChatService:
             and self.memory.settings.titles
         ):
             # Once per untitled conversation and process: the writer checks the database.
-            self.summarizer.title_later(conversation.id, user_id=user_id)
+            # A topic of a private chat is named after it too.
+            then = _topic_renamer(stream) if stream.thread_id and stream.chat_id > 0 else None
+            self.summarizer.title_later(conversation.id, user_id=user_id, then=then)
         return None if attempt.stopped else answer
 
     def _usage(self, assembled: Assembled, attempt: _Attempt) -> TokenUsage:
@@ -859,3 +871,19 @@ class ChatService:
     ) -> None:
         if self.usage is not None:
             await self.usage.record(session, user_id=user_id, model=model, usage=usage)
+
+
+def _topic_renamer(stream: AnswerStream) -> Callable[[str], Awaitable[None]]:
+    """Names the private chat's topic the answer went to (not essential: a failure costs the
+    topic its name only)."""
+    bot, chat_id, thread_id = stream.bot, stream.chat_id, stream.thread_id
+
+    async def rename(title: str) -> None:
+        try:
+            await bot.edit_forum_topic(
+                chat_id=chat_id, message_thread_id=thread_id or 0, name=title[:128]
+            )
+        except (TelegramAPIError, NotBotApiAnswer) as exc:
+            log.info("Topic %s of chat %s not renamed: %s", thread_id, chat_id, type(exc).__name__)
+
+    return rename

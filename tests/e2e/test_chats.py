@@ -43,6 +43,10 @@ async def until_titled(db: async_sessionmaker[AsyncSession], count: int) -> list
     raise AssertionError(f"titles: {await titles(db)}")
 
 
+def in_topic(thread_id: int) -> dict[str, Any]:
+    return {"message_thread_id": thread_id, "is_topic_message": True}
+
+
 def labels(chat: UserChat) -> list[str]:
     return [text for text, _ in buttons(chat.with_button("✏️"))]
 
@@ -145,3 +149,38 @@ async def test_many_conversations_are_paged(start_bot: StartBot, telegram: FakeT
     assert "Page 2 of 2." in (chat.last.text or "")
     names = [label.split(" · ")[0] for label in labels(chat) if " · " in label]
     assert names == ["Topic number 2", "Topic number 1", "Topic number 0"]
+
+
+async def test_with_topics_in_private_chats_new_opens_a_topic_and_each_topic_is_its_own(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.topics_enabled = True
+    llm.reply = titled
+    bot = await start_bot(make_settings(memory=MemorySettings(_env_file=None)))
+    chat = UserChat(bot, telegram, ALLOWED)
+    await chat.send("/new")
+    [cats] = telegram.topics(ALLOWED)
+    assert telegram.topics(ALLOWED)[cats] == "New conversation"
+    assert chat.last.raw.get("message_thread_id") == cats
+    await chat.send("Tell me about cats", extra=in_topic(cats))
+    answer = chat.last
+    assert answer.raw.get("message_thread_id") == cats
+    assert [d.text for d in telegram.drafts(ALLOWED)]  # drafts stream into the topic too
+    await chat.send("/new")
+    dogs = max(telegram.topics(ALLOWED))
+    await chat.send("And dogs?", extra=in_topic(dogs))
+    history = [m["content"] for m in llm.requests[-1]["messages"]]
+    assert "Tell me about cats" not in history  # another topic, another conversation
+    await until_titled(db, 2)
+    for _ in range(100):
+        if telegram.topics(ALLOWED) == {cats: "About cats", dogs: "About dogs"}:
+            break
+        await asyncio.sleep(0.05)
+    assert telegram.topics(ALLOWED) == {cats: "About cats", dogs: "About dogs"}
+    await chat.send("/retry", extra=in_topic(cats))
+    assert llm.requests[-1]["messages"][-1]["content"] == "Tell me about cats"
+    assert chat.last.raw.get("message_thread_id") == cats

@@ -753,6 +753,7 @@ class _Chat:
     is_forum: bool = False
     # A group's admins: user id -> "administrator" or "creator" (getChatMember).
     admins: dict[int, str] = field(default_factory=dict)
+    topics: dict[int, str] = field(default_factory=dict)  # thread id -> name
     next_message_id: int = 1
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)  # every message, raw
     bot_messages: dict[int, SentMessage] = field(default_factory=dict)
@@ -878,6 +879,8 @@ class FakeTelegram:
         self.group_rate_window = 60.0
         #: Refuse ephemeral messages (a server that cannot send them here).
         self.refuse_ephemeral = False
+        #: The bot's topic mode in private chats (getMe has_topics_enabled, Bot API 9.3).
+        self.topics_enabled = False
         #: Methods this server does not know, answered 404 {"description": "Not Found"} as
         #: Telegram does for a method it never had, and an older self-hosted telegram-bot-api
         #: for a newer one (e.g. ``{"sendMessageDraft"}``).
@@ -934,6 +937,8 @@ class FakeTelegram:
             "sendVoice": self._m_send_voice,
             "getFile": self._m_get_file,
             "getChatMember": self._m_get_chat_member,
+            "createForumTopic": self._m_create_forum_topic,
+            "editForumTopic": self._m_edit_forum_topic,
             "setMyDescription": self._m_set_my_description,
             "getMyDescription": self._m_get_my_description,
             "setMyShortDescription": self._m_set_my_short_description,
@@ -1954,7 +1959,7 @@ class FakeTelegram:
         if reply_to is not None:
             raw["reply_to_message"] = reply_to
         thread_id = params.get("message_thread_id")
-        if thread_id is not None and chat.type == "supergroup":
+        if thread_id is not None and (chat.type == "supergroup" or int(thread_id) in chat.topics):
             raw["message_thread_id"] = int(thread_id)
             raw["is_topic_message"] = True
         if method == "sendMessage":
@@ -2048,6 +2053,7 @@ class FakeTelegram:
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
+            "has_topics_enabled": self.topics_enabled,
         }
 
     def _deliverable(self, limit: int) -> list[dict[str, Any]]:
@@ -2531,6 +2537,35 @@ class FakeTelegram:
         sent.voice = voice
         sent.document_bytes = upload.data
         return sent.raw
+
+    async def _m_create_forum_topic(self, ctx: _Ctx) -> dict[str, Any]:
+        chat = self._chat(ctx.params)
+        if chat.type == "private" and not self.topics_enabled:
+            raise _TgError(400, "Bad Request: the chat is not a forum")
+        if chat.type != "private" and not chat.is_forum:
+            raise _TgError(400, "Bad Request: the chat is not a forum")
+        name = str(ctx.params.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            raise _TgError(400, "Bad Request: TOPIC_TITLE_EMPTY")
+        thread_id = chat.new_message_id()  # a topic is known by its first message's id
+        chat.topics[thread_id] = name
+        return {"message_thread_id": thread_id, "name": name, "icon_color": 7322096}
+
+    async def _m_edit_forum_topic(self, ctx: _Ctx) -> bool:
+        chat = self._chat(ctx.params)
+        thread_id = self._int(ctx.params, "message_thread_id")
+        if thread_id not in chat.topics:
+            raise _TgError(400, "Bad Request: message thread not found")
+        name = ctx.params.get("name")
+        if name is not None:
+            if not 1 <= len(str(name)) <= 128:
+                raise _TgError(400, "Bad Request: TOPIC_TITLE_EMPTY")
+            chat.topics[thread_id] = str(name)
+        return True
+
+    def topics(self, chat_id: int) -> dict[int, str]:
+        """A chat's forum topics: thread id -> name."""
+        return dict(self._chats[chat_id].topics)
 
     async def _m_get_chat_member(self, ctx: _Ctx) -> dict[str, Any]:
         chat = self._chat(ctx.params)
