@@ -243,7 +243,13 @@ def create_dispatcher(
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)
     preferences = PreferencesMiddleware(settings.openai, settings.memory, settings.budget)
-    for observer in (dp.message, dp.edited_message, dp.callback_query, dp.my_chat_member):
+    for observer in (
+        dp.message,
+        dp.edited_message,
+        dp.callback_query,
+        dp.my_chat_member,
+        dp.guest_message,
+    ):
         observer.outer_middleware(sessions)
         observer.outer_middleware(access)
         observer.outer_middleware(locale)

@@ -71,6 +71,7 @@ class MessageSource(enum.StrEnum):
     VOICE = "voice"
     PHOTO = "photo"  # its content is the caption; the images are stored beside it
     DOCUMENT = "document"  # its content is the caption; the document's text beside it
+    GUEST = "guest"  # asked where the bot is not a member (a guest query), answered there
 
 
 class MessageRole(enum.StrEnum):

@@ -13,3 +13,6 @@ class ChatPlace:
     chat_id: int
     thread_id: int | None
     reply_to: int | None = None
+    # A guest query (the bot mentioned where it is not a member): answered through it, in
+    # the asker's own conversation.
+    guest_query_id: str | None = None

@@ -33,6 +33,7 @@ from app.handlers import (
     edit_persona,
     errors,
     groups,
+    guest,
     help,
     memory,
     new_persona,
@@ -81,6 +82,7 @@ def get_routers() -> list[Router]:
     routers = [
         # Groups first: whatever a group sends (once addressed to the bot) stops there.
         groups.create_router(),
+        guest.create_router(),
         lacking(Right.CHAT, access_request.create_router(), name="strangers"),
         # Anyone may use these, in any state.
         start.create_router(),

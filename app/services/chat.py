@@ -21,6 +21,7 @@ from app import texts
 from app.config import ChatSettings, OpenAISettings
 from app.db.engine import WriteGate
 from app.delivery.errors import NotBotApiAnswer
+from app.delivery.guest import GuestAnswer
 from app.delivery.pacing import ChatPacer
 from app.delivery.stream import AnswerStream, DraftSupport
 from app.domain.enums import MessageSource, ReasoningDisplay
@@ -47,6 +48,9 @@ from app.services.shared_stops import SharedStops
 from app.services.usage import BudgetRefused, UsageService
 
 log = logging.getLogger(__name__)
+
+# Where an answer streams to: a chat, or a guest query's one message.
+Delivery = AnswerStream | GuestAnswer
 
 # Failures a second attempt almost always cures: the stream broke off, or the connection
 # dropped. (Timeouts are not among them: a slow server would keep the user waiting twice.)
@@ -169,7 +173,7 @@ class ChatService:
         # writer, and this user's other messages wait for this one, so what they read stays.
         persona_id = preferences.persona.id
         conversation: CurrentConversation | None
-        if place is not None:  # a group's conversation, shared by its members
+        if place is not None and place.guest_query_id is None:  # a group's, or a topic's
             conversation = await self._in_chat(session, place, persona_id, user_id)
         else:
             conversation = await self.memory.current_conversation(session, user_id, persona_id)
@@ -632,17 +636,21 @@ class ChatService:
             temperature=preferences.temperature,
             use_max_completion_tokens=self.openai.is_public_openai,
         )
-        stream = AnswerStream(
-            bot,
-            chat_id,
-            draft_id,
-            drafts=self.drafts,
-            interval=self.stream_interval,
-            can_stop=place is None or place.reply_to is None,
-            reply_to=place.reply_to if place is not None else None,
-            thread_id=place.thread_id if place is not None else None,
-            pacer=self.pacer,
-        )
+        stream: Delivery
+        if place is not None and place.guest_query_id is not None:
+            stream = GuestAnswer(bot, place.guest_query_id, chat_id, interval=self.stream_interval)
+        else:
+            stream = AnswerStream(
+                bot,
+                chat_id,
+                draft_id,
+                drafts=self.drafts,
+                interval=self.stream_interval,
+                can_stop=place is None or place.reply_to is None,
+                reply_to=place.reply_to if place is not None else None,
+                thread_id=place.thread_id if place is not None else None,
+                pacer=self.pacer,
+            )
         attempts = 1 + self.openai.stream_retries
         with self.generations.running(chat_id, draft_id) as generation:
             for number in range(1, attempts + 1):
@@ -693,7 +701,7 @@ class ChatService:
         bot: Bot,
         chat_id: int,
         request: ChatRequest,
-        stream: AnswerStream,
+        stream: Delivery,
         attempt: _Attempt,
         generation: Generation,
     ) -> None:
@@ -743,7 +751,7 @@ class ChatService:
     async def _deliver(
         self,
         session: AsyncSession,
-        stream: AnswerStream,
+        stream: Delivery,
         conversation: CurrentConversation,
         assembled: Assembled,
         preferences: Preferences,
@@ -873,7 +881,7 @@ class ChatService:
             await self.usage.record(session, user_id=user_id, model=model, usage=usage)
 
 
-def _topic_renamer(stream: AnswerStream) -> Callable[[str], Awaitable[None]]:
+def _topic_renamer(stream: Delivery) -> Callable[[str], Awaitable[None]]:
     """Names the private chat's topic the answer went to (not essential: a failure costs the
     topic its name only)."""
     bot, chat_id, thread_id = stream.bot, stream.chat_id, stream.thread_id

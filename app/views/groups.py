@@ -75,3 +75,7 @@ def forgotten() -> str:
 
 def nothing_to_forget() -> str:
     return _("There is nothing to forget here yet.")
+
+
+def guest_needs_access() -> str:
+    return _("I answer only people with access to me: write /start to me to ask for it.")

@@ -260,3 +260,30 @@ async def test_forget_in_a_group_is_for_its_admins_and_the_bots(
     telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} what number?", first_name="Ann")
     await bot.idle()
     assert all("42" not in str(m["content"]) for m in llm.requests[-1]["messages"])
+
+
+async def test_a_guest_query_is_answered_once_into_its_message_and_kept_in_the_askers_history(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.reply = "word " * 30
+    llm.token_interval = 0.02  # long enough for a preview before the final text
+    bot = await start_bot()
+    telegram.push_guest_message(-100777, ALLOWED, f"{at(telegram)} how far is the Moon?")
+    await bot.idle()
+    [reply] = telegram.guest_answers.values()
+    assert reply.texts[-1] == ("word " * 30).strip()
+    assert len(reply.texts) >= 2  # sent once, then edited as the answer came in
+    assert llm.requests[-1]["messages"][-1]["content"] == "how far is the Moon?"
+    async with db() as session:
+        rows = (await session.execute(select(Message.role, Message.source))).all()
+    assert [(role.value, source.value) for role, source in rows] == [
+        ("user", "guest"),
+        ("assistant", "text"),
+    ]
+    telegram.push_guest_message(-100777, STRANGER, f"{at(telegram)} and me?")
+    await bot.idle()
+    refusal = list(telegram.guest_answers.values())[-1]
+    assert "only people with access" in refusal.texts[-1] and len(llm.requests) == 1

@@ -736,6 +736,15 @@ ADMINISTRATOR_RIGHTS = (
     "can_send_welcome_messages",
 )
 
+
+@dataclass
+class GuestReply:
+    """The bot's answer to a guest query: one inline message, and every text it had."""
+
+    guest_query_id: str
+    texts: list[str]
+
+
 # What Telegram's per-group flood limit counts: every message the bot puts in the chat.
 GROUP_LIMITED = frozenset(
     {"sendmessage", "editmessagetext", "sendvoice", "senddocument", "sendphoto"}
@@ -938,6 +947,7 @@ class FakeTelegram:
             "getFile": self._m_get_file,
             "getChatMember": self._m_get_chat_member,
             "createForumTopic": self._m_create_forum_topic,
+            "answerGuestQuery": self._m_answer_guest_query,
             "editForumTopic": self._m_edit_forum_topic,
             "setMyDescription": self._m_set_my_description,
             "getMyDescription": self._m_get_my_description,
@@ -967,6 +977,9 @@ class FakeTelegram:
         self._file_counter = itertools.count(1)
         self._callback_counter = itertools.count(1)
         self._open_callbacks: set[str] = set()
+        self._open_guest_queries: set[str] = set()
+        #: Answers to guest queries by inline_message_id: every text it had, oldest first.
+        self.guest_answers: dict[str, GuestReply] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
         #: The webhook as setWebhook set it ("" while updates are polled).
@@ -2145,8 +2158,16 @@ class FakeTelegram:
         )
         return sent.raw
 
-    async def _m_edit_message_text(self, ctx: _Ctx) -> dict[str, Any]:
+    async def _m_edit_message_text(self, ctx: _Ctx) -> dict[str, Any] | bool:
         p = ctx.params
+        inline_id = p.get("inline_message_id")
+        if inline_id and str(inline_id) in self.guest_answers:
+            answer = self.guest_answers[str(inline_id)]
+            text = str(p.get("text") or "")
+            if text == answer.texts[-1]:
+                raise _TgError(400, NOT_MODIFIED)
+            answer.texts.append(text)
+            return True  # an inline message: Telegram answers True, not the message
         chat = self._chat(p)
         sent = self._bot_message(chat, p, action="edit")
         if sent.method != "sendMessage":
@@ -2537,6 +2558,46 @@ class FakeTelegram:
         sent.voice = voice
         sent.document_bytes = upload.data
         return sent.raw
+
+    def push_guest_message(
+        self, chat_id: int, user_id: int, text: str, *, first_name: str = "User"
+    ) -> dict[str, Any]:
+        """Someone mentions the bot in a chat it is not a member of (Bot API 10.0)."""
+        user = self._user(user_id, first_name, None, None, USERS_LANGUAGE)
+        query_id = f"gq{next(self._callback_counter)}"
+        self._open_guest_queries.add(query_id)
+        entities = [
+            {"type": "mention", "offset": utf16_len(text[: m.start()]), "length": utf16_len(m[0])}
+            for m in re.finditer(r"(?<![\w@])@[A-Za-z0-9_]{5,32}\b", text)
+        ]
+        message: dict[str, Any] = {
+            "message_id": 1,
+            "from": user,
+            "chat": {"id": chat_id, "type": "supergroup", "title": "Elsewhere"},
+            "date": int(time.time()),
+            "text": text,
+            "guest_query_id": query_id,
+        }
+        if entities:
+            message["entities"] = entities
+        return self.push_update({"guest_message": message})
+
+    async def _m_answer_guest_query(self, ctx: _Ctx) -> dict[str, Any]:
+        query_id = str(ctx.params.get("guest_query_id") or "")
+        if query_id not in self._open_guest_queries:
+            raise _TgError(400, "Bad Request: query is too old or query ID is invalid")
+        self._open_guest_queries.discard(query_id)  # answered once
+        result = ctx.params.get("result")
+        if not isinstance(result, dict) or not isinstance(
+            result.get("input_message_content"), dict
+        ):
+            raise _TgError(400, "Bad Request: RESULT_INVALID")
+        text = str(result["input_message_content"].get("message_text") or "")
+        if not text:
+            raise _TgError(400, "Bad Request: MESSAGE_EMPTY")
+        inline_id = f"inline-{query_id}"
+        self.guest_answers[inline_id] = GuestReply(query_id, [text])
+        return {"inline_message_id": inline_id}
 
     async def _m_create_forum_topic(self, ctx: _Ctx) -> dict[str, Any]:
         chat = self._chat(ctx.params)
