@@ -167,6 +167,7 @@ def create_dispatcher(
         download_limit=download_limit,
     )
     gate = WriteGate.for_engine(engine)
+    pacer = ChatPacer(window=pace_window)
     # Other processes may serve the same bot: on PostgreSQL, or with Redis shared.
     shared = bool(settings.redis.url) or engine.url.get_backend_name() != "sqlite"
     recovery = InterruptedAnswers(
@@ -191,7 +192,7 @@ def create_dispatcher(
             recovery=recovery,
             pictures=Pictures(download_limit=download_limit),
             # Telegram's per-group limit is 20 a minute; tests shrink the minute.
-            pacer=ChatPacer(window=pace_window),
+            pacer=pacer,
         ),
         summarizer=summarizer,
         usage=usage,
@@ -215,7 +216,7 @@ def create_dispatcher(
         "access_requests": access_requests,
         "voice": voice,
         "conversations": ConversationService(),
-        "groups": GroupService(settings.access),
+        "groups": GroupService(settings.access, resources.chat.pacer),
         "documents": DocumentService(
             settings.documents, memory, usage=usage, download_limit=download_limit
         ),

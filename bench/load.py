@@ -984,6 +984,110 @@ async def webhook_main(replicas: list[int], services: Services, *, serial: bool)
     return 0 if ok else 1
 
 
+GROUP_CHAT = -1_001_000_000_001
+GROUP_MEMBERS = 20
+GROUP_ADMIN = 777_000
+
+
+async def ask_group(run: Run, member: int, n: int) -> Sample:
+    """A member of the group mentions the bot; the answer replies to them in the group."""
+    name = f"g{member}"
+    text = f"@{run.telegram.bot_username} q{n}: what should I plant this week?"
+    said = f"{name}: {text.split(' ', 1)[1]}"  # as the bot tells the model (mention removed)
+    future = run.watcher.expect(GROUP_CHAT, reply_for(said))
+    sent = time.monotonic()
+    update = run.telegram.push_group_message(GROUP_CHAT, member, text, first_name=name)
+    delivered = await asyncio.wait_for(future, 180)
+    return Sample(GROUP_CHAT, said, sent, delivered, update_id=update["update_id"])
+
+
+async def group_main() -> int:
+    """One group of GROUP_MEMBERS members asking in turn (each once), beside 50 private users
+    (4 messages each): per-message overhead and Bot API calls per answer in the group against
+    the private chats, and the 429s the fake Telegram answered (Telegram's 20 a minute)."""
+    print(
+        f"Group load: our bot (python -m app, SQLite) with one group of {GROUP_MEMBERS} members "
+        "asking in turn\n(each once, a mention), beside 50 private users asking 4 messages "
+        "each, at once.\nThe fake Telegram answers 429 past 20 messages a minute in a group, "
+        "as Telegram does."
+    )
+    async with fake_servers() as (telegram, llm):
+        with tempfile.TemporaryDirectory(prefix="tba-group-") as tmp:
+            env = bot_env(telegram, llm, f"sqlite+aiosqlite:///{tmp}/group.db")
+            env["ADMIN_IDS"] = str(GROUP_ADMIN)
+            bot = BotProcess("ours", BOTS["ours"], env, Path(tmp))
+            await bot.start()
+            try:
+                await wait_polling(bot, telegram)
+                run = Run("ours", [bot], telegram, llm)
+                watcher = asyncio.create_task(run.watcher.run())
+                telegram.add_group(GROUP_CHAT, "Gardeners")
+                telegram.push_my_chat_member(GROUP_CHAT, GROUP_ADMIN, "left", "member")
+                await run.converse(999_999, 1, "warmup")
+                first_call = len(telegram.calls)
+                first_record = len(llm.records)
+
+                async def group() -> list[Sample]:
+                    return [await ask_group(run, 2_000 + n, n) for n in range(GROUP_MEMBERS)]
+
+                users = list(range(1_001, 1_051))
+                group_samples, *private = await asyncio.gather(
+                    group(), *(run.converse(user, 4, "p") for user in users)
+                )
+                calls = telegram.calls[first_call:]
+                run.watcher.stopped = True
+                telegram.reset_calls()
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RuntimeError, TimeoutError):
+                    await watcher
+            finally:
+                await bot.stop()
+    records = {}
+    for record in llm.records[first_record:]:
+        said = [m for m in record.body.get("messages", []) if m.get("role") == "user"]
+        if said and record.finished_at is not None:
+            records[said[-1]["content"]] = record
+    private_samples = [s for batch in private for s in batch]
+    for s in [*group_samples, *private_samples]:
+        record = records[s.text]
+        assert record.finished_at is not None
+        s.model = record.finished_at - record.at
+    in_group = [c for c in calls if c.chat_id == GROUP_CHAT and c.method not in STARTUP_METHODS]
+    in_private = [
+        c
+        for c in calls
+        if isinstance(c.chat_id, int) and c.chat_id > 0 and c.method not in STARTUP_METHODS
+    ]
+    finals = {reply_for(s.text) for s in group_samples}
+    final_429 = sum(
+        1
+        for c in in_group
+        if c.status == 429 and c.method in FINAL_METHODS and c.params.get("text") in finals
+    )
+    print()
+    print(f"{'':<10}{'answers':>8}{'overhead p50':>14}{'p95':>9}{'calls/answer':>14}")
+    for label, samples, chat_calls in (
+        ("group", group_samples, in_group),
+        ("private", private_samples, in_private),
+    ):
+        overheads = [s.overhead * 1000 for s in samples]
+        print(
+            f"{label:<10}{len(samples):>8}{percentile(overheads, 50):>12.0f}ms"
+            f"{percentile(overheads, 95):>7.0f}ms{len(chat_calls) / len(samples):>14.2f}"
+        )
+    group_wall = max(s.delivered for s in group_samples) - min(s.sent for s in group_samples)
+    for c in in_group:
+        if c.status == 429:
+            kind = "final" if c.params.get("text") in finals else "other"
+            print(f"  429 on {c.method} ({kind})")
+    print(
+        f"group: {GROUP_MEMBERS} answers in {group_wall:.1f} s; 429s the fake answered in the "
+        f"group: {telegram.group_flood_answers}, on final messages: {final_429}"
+    )
+    ok = check(final_429 == 0, f"no 429 on a final message in the group: {final_429}")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument(
@@ -1014,7 +1118,14 @@ def main() -> int:
         help="with --webhook: up to max_connections (40) POSTs of updates at once, as Telegram "
         "(default: the fake's own deliverer, one at a time)",
     )
+    parser.add_argument(
+        "--group",
+        action="store_true",
+        help="our bot alone: one group of 20 members asking in turn beside 50 private users",
+    )
     args = parser.parse_args()
+    if args.group:
+        return asyncio.run(group_main())
     if not args.webhook:
         if args.replicas or args.parallel_delivery:
             parser.error("--replicas and --parallel-delivery need --webhook")

@@ -36,6 +36,9 @@ class ChatPacer:
         self.per_window = per_window
         self.window = window
         self.reserve = min(reserve, per_window - 1)
+        # A send is counted here before it reaches Telegram, which counts it on arrival: a
+        # slot is free again only a little after a whole window, or the edge could pass.
+        self.margin = min(1.0, window * 0.05)
         self.clock = clock
         self._sent: dict[int, deque[float]] = {}
 
@@ -63,12 +66,12 @@ class ChatPacer:
             if len(sent) < self.per_window:
                 sent.append(self.clock())
                 return
-            await asyncio.sleep(max(0.05, self.window - (self.clock() - sent[0])))
+            await asyncio.sleep(max(0.05, self.window + self.margin - (self.clock() - sent[0])))
 
     def _recent(self, chat_id: int) -> deque[float]:
         sent = self._sent.setdefault(chat_id, deque())
         now = self.clock()
-        while sent and now - sent[0] >= self.window:
+        while sent and now - sent[0] >= self.window + self.margin:
             sent.popleft()
         if not sent:
             # Forget quiet groups, or the dict grows with every group ever answered.

@@ -45,7 +45,9 @@ async def group_question(
 ) -> None:
     group = await groups.get(session, message.chat.id)
     if group is None or group.status is GroupStatus.PENDING:
-        await message.reply(views.waiting_for_approval())
+        await groups.say(
+            bot, message.chat.id, views.waiting_for_approval(), reply_to=message.message_id
+        )
         return
     if group.status is not GroupStatus.ALLOWED or user.blocked:
         return  # blocked or left: silent, and a blocked user is ignored here too
@@ -62,7 +64,7 @@ async def group_question(
         return
     question = question_to(message, await bot.me()) or ""
     if not question:
-        await message.reply(views.ask_something())
+        await groups.say(bot, message.chat.id, views.ask_something(), reply_to=message.message_id)
         return
     persona = await persona_for(session, group.persona_id)
     preferences = dataclasses.replace(preferences, persona=persona)
@@ -114,7 +116,8 @@ async def group_forget(
         return
     persona = await persona_for(session, group.persona_id)
     forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id)
-    await message.reply(views.forgotten() if forgotten else views.nothing_to_forget())
+    text = views.forgotten() if forgotten else views.nothing_to_forget()
+    await groups.say(bot, message.chat.id, text, reply_to=message.message_id)
 
 
 async def _group_admin(bot: Bot, chat_id: int, user: UserContext) -> bool:
@@ -152,9 +155,9 @@ async def membership(
     status = await groups.joined(session, chat_id, title, user)
     log.info("Added to group %s: %s", chat_id, status.value)
     if status is GroupStatus.ALLOWED:
-        await _say(bot, chat_id, views.hello())
+        await groups.say(bot, chat_id, views.hello())
     elif status is GroupStatus.PENDING:
-        await _say(bot, chat_id, views.approval_asked())
+        await groups.say(bot, chat_id, views.approval_asked())
         adder = user.first_name
         for admin in await access_requests.admins(session):
             with i18n.use_locale(locale_for(admin.language, admin.telegram_language)):
@@ -184,15 +187,7 @@ async def decide(
             log.info("Approval message not updated: %s", exc)
     await callback.answer()
     if callback_data.approve:
-        await _say(bot, decided.chat_id, views.hello())
-
-
-async def _say(bot: Bot, chat_id: int, text: str) -> None:
-    """A note to a group: not essential (the bot may lack the right to write there)."""
-    try:
-        await bot.send_message(chat_id, text)
-    except TelegramAPIError as exc:
-        log.info("Could not write to group %s: %s", chat_id, exc)
+        await groups.say(bot, decided.chat_id, views.hello())
 
 
 def create_router() -> Router:

@@ -4,18 +4,24 @@ removed (until it is added again)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ReplyParameters
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import AccessSettings
 from app.db.groups import GroupRepository
 from app.db.messages import MessageRepository
 from app.delivery.ephemeral import tell_one
+from app.delivery.pacing import ChatPacer
 from app.domain.enums import GroupMembers, GroupStatus
 from app.domain.rights import Right
 from app.domain.users import UserContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +35,24 @@ class GroupView:
 
 
 class GroupService:
-    def __init__(self, access: AccessSettings) -> None:
+    def __init__(self, access: AccessSettings, pacer: ChatPacer | None = None) -> None:
         self.access = access
+        # The chat service's: every message the bot puts in a group counts against
+        # Telegram's limit, notes as well as answers (app/delivery/pacing.py).
+        self.pacer = pacer or ChatPacer()
+
+    async def say(self, bot: Bot, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+        """A note to a group: not essential (the bot may lack the right to write there)."""
+        await self.pacer.final_slot(chat_id)
+        reply = (
+            ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+            if reply_to is not None
+            else None
+        )
+        try:
+            await bot.send_message(chat_id, text, reply_parameters=reply)
+        except TelegramAPIError as exc:
+            log.info("Could not write to group %s: %s", chat_id, exc)
 
     async def get(self, session: AsyncSession, chat_id: int) -> GroupView | None:
         group = await GroupRepository(session).get(chat_id)
@@ -71,11 +93,18 @@ class GroupService:
             group.status = GroupStatus.LEFT
             await session.commit()
 
-    @staticmethod
     async def tell(
-        bot: Bot, chat_id: int, user_id: int, text: str, *, reply_to: int, thread_id: int | None
+        self,
+        bot: Bot,
+        chat_id: int,
+        user_id: int,
+        text: str,
+        *,
+        reply_to: int,
+        thread_id: int | None,
     ) -> None:
         """A note for one member only (a refusal, their budget): app/delivery/ephemeral.py."""
+        await self.pacer.final_slot(chat_id)
         await tell_one(bot, chat_id, user_id, text, reply_to=reply_to, thread_id=thread_id)
 
     async def forget(
