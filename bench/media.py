@@ -130,8 +130,10 @@ async def until_request(llm: FakeOpenAI, before: int) -> float:
 
 
 async def until_answered(telegram: FakeTelegram, before: int) -> None:
+    """Until the answer (not a notice before it, such as a long document's size) is in."""
+
     def answered() -> bool:
-        return len(telegram.sent_messages(USER)) > before
+        return any((m.text or "").startswith("Echo") for m in telegram.sent_messages(USER)[before:])
 
     await telegram.wait_for(answered, timeout=300, description="the answer")
 
@@ -186,11 +188,17 @@ async def peak_rss(bot: Bot, telegram: FakeTelegram, data: bytes) -> tuple[int, 
     sent = len(telegram.sent_messages(USER))
     started = time.monotonic()
     telegram.push_document(USER, data, "minutes.txt", caption="What did the committee note?")
-    while len(telegram.sent_messages(USER)) <= sent + 1:  # the notice, then the answer
+
+    def answered() -> bool:
+        # The notice of its size, then the answer.
+        return any((m.text or "").startswith("Echo") for m in telegram.sent_messages(USER)[sent:])
+
+    while not answered():
         peak = max(peak, bot.rss())
         await asyncio.sleep(0.02)
         if time.monotonic() - started > 300:
-            raise TimeoutError("no answer to the 20 MB document")
+            shown = [m.text for m in telegram.sent_messages(USER)[sent:]]
+            raise TimeoutError(f"no answer to the 20 MB document: {shown}")
     return baseline, peak, time.monotonic() - started
 
 
