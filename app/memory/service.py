@@ -242,19 +242,7 @@ class MemoryService:
         """The user's current conversation with the persona, None before the first one: a
         read alone, never a write."""
         row = await MessageRepository(session).current_with_summary(user_id, persona_id)
-        if row is None:
-            return None
-        conversation_id, summary, summary_tokens, until_id, documents, title = row
-        return CurrentConversation(
-            conversation_id,
-            user_id,
-            persona_id,
-            summary,
-            summary_tokens,
-            until_id,
-            documents,
-            title,
-        )
+        return None if row is None else _current(row, user_id, persona_id)
 
     async def chat_conversation(
         self,
@@ -271,17 +259,7 @@ class MemoryService:
         messages = MessageRepository(session)
         row = await messages.current_in_chat(chat_id, thread_id, persona_id)
         if row is not None:
-            conversation_id, summary, summary_tokens, until_id, documents, title = row
-            return CurrentConversation(
-                conversation_id,
-                user_id,
-                persona_id,
-                summary,
-                summary_tokens,
-                until_id,
-                documents,
-                title,
-            )
+            return _current(row, user_id, persona_id)
         if not start:
             return None
         conversation_id = await messages.start_conversation(
@@ -570,6 +548,17 @@ class MemoryService:
                 builder.use_excerpts(turn, share)
                 return
             chosen.pop()
+
+
+def _current(
+    row: Row[int, str | None, int, int | None, int, str | None], user_id: int, persona_id: int
+) -> CurrentConversation:
+    """A conversation as its look-up row gives it (id, summary, its tokens, how far it
+    covers, long documents, title)."""
+    conversation_id, summary, summary_tokens, until_id, documents, title = row
+    return CurrentConversation(
+        conversation_id, user_id, persona_id, summary, summary_tokens, until_id, documents, title
+    )
 
 
 def _excerpt_header(row: PartRow) -> str:

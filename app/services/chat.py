@@ -282,9 +282,7 @@ class ChatService:
         vision_model = self.openai.vision_model
         if sight is None and vision_model is not None and last is not None:
             # A photo answered by OPENAI_VISION_MODEL is answered again by it.
-            seeing = self.memory.sight(vision_model) or Sight(
-                vision_model, self.openai.image_detail
-            )
+            seeing = self._vision_sight(vision_model)
             seen = await self.memory.last_user_turn(session, conversation, seeing)
             if seen is not None and seen.pictures:
                 preferences, last, sight = replace(preferences, model=vision_model), seen, seeing
@@ -446,9 +444,12 @@ class ChatService:
             refusal = texts.document_scan_unseen if scan else texts.model_cannot_see
             await bot.send_message(chat_id, refusal(preferences.model))
             return None
-        # The owner named it as the one that sees, whether or not it is a known one.
-        sight = self.memory.sight(vision_model) or Sight(vision_model, self.openai.image_detail)
+        sight = self._vision_sight(vision_model)
         return replace(preferences, model=vision_model), sight
+
+    def _vision_sight(self, vision_model: str) -> Sight:
+        """OPENAI_VISION_MODEL sees: the owner named it so, whether or not we know it."""
+        return self.memory.sight(vision_model) or Sight(vision_model, self.openai.image_detail)
 
     async def _receive(
         self, bot: Bot, chat_id: int, images: Sequence[ImageFile]
