@@ -60,6 +60,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("settings", __("Persona, model, answer length, language")),
     CommandInfo("usage", __("Tokens and money you have spent")),
     CommandInfo("users", __("Manage users, rights and budgets"), right=Right.ADMIN),
+    CommandInfo("groups", __("Groups I am in: allow or block them"), right=Right.ADMIN),
     CommandInfo("cancel", __("Leave the current dialog"), right=None),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Group
@@ -26,3 +27,10 @@ class GroupRepository:
             group.title, group.status, group.added_by = title[:255], status, added_by
         await self.session.flush()
         return group
+
+    async def newest(self, limit: int) -> list[Group]:
+        """The groups the bot knows, the most recently added first."""
+        result = await self.session.scalars(
+            select(Group).order_by(Group.created_at.desc(), Group.chat_id).limit(limit)
+        )
+        return list(result)

@@ -10,6 +10,7 @@ import logging
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,7 @@ from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
 from app.filters import GROUP_CHATS, GroupCommand, question_to
 from app.i18n import locale_for
-from app.keyboards.callbacks import GroupDecision
+from app.keyboards.callbacks import GroupDecision, GroupsButton
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.groups import GroupService
@@ -190,6 +191,36 @@ async def decide(
         await groups.say(bot, decided.chat_id, views.hello())
 
 
+async def show_groups(message: Message, session: AsyncSession, groups: GroupService) -> None:
+    listed = await groups.listed(session)
+    screen = views.groups_screen([(g.chat_id, g.title, g.status) for g in listed])
+    await message.answer(screen.text, reply_markup=screen.markup)
+
+
+async def allow_or_block(
+    callback: CallbackQuery,
+    callback_data: GroupsButton,
+    bot: Bot,
+    session: AsyncSession,
+    groups: GroupService,
+) -> None:
+    before = await groups.get(session, callback_data.chat_id)
+    changed = await groups.set_allowed(session, callback_data.chat_id, allowed=callback_data.allow)
+    if changed is None:
+        await callback.answer(views.group_gone(), show_alert=True)
+        return
+    listed = await groups.listed(session)
+    screen = views.groups_screen([(g.chat_id, g.title, g.status) for g in listed])
+    if isinstance(callback.message, Message):
+        try:
+            await callback.message.edit_text(screen.text, reply_markup=screen.markup)
+        except TelegramAPIError as exc:
+            log.info("/groups not updated: %s", exc)
+    await callback.answer()
+    if callback_data.allow and before is not None and before.status is not GroupStatus.ALLOWED:
+        await groups.say(bot, changed.chat_id, views.hello())
+
+
 def create_router() -> Router:
     """Everything from groups; a group message that reaches it (addressed to the bot, see
     GroupGateMiddleware) goes no further, so the private chat's routers never see one."""
@@ -204,5 +235,7 @@ def create_router() -> Router:
 def create_admin_router() -> Router:
     """For the bot's admins: Approve and Deny of a group."""
     router = Router(name=f"{__name__}.admin")
+    router.message.register(show_groups, Command("groups"), F.chat.type == "private")
     router.callback_query.register(decide, GroupDecision.filter())
+    router.callback_query.register(allow_or_block, GroupsButton.filter())
     return router

@@ -127,6 +127,13 @@ class GroupDecision(CallbackData, prefix="gd"):
     approve: bool
 
 
+class GroupsButton(CallbackData, prefix="gs"):
+    """Allow or block a group in /groups."""
+
+    chat_id: int
+    allow: bool
+
+
 class AccessDecision(CallbackData, prefix="ad"):
     """An admin's Approve / Deny under an access request."""
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import AccessSettings
 from app.db.groups import GroupRepository
 from app.db.messages import MessageRepository
+from app.db.models import Group
 from app.delivery.ephemeral import tell_one
 from app.delivery.pacing import ChatPacer
 from app.domain.enums import GroupMembers, GroupStatus
@@ -56,8 +57,25 @@ class GroupService:
 
     async def get(self, session: AsyncSession, chat_id: int) -> GroupView | None:
         group = await GroupRepository(session).get(chat_id)
-        if group is None:
+        return None if group is None else self._view(group)
+
+    async def listed(self, session: AsyncSession, limit: int = 30) -> list[GroupView]:
+        """What /groups shows: the groups the bot knows, newest first."""
+        return [self._view(group) for group in await GroupRepository(session).newest(limit)]
+
+    async def set_allowed(
+        self, session: AsyncSession, chat_id: int, *, allowed: bool
+    ) -> GroupView | None:
+        """An admin allows or blocks a group in /groups; None when the bot is not there (it
+        was removed: only adding it back brings it there)."""
+        group = await GroupRepository(session).get(chat_id)
+        if group is None or group.status is GroupStatus.LEFT:
             return None
+        group.status = GroupStatus.ALLOWED if allowed else GroupStatus.BLOCKED
+        await session.commit()
+        return self._view(group)
+
+    def _view(self, group: Group) -> GroupView:
         return GroupView(
             group.chat_id,
             group.title,

@@ -7,7 +7,8 @@ from html import escape
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from app.keyboards.callbacks import GroupDecision
+from app.domain.enums import GroupStatus
+from app.keyboards.callbacks import GroupDecision, GroupsButton
 from app.views.dialog import Screen
 
 
@@ -79,3 +80,39 @@ def nothing_to_forget() -> str:
 
 def guest_needs_access() -> str:
     return _("I answer only people with access to me: write /start to me to ask for it.")
+
+
+def _status(status: GroupStatus) -> str:
+    names = {
+        GroupStatus.PENDING: _("waiting for approval"),
+        GroupStatus.ALLOWED: _("allowed"),
+        GroupStatus.BLOCKED: _("blocked"),
+        GroupStatus.LEFT: _("the bot was removed"),
+    }
+    return names[status]
+
+
+def groups_screen(groups: list[tuple[int, str, GroupStatus]]) -> Screen:
+    """/groups: every group the bot knows (id, title, status), with Allow / Block."""
+    if not groups:
+        return Screen(_("I am in no group yet. Add me to one: its members can then talk to me."))
+    lines = [_("The groups I know, newest first:")]
+    keyboard = InlineKeyboardBuilder()
+    rows = 0
+    for chat_id, title, status in groups:
+        lines.append(f"• <b>{escape(title)}</b> (<code>{chat_id}</code>): {_status(status)}")
+        if status is GroupStatus.LEFT:
+            continue
+        allow = status is not GroupStatus.ALLOWED
+        label = _("✅ Allow {title}") if allow else _("🚫 Block {title}")
+        keyboard.button(
+            text=label.format(title=title[:32]),
+            callback_data=GroupsButton(chat_id=chat_id, allow=allow),
+        )
+        rows += 1
+    keyboard.adjust(1)
+    return Screen("\n".join(lines), keyboard.as_markup() if rows else None)
+
+
+def group_gone() -> str:
+    return _("I am no longer in that group: add me to it again first.")

@@ -402,7 +402,7 @@ async def test_the_command_menu_is_registered_at_start_up(
         "usage",
         "cancel",
     ]
-    admins = [*everyone[:-1], "users", "cancel"]  # /users only in the admins' own menus
+    admins = [*everyone[:-1], "users", "groups", "cancel"]  # only in the admins' own menus
     private, admin_chat = {"type": "all_private_chats"}, {"type": "chat", "chat_id": ADMIN}
     for language in ("", "ru"):  # the default (English) and Russian
         assert [c["command"] for c in telegram.commands(private, language)] == everyone

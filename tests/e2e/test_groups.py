@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db.models import Conversation, Message, User
-from app.keyboards.callbacks import GroupDecision
+from app.keyboards.callbacks import GroupDecision, GroupsButton
 from tests.fakes import FakeOpenAI, FakeTelegram
-from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat
+from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat, buttons
 
 GROUP = -1001234567890
 FORUM = -1009876543210
@@ -287,3 +287,34 @@ async def test_a_guest_query_is_answered_once_into_its_message_and_kept_in_the_a
     await bot.idle()
     refusal = list(telegram.guest_answers.values())[-1]
     assert "only people with access" in refusal.texts[-1] and len(llm.requests) == 1
+
+
+async def test_admins_allow_and_block_groups_in_slash_groups(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    telegram.add_group(GROUP, "Family")
+    telegram.add_group(FORUM, "Left us")
+    bot = await start_bot()
+    telegram.push_my_chat_member(GROUP, ALLOWED, "left", "member")  # waits for approval
+    await added_by_admin(bot, telegram, FORUM)
+    telegram.push_my_chat_member(FORUM, ADMIN, "member", "left")
+    await bot.idle()
+    admin = UserChat(bot, telegram, ADMIN)
+    listing = await admin.send("/groups")
+    assert "<b>Family</b>" in (listing.text or "") and "waiting for approval" in (
+        listing.text or ""
+    )
+    assert "the bot was removed" in (listing.text or "")
+    assert [text for text, _ in buttons(listing)] == ["✅ Allow Family"]  # none for a left one
+    await admin.press("Allow Family", listing)
+    assert "Mention me" in (telegram.sent_messages(GROUP)[-1].text or "")
+    assert [text for text, _ in buttons(admin.with_button("Block"))] == ["🚫 Block Family"]
+    await admin.press("Block Family")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hello?")
+    await bot.idle()
+    assert llm.requests == []
+    gone = GroupsButton(chat_id=FORUM, allow=True).pack()
+    assert "no longer in that group" in (await admin.press_data(gone, listing.message_id) or "")
+    stranger = UserChat(bot, telegram, ALLOWED)
+    await stranger.send("/groups")  # not an admin: not their command
+    assert "Family" not in (stranger.last.text or "")

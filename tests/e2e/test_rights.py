@@ -30,6 +30,7 @@ from app.keyboards.callbacks import (
     EntryButton,
     ForgetButton,
     GroupDecision,
+    GroupsButton,
     ModeChoice,
     NewPersonaAction,
     NewPersonaButton,
@@ -60,6 +61,7 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     SettingsButton: (SettingsButton(section=SettingsSection.LENGTH, value="long"), Right.CHAT),
     AccessDecision: (AccessDecision(request_id=1, approve=True), Right.ADMIN),
     GroupDecision: (GroupDecision(chat_id=-100, approve=True), Right.ADMIN),
+    GroupsButton: (GroupsButton(chat_id=-100, allow=True), Right.ADMIN),
     UsersButton: (
         UsersButton(action=UsersAction.GRANT, user_id=RESTRICTED, value="admin"),
         Right.ADMIN,
