@@ -19,7 +19,7 @@ from app.domain.enums import GroupMembers, GroupStatus, MessageSource
 from app.domain.groups import ChatPlace
 from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
-from app.filters import GROUP_CHATS, GroupCommand, question_to
+from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to
 from app.i18n import locale_for
 from app.keyboards.callbacks import GroupDecision, GroupsButton
 from app.services.access_requests import AccessRequestService
@@ -64,7 +64,9 @@ async def group_question(
         )
         return
     question = question_to(message, await bot.me()) or ""
-    if not question:
+    # A photo with the mention in its caption is asked about with its image.
+    image = image_of(message)
+    if not question and image is None:
         await groups.say(bot, message.chat.id, views.ask_something(), reply_to=message.message_id)
         return
     persona = await persona_for(session, group.persona_id)
@@ -82,8 +84,9 @@ async def group_question(
             text=text,
             draft_id=message.message_id,
             telegram_message_id=message.message_id,
-            source=MessageSource.TEXT,
+            source=MessageSource.PHOTO if image is not None else MessageSource.TEXT,
             place=place,
+            images=[image] if image is not None else (),
         )
     except BudgetRefused as refused:
         # The asker's own limit: told to them alone, not to the group.

@@ -6,10 +6,12 @@ it stops."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -318,3 +320,30 @@ async def test_admins_allow_and_block_groups_in_slash_groups(
     stranger = UserChat(bot, telegram, ALLOWED)
     await stranger.send("/groups")  # not an admin: not their command
     assert "Family" not in (stranger.last.text or "")
+
+
+async def test_a_photo_with_the_mention_in_its_caption_is_asked_about_with_its_image(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    telegram.add_group(GROUP)
+    bot = await start_bot(make_settings(vision_models=("test-model",)))
+    await added_by_admin(bot, telegram)
+    image = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(image, format="JPEG")
+    stored_photo = telegram.push_photo(ALLOWED, image.getvalue())["message"]["photo"]
+    caption = f"{at(telegram)} what colour?"
+    entities = [{"type": "mention", "offset": 0, "length": len(at(telegram))}]
+    telegram.push_group_message(
+        GROUP,
+        ALLOWED,
+        "",
+        first_name="Ann",
+        extra={"photo": stored_photo, "caption": caption, "caption_entities": entities},
+    )
+    await bot.idle()
+    content = llm.requests[-1]["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "Ann: what colour?"}
+    assert content[1]["type"] == "image_url"

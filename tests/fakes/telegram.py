@@ -1256,8 +1256,9 @@ class FakeTelegram:
             "from": user,
             "chat": chat.as_dict(),
             "date": int(time.time()),
-            "text": text,
         }
+        if text:  # a photo or a file comes with a caption instead (`extra`)
+            message["text"] = text
         if entities:
             message["entities"] = entities
         if reply_to is not None:
