@@ -15,19 +15,22 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import texts
 from app.domain.enums import GroupMembers, GroupStatus, MessageSource
 from app.domain.groups import ChatPlace
 from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
 from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to
 from app.i18n import locale_for
-from app.keyboards.callbacks import GroupDecision, GroupsButton
+from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.groups import GroupService
-from app.services.personas import persona_for
+from app.services.personas import PersonaService, persona_for
 from app.services.usage import BudgetRefused
+from app.views import dialog
 from app.views import groups as views
+from app.views.dialog import Screen
 from app.views.usage import budget_refusal
 
 log = logging.getLogger(__name__)
@@ -194,10 +197,45 @@ async def decide(
         await groups.say(bot, decided.chat_id, views.hello())
 
 
-async def show_groups(message: Message, session: AsyncSession, groups: GroupService) -> None:
+async def _groups_screen(
+    session: AsyncSession, groups: GroupService, personas: PersonaService
+) -> Screen:
+    names = {p.id: p.name for p in await personas.list_all(session)}
+    default = next(iter(names.values()), "?")  # list_all puts the default persona first
     listed = await groups.listed(session)
-    screen = views.groups_screen([(g.chat_id, g.title, g.status) for g in listed])
+    return views.groups_screen(
+        [(g.chat_id, g.title, g.status, names.get(g.persona_id or 0, default)) for g in listed]
+    )
+
+
+async def show_groups(
+    message: Message, session: AsyncSession, groups: GroupService, personas: PersonaService
+) -> None:
+    screen = await _groups_screen(session, groups, personas)
     await message.answer(screen.text, reply_markup=screen.markup)
+
+
+async def group_persona(
+    callback: CallbackQuery,
+    callback_data: GroupPersona,
+    bot: Bot,
+    session: AsyncSession,
+    groups: GroupService,
+    personas: PersonaService,
+) -> None:
+    group = await groups.get(session, callback_data.chat_id)
+    if group is None:
+        await callback.answer(views.group_gone(), show_alert=True)
+        return
+    if callback_data.persona_id == 0:
+        choices = [(p.id, p.name) for p in await personas.list_all(session)]
+        screen = views.personas_screen(group.chat_id, group.title, choices, group.persona_id)
+        await dialog.answer_with(callback, bot, screen)
+        return
+    if not await groups.set_persona(session, group.chat_id, callback_data.persona_id):
+        await callback.answer(texts.stale_button(), show_alert=True)
+        return
+    await dialog.answer_with(callback, bot, await _groups_screen(session, groups, personas))
 
 
 async def allow_or_block(
@@ -206,14 +244,14 @@ async def allow_or_block(
     bot: Bot,
     session: AsyncSession,
     groups: GroupService,
+    personas: PersonaService,
 ) -> None:
     before = await groups.get(session, callback_data.chat_id)
     changed = await groups.set_allowed(session, callback_data.chat_id, allowed=callback_data.allow)
     if changed is None:
         await callback.answer(views.group_gone(), show_alert=True)
         return
-    listed = await groups.listed(session)
-    screen = views.groups_screen([(g.chat_id, g.title, g.status) for g in listed])
+    screen = await _groups_screen(session, groups, personas)
     if isinstance(callback.message, Message):
         try:
             await callback.message.edit_text(screen.text, reply_markup=screen.markup)
@@ -241,4 +279,5 @@ def create_admin_router() -> Router:
     router.message.register(show_groups, Command("groups"), F.chat.type == "private")
     router.callback_query.register(decide, GroupDecision.filter())
     router.callback_query.register(allow_or_block, GroupsButton.filter())
+    router.callback_query.register(group_persona, GroupPersona.filter())
     return router

@@ -134,6 +134,13 @@ class GroupsButton(CallbackData, prefix="gs"):
     allow: bool
 
 
+class GroupPersona(CallbackData, prefix="gp"):
+    """The persona a group talks to, in /groups: 0 opens the list, else the one chosen."""
+
+    chat_id: int
+    persona_id: int = 0
+
+
 class AccessDecision(CallbackData, prefix="ad"):
     """An admin's Approve / Deny under an access request."""
 

@@ -16,6 +16,7 @@ from app.config import AccessSettings
 from app.db.groups import GroupRepository
 from app.db.messages import MessageRepository
 from app.db.models import Group
+from app.db.personas import PersonaRepository
 from app.delivery.ephemeral import tell_one
 from app.delivery.pacing import ChatPacer
 from app.domain.enums import GroupMembers, GroupStatus
@@ -74,6 +75,16 @@ class GroupService:
         group.status = GroupStatus.ALLOWED if allowed else GroupStatus.BLOCKED
         await session.commit()
         return self._view(group)
+
+    async def set_persona(self, session: AsyncSession, chat_id: int, persona_id: int) -> bool:
+        """The persona the group talks to from now on (its conversation with it: each
+        persona keeps its own); False when the group or the persona is gone."""
+        group = await GroupRepository(session).get(chat_id)
+        if group is None or await PersonaRepository(session).get(persona_id) is None:
+            return False
+        group.persona_id = persona_id
+        await session.commit()
+        return True
 
     def _view(self, group: Group) -> GroupView:
         return GroupView(

@@ -8,7 +8,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from app.domain.enums import GroupStatus
-from app.keyboards.callbacks import GroupDecision, GroupsButton
+from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
 from app.views.dialog import Screen
 
 
@@ -92,15 +92,19 @@ def _status(status: GroupStatus) -> str:
     return names[status]
 
 
-def groups_screen(groups: list[tuple[int, str, GroupStatus]]) -> Screen:
-    """/groups: every group the bot knows (id, title, status), with Allow / Block."""
+def groups_screen(groups: list[tuple[int, str, GroupStatus, str]]) -> Screen:
+    """/groups: every group the bot knows (id, title, status, persona), with Allow / Block
+    and the persona it talks to."""
     if not groups:
         return Screen(_("I am in no group yet. Add me to one: its members can then talk to me."))
     lines = [_("The groups I know, newest first:")]
     keyboard = InlineKeyboardBuilder()
-    rows = 0
-    for chat_id, title, status in groups:
-        lines.append(f"• <b>{escape(title)}</b> (<code>{chat_id}</code>): {_status(status)}")
+    widths: list[int] = []
+    for chat_id, title, status, persona in groups:
+        lines.append(
+            f"• <b>{escape(title)}</b> (<code>{chat_id}</code>): {_status(status)}, "
+            + _("persona {persona}").format(persona=escape(persona))
+        )
         if status is GroupStatus.LEFT:
             continue
         allow = status is not GroupStatus.ALLOWED
@@ -109,9 +113,25 @@ def groups_screen(groups: list[tuple[int, str, GroupStatus]]) -> Screen:
             text=label.format(title=title[:32]),
             callback_data=GroupsButton(chat_id=chat_id, allow=allow),
         )
-        rows += 1
+        keyboard.button(text="🎭", callback_data=GroupPersona(chat_id=chat_id))
+        widths.append(2)
+    keyboard.adjust(*widths)
+    return Screen("\n".join(lines), keyboard.as_markup() if widths else None)
+
+
+def personas_screen(
+    chat_id: int, title: str, personas: list[tuple[int, str]], current: int | None
+) -> Screen:
+    """The personas a group may talk to, the current one marked."""
+    keyboard = InlineKeyboardBuilder()
+    for persona_id, name in personas:
+        mark = "✓ " if persona_id == current else ""
+        keyboard.button(
+            text=mark + name, callback_data=GroupPersona(chat_id=chat_id, persona_id=persona_id)
+        )
     keyboard.adjust(1)
-    return Screen("\n".join(lines), keyboard.as_markup() if rows else None)
+    text = _("Whom does the group <b>{title}</b> talk to?").format(title=escape(title))
+    return Screen(text, keyboard.as_markup())
 
 
 def group_gone() -> str:

@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db.models import Conversation, Message, User
-from app.keyboards.callbacks import GroupDecision, GroupsButton
+from app.db.models import Conversation, Message, Persona, User
+from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
+from app.memory.tokens import load_counter
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat, buttons
 
@@ -307,10 +308,11 @@ async def test_admins_allow_and_block_groups_in_slash_groups(
         listing.text or ""
     )
     assert "the bot was removed" in (listing.text or "")
-    assert [text for text, _ in buttons(listing)] == ["✅ Allow Family"]  # none for a left one
+    # Allow and the persona for Family; nothing for the group the bot left.
+    assert [text for text, _ in buttons(listing)] == ["✅ Allow Family", "🎭"]
     await admin.press("Allow Family", listing)
     assert "Mention me" in (telegram.sent_messages(GROUP)[-1].text or "")
-    assert [text for text, _ in buttons(admin.with_button("Block"))] == ["🚫 Block Family"]
+    assert [text for text, _ in buttons(admin.with_button("Block"))] == ["🚫 Block Family", "🎭"]
     await admin.press("Block Family")
     telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hello?")
     await bot.idle()
@@ -347,3 +349,29 @@ async def test_a_photo_with_the_mention_in_its_caption_is_asked_about_with_its_i
     content = llm.requests[-1]["messages"][-1]["content"]
     assert content[0] == {"type": "text", "text": "Ann: what colour?"}
     assert content[1]["type"] == "image_url"
+
+
+async def test_an_admin_chooses_the_persona_a_group_talks_to(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, "Crew")
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    prompt = "You are a pirate."
+    async with db() as session, session.begin():
+        tokens = load_counter("test-model").message("system", prompt)
+        session.add(Persona(name="Pirate", system_prompt=prompt, system_message_tokens=tokens))
+    admin = UserChat(bot, telegram, ADMIN)
+    listing = await admin.send("/groups")
+    assert "persona Assistant" in (listing.text or "")
+    await admin.press("🎭", listing)
+    await admin.press("Pirate")
+    assert "persona Pirate" in (telegram.sent_messages(ADMIN)[-1].text or "")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} ahoy?", first_name="Ann")
+    await bot.idle()
+    assert llm.requests[-1]["messages"][0]["content"] == prompt
+    forged = GroupPersona(chat_id=GROUP, persona_id=10_000).pack()
+    assert "no longer works" in (await admin.press_data(forged, listing.message_id) or "")

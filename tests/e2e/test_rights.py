@@ -30,6 +30,7 @@ from app.keyboards.callbacks import (
     EntryButton,
     ForgetButton,
     GroupDecision,
+    GroupPersona,
     GroupsButton,
     ModeChoice,
     NewPersonaAction,
@@ -62,6 +63,7 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     AccessDecision: (AccessDecision(request_id=1, approve=True), Right.ADMIN),
     GroupDecision: (GroupDecision(chat_id=-100, approve=True), Right.ADMIN),
     GroupsButton: (GroupsButton(chat_id=-100, allow=True), Right.ADMIN),
+    GroupPersona: (GroupPersona(chat_id=-100, persona_id=1), Right.ADMIN),
     UsersButton: (
         UsersButton(action=UsersAction.GRANT, user_id=RESTRICTED, value="admin"),
         Right.ADMIN,
