@@ -179,6 +179,11 @@ class Document(Filter):
 GROUP_CHATS = frozenset({"group", "supergroup"})
 
 
+def thread_of(message: Message) -> int | None:
+    """The forum topic (of a group, or of a private chat in topic mode) the message is in."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
 def question_to(message: Message, me: Any) -> str | None:
     """What a group message asks the bot (mention and command taken out), or None when it
     is not addressed to it. `me` is the bot's own User."""

@@ -13,6 +13,7 @@ from app.domain.enums import MessageSource
 from app.domain.groups import ChatPlace
 from app.domain.media import ImageFile
 from app.domain.users import Preferences, UserContext
+from app.filters import thread_of
 from app.services.chat import ChatService
 from app.services.speech import SpeechService, wants_voice
 from app.services.usage import BudgetRefused
@@ -33,8 +34,9 @@ async def answer_within_budget(bot: Bot, chat_id: int, answering: Awaitable[T]) 
 def topic_of(message: Message) -> ChatPlace | None:
     """The topic of a private chat the message is in (the bot's topic mode): each topic is
     a conversation of its own."""
-    if message.chat.type == "private" and message.is_topic_message and message.message_thread_id:
-        return ChatPlace(message.chat.id, message.message_thread_id)
+    thread_id = thread_of(message)
+    if message.chat.type == "private" and thread_id:
+        return ChatPlace(message.chat.id, thread_id)
     return None
 
 

@@ -20,7 +20,7 @@ from app.domain.enums import GroupMembers, GroupStatus, MessageSource
 from app.domain.groups import ChatPlace
 from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
-from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to
+from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to, thread_of
 from app.i18n import locale_for
 from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
 from app.services.access_requests import AccessRequestService
@@ -55,7 +55,7 @@ async def group_question(
         return
     if group.status is not GroupStatus.ALLOWED or user.blocked:
         return  # blocked or left: silent, and a blocked user is ignored here too
-    thread_id = message.message_thread_id if message.is_topic_message else None
+    thread_id = thread_of(message)
     if group.members is GroupMembers.ALLOWED and not user.has_access:
         await groups.tell(
             bot,
@@ -110,7 +110,7 @@ async def group_forget(
     group = await groups.get(session, message.chat.id)
     if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
         return
-    thread_id = message.message_thread_id if message.is_topic_message else None
+    thread_id = thread_of(message)
     if not await _group_admin(bot, message.chat.id, user):
         await groups.tell(
             bot,

@@ -45,7 +45,7 @@ from app.services.generations import Generation, Generations
 from app.services.pictures import PictureRefused, Pictures
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
-from app.services.usage import BudgetRefused, UsageService
+from app.services.usage import UsageService
 
 log = logging.getLogger(__name__)
 
@@ -474,9 +474,7 @@ class ChatService:
         the model nor into the history."""
         if self.usage is None or not preferences.limited:
             return  # admins, and everyone while no budget is set: no query at all
-        reached = await self.usage.check(session, user_id)
-        if reached is not None:
-            raise BudgetRefused(reached, self.usage.currency)
+        await self.usage.refuse_over_limit(session, user_id)
 
     async def _builder(
         self,

@@ -21,7 +21,7 @@ from app.domain.media import DocumentFile
 from app.domain.users import Preferences
 from app.memory.service import MemoryService
 from app.services.downloads import download_or_tell
-from app.services.usage import BudgetRefused, UsageService
+from app.services.usage import UsageService
 
 log = logging.getLogger(__name__)
 # pypdf warns of every flaw of a damaged file it reads past; the user is told in one
@@ -96,9 +96,7 @@ class DocumentService:
             await bot.send_message(chat_id, self._too_large())
             return None
         if self.usage is not None and preferences.limited:
-            reached = await self.usage.check(session, user_id)
-            if reached is not None:
-                raise BudgetRefused(reached, self.usage.currency)
+            await self.usage.refuse_over_limit(session, user_id)
         async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
             data = await download_or_tell(bot, chat_id, document.file_id, self.download_limit)
             if data is None:

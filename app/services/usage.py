@@ -128,6 +128,13 @@ class UsageService:
             cost=self.cost(model, usage.prompt_tokens, usage.completion_tokens, seconds),
         )
 
+    async def refuse_over_limit(self, session: AsyncSession, user_id: int) -> None:
+        """Raises BudgetRefused when the user has reached a limit: what every kind of
+        message (text, voice, a document) checks before it costs anything."""
+        reached = await self.check(session, user_id)
+        if reached is not None:
+            raise BudgetRefused(reached, self.currency)
+
     async def check(self, session: AsyncSession, user_id: int) -> LimitReached | None:
         """The limit the user has reached, or None when they may send a message: one
         query for their limits and their spending."""

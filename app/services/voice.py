@@ -15,7 +15,7 @@ from app.domain.media import AudioFile
 from app.llm.chat import LLMError
 from app.llm.transcribe import Transcriber
 from app.services.downloads import PUBLIC_DOWNLOAD_LIMIT, download_or_tell
-from app.services.usage import BudgetRefused, UsageService
+from app.services.usage import UsageService
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ class VoiceService:
             await bot.send_message(chat_id, texts.file_too_big(self.download_limit))
             return None
         if self.usage is not None and limited:
-            reached = await self.usage.check(session, user_id)
-            if reached is not None:
-                raise BudgetRefused(reached, self.usage.currency)
+            await self.usage.refuse_over_limit(session, user_id)
         async with ChatActionSender.typing(bot=bot, chat_id=chat_id):
             data = await download_or_tell(bot, chat_id, audio.file_id, self.download_limit)
             if data is None:
