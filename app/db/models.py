@@ -216,6 +216,52 @@ class Group(Base):
     # None: GROUP_MEMBERS; and the default persona.
     members: Mapped[GroupMembers | None] = mapped_column(_enum(GroupMembers, 16))
     persona_id: Mapped[int | None] = mapped_column(ForeignKey("personas.id", ondelete="SET NULL"))
+    # The group's /settings. NULL language: each member's own; NULL length: normal.
+    language: Mapped[str | None] = mapped_column(String(8))
+    answer_length: Mapped[AnswerLength | None] = mapped_column(_enum(AnswerLength, 8))
+    # Keep the last few messages not addressed to the bot as context (group_heard).
+    listen: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # NULL unit: no limit of the group's own (its members' own limits apply all the same).
+    budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))
+    budget_daily: Mapped[float | None] = mapped_column(Float)
+    budget_monthly: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class GroupUsage(Base):
+    """What a group's members spent there, per UTC day and model (their own rows in `usage`
+    count it too): what a group's budget is checked against."""
+
+    __tablename__ = "group_usage"
+
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("groups.chat_id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class HeardMessage(Base):
+    """A group message not addressed to the bot, kept (only while the group's "listen" is
+    on, and only the last few) as context for its next answer there; deleted once that
+    answer took it in, by /forget, and when listening is switched off."""
+
+    __tablename__ = "group_heard"
+    __table_args__ = (Index("ix_group_heard_chat_thread", "chat_id", "thread_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("groups.chat_id", ondelete="CASCADE")
+    )
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

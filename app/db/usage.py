@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Date, bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Usage, User
+from app.db.models import Group, GroupUsage, Usage, User
 from app.domain.enums import BudgetUnit, Role
 from app.domain.usage import UsageTotals
 
@@ -49,14 +49,13 @@ def _totals(requests: Any, prompt: Any, completion: Any, cost: Any) -> UsageTota
     return UsageTotals(int(requests), int(prompt), int(completion), float(cost))
 
 
-def _upsert(insert: Any) -> Any:
+def _upsert(insert: Any, table: Any, owner: str) -> Any:
     """Insert the day's row for the model, or add to it when it exists: one statement, no
     read first, and safe against a concurrent writer of the same row."""
-    table = Usage.__table__
     statement = insert(table)
     new = statement.excluded
     return statement.on_conflict_do_update(
-        index_elements=[table.c.user_id, table.c.day, table.c.model],
+        index_elements=[table.c[owner], table.c.day, table.c.model],
         set_={
             "requests": table.c.requests + new.requests,
             "prompt_tokens": table.c.prompt_tokens + new.prompt_tokens,
@@ -66,7 +65,11 @@ def _upsert(insert: Any) -> Any:
     )
 
 
-_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+_DIALECTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_UPSERT = {name: _upsert(insert, Usage.__table__, "user_id") for name, insert in _DIALECTS.items()}
+_GROUP_UPSERT = {
+    name: _upsert(insert, GroupUsage.__table__, "chat_id") for name, insert in _DIALECTS.items()
+}
 
 _TOKENS = Usage.prompt_tokens + Usage.completion_tokens
 _IS_TODAY = Usage.day == bindparam("today", type_=Date)
@@ -89,6 +92,30 @@ _SPENDING = (
     )
     .where(User.id == bindparam("user_id", type_=BigInteger))
     .group_by(User.id)
+)
+
+
+_GROUP_TOKENS = GroupUsage.prompt_tokens + GroupUsage.completion_tokens
+_GROUP_TODAY = GroupUsage.day == bindparam("today", type_=Date)
+# The group's limits and its usage rows of the month, as _SPENDING for a user.
+_GROUP_SPENDING = (
+    select(
+        Group.budget_unit,
+        Group.budget_daily,
+        Group.budget_monthly,
+        func.coalesce(func.sum(case((_GROUP_TODAY, _GROUP_TOKENS), else_=0)), 0),
+        func.coalesce(func.sum(case((_GROUP_TODAY, GroupUsage.cost), else_=0.0)), 0.0),
+        func.coalesce(func.sum(_GROUP_TOKENS), 0),
+        func.coalesce(func.sum(GroupUsage.cost), 0.0),
+    )
+    .select_from(Group)
+    .outerjoin(
+        GroupUsage,
+        (GroupUsage.chat_id == Group.chat_id)
+        & (GroupUsage.day >= bindparam("month_start", type_=Date)),
+    )
+    .where(Group.chat_id == bindparam("chat_id", type_=BigInteger))
+    .group_by(Group.chat_id)
 )
 
 
@@ -122,6 +149,69 @@ class UsageRepository:
                 "cost": cost,
             },
         )
+
+    async def add_group(
+        self,
+        *,
+        chat_id: int,
+        day: date,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+    ) -> None:
+        """Add to the group's row of the day for the model, creating it."""
+        await self.session.execute(
+            _GROUP_UPSERT[self.session.get_bind().dialect.name],
+            {
+                "chat_id": chat_id,
+                "day": day,
+                "model": model,
+                "requests": 1,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "cost": cost,
+            },
+        )
+
+    async def group_spending(
+        self, chat_id: int, *, today: date, month_start: date
+    ) -> Spending | None:
+        """The group's limits with its spending today and since `month_start` (its role is
+        a user's: limits apply to it), or None for a group the bot does not know."""
+        row = (
+            await self.session.execute(
+                _GROUP_SPENDING, {"chat_id": chat_id, "today": today, "month_start": month_start}
+            )
+        ).first()
+        if row is None:
+            return None
+        unit, daily, monthly, day_tokens, day_cost, month_tokens, month_cost = row
+        return Spending(
+            role=Role.USER,
+            unit=unit,
+            daily=daily,
+            monthly=monthly,
+            day_tokens=int(day_tokens),
+            day_cost=float(day_cost),
+            month_tokens=int(month_tokens),
+            month_cost=float(month_cost),
+        )
+
+    async def group_totals(self, chat_id: int, *, since: date) -> UsageTotals:
+        """A group's usage from `since` (inclusive) on."""
+        columns = (
+            func.coalesce(func.sum(GroupUsage.requests), 0),
+            func.coalesce(func.sum(GroupUsage.prompt_tokens), 0),
+            func.coalesce(func.sum(GroupUsage.completion_tokens), 0),
+            func.coalesce(func.sum(GroupUsage.cost), 0.0),
+        )
+        row = (
+            await self.session.execute(
+                select(*columns).where(GroupUsage.chat_id == chat_id, GroupUsage.day >= since)
+            )
+        ).one()
+        return _totals(*row)
 
     async def spending(self, user_id: int, *, today: date, month_start: date) -> Spending | None:
         """The user's limits with their spending today and since `month_start`, in one

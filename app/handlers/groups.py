@@ -27,7 +27,7 @@ from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.groups import GroupService
 from app.services.personas import PersonaService, persona_for
-from app.services.usage import BudgetRefused
+from app.services.usage import BudgetRefused, UsageService
 from app.views import dialog
 from app.views import groups as views
 from app.views.dialog import Screen
@@ -46,6 +46,7 @@ async def group_question(
     session: AsyncSession,
     chat: ChatService,
     groups: GroupService,
+    usage: UsageService,
 ) -> None:
     group = await groups.get(session, message.chat.id)
     if group is None or group.status is GroupStatus.PENDING:
@@ -73,11 +74,15 @@ async def group_question(
         await groups.say(bot, message.chat.id, views.ask_something(), reply_to=message.message_id)
         return
     persona = await persona_for(session, group.persona_id)
-    preferences = dataclasses.replace(preferences, persona=persona)
+    preferences = dataclasses.replace(
+        preferences, persona=persona, answer_length=group.answer_length
+    )
     place = ChatPlace(message.chat.id, thread_id, message.message_id)
     # The model sees who said what: the conversation is the whole group's.
     text = f"{user.first_name}: {question}"
     try:
+        if group.budget is not None and Right.ADMIN not in user.rights:
+            await usage.refuse_group_over_limit(session, message.chat.id)
         await chat.reply(
             bot,
             session,
@@ -92,8 +97,8 @@ async def group_question(
             images=[image] if image is not None else (),
         )
     except BudgetRefused as refused:
-        # The asker's own limit: told to them alone, not to the group.
-        notice = budget_refusal(refused.reached, refused.currency)
+        # The asker's own limit, or the group's: told to them alone, not to the group.
+        notice = budget_refusal(refused.reached, refused.currency, group=refused.group)
         await groups.tell(
             bot, message.chat.id, user.id, notice, reply_to=message.message_id, thread_id=thread_id
         )

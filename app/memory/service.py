@@ -100,6 +100,8 @@ class CurrentConversation:
     # Long documents sent in it, whose parts are searched for each message.
     documents: int = 0
     title: str | None = None
+    # In a group: the group, charged with what its conversation costs.
+    group_id: int | None = None
 
     @property
     def summary_turn(self) -> Turn | None:

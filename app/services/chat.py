@@ -225,15 +225,15 @@ class ChatService:
         found = await self.memory.chat_conversation(
             session, place.chat_id, place.thread_id, persona_id, user_id=user_id
         )
-        if found is not None:
-            return found
-        async with self.gate.section(session):
-            started = await self.memory.chat_conversation(
-                session, place.chat_id, place.thread_id, persona_id, user_id=user_id, start=True
-            )
-            await session.commit()
-        assert started is not None
-        return started
+        if found is None:
+            async with self.gate.section(session):
+                found = await self.memory.chat_conversation(
+                    session, place.chat_id, place.thread_id, persona_id, user_id=user_id, start=True
+                )
+                await session.commit()
+            assert found is not None
+        # Group chats have negative ids, private chats (and their topics) positive ones.
+        return replace(found, group_id=place.chat_id) if place.chat_id < 0 else found
 
     async def _store_turn(
         self,
@@ -663,9 +663,7 @@ class ChatService:
                         usage = self._usage(assembled, attempt)
                         if stored is not None:
                             await stored
-                        await self._record_alone(
-                            session, conversation.user_id, preferences.model, usage
-                        )
+                        await self._record_alone(session, conversation, preferences.model, usage)
                     if exc.kind in HEALABLE and number < attempts:
                         log.warning(
                             "Answer stream for user %s cut (%s); asking again (%d of %d)",
@@ -769,18 +767,20 @@ class ChatService:
         if attempt.stopped and not answer.strip():
             await stream.finish(texts.answer_stopped_before_text())
             if attempt.report.usage is not None or attempt.produced:
-                await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
+                await self._record_alone(
+                    session, conversation, model, self._usage(assembled, attempt)
+                )
             return None
         if finish == "content_filter":
             log.warning("The model's content filter stopped the answer for user %s", user_id)
             note = texts.answer_filtered()
             await stream.finish(f"{answer}\n\n{note}" if answer.strip() else note)
-            await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
+            await self._record_alone(session, conversation, model, self._usage(assembled, attempt))
             return None
         if not answer.strip():
             log.warning("The model returned an empty answer for user %s", user_id)
             await stream.finish(texts.empty_answer())
-            await self._record_alone(session, user_id, model, self._usage(assembled, attempt))
+            await self._record_alone(session, conversation, model, self._usage(assembled, attempt))
             return None
         usage = self._usage(assembled, attempt)
         if attempt.stopped:
@@ -859,25 +859,41 @@ class ChatService:
                 turn = await self.memory.remember(
                     session, conversation, self.memory.answer_turn(answer)
                 )
-            await self._record(session, conversation.user_id, model, usage)
+            await self._record(session, conversation, model, usage)
             if self.recovery is not None:
                 await self.recovery.end(session, conversation.id)
             await session.commit()
         return turn
 
     async def _record_alone(
-        self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        model: str,
+        usage: TokenUsage,
     ) -> None:
         """The usage of a request whose answer is not stored, after the user was told."""
         if self.usage is not None:
-            await self._record(session, user_id, model, usage)
+            await self._record(session, conversation, model, usage)
             await session.commit()
 
     async def _record(
-        self, session: AsyncSession, user_id: int, model: str, usage: TokenUsage
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        model: str,
+        usage: TokenUsage,
     ) -> None:
+        """Charged to the asker (a group's conversation carries who asks now), and to the
+        group it was asked in."""
         if self.usage is not None:
-            await self.usage.record(session, user_id=user_id, model=model, usage=usage)
+            await self.usage.record(
+                session,
+                user_id=conversation.user_id,
+                model=model,
+                usage=usage,
+                group_id=conversation.group_id,
+            )
 
 
 def _topic_renamer(stream: Delivery) -> Callable[[str], Awaitable[None]]:

@@ -19,8 +19,9 @@ from app.db.models import Group
 from app.db.personas import PersonaRepository
 from app.delivery.ephemeral import tell_one
 from app.delivery.pacing import ChatPacer
-from app.domain.enums import GroupMembers, GroupStatus
+from app.domain.enums import AnswerLength, GroupMembers, GroupStatus
 from app.domain.rights import Right
+from app.domain.usage import Limits
 from app.domain.users import UserContext
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,12 @@ class GroupView:
     members: GroupMembers
     persona_id: int | None
     added_by: int | None
+    # The group's /settings: None language is each member's own.
+    language: str | None = None
+    answer_length: AnswerLength = AnswerLength.NORMAL
+    listen: bool = False
+    # The group's own budget; None: no limit of its own.
+    budget: Limits | None = None
 
 
 class GroupService:
@@ -94,6 +101,12 @@ class GroupService:
             group.members or self.access.group_members,
             group.persona_id,
             group.added_by,
+            group.language,
+            group.answer_length or AnswerLength.NORMAL,
+            group.listen,
+            None
+            if group.budget_unit is None
+            else Limits(group.budget_unit, group.budget_daily, group.budget_monthly),
         )
 
     async def joined(

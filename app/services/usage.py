@@ -34,10 +34,12 @@ class BudgetRefused(Exception):
     """A message refused before it reaches the model or the history: the user has reached a
     limit. The handler layer tells them which, and when it resets."""
 
-    def __init__(self, reached: LimitReached, currency: str) -> None:
+    def __init__(self, reached: LimitReached, currency: str, *, group: bool = False) -> None:
         super().__init__(f"{reached.period} limit reached")
         self.reached = reached
         self.currency = currency
+        # The group's own limit, not the asker's.
+        self.group = group
 
 
 def month_start(day: date) -> date:
@@ -92,6 +94,14 @@ def limit_reached(
     return None
 
 
+def _reached(limits: Limits, spending: Spending, now: datetime) -> LimitReached | None:
+    if limits.daily is None and limits.monthly is None:
+        return None
+    if limits.unit is BudgetUnit.MONEY:
+        return limit_reached(limits, spending.day_cost, spending.month_cost, now)
+    return limit_reached(limits, spending.day_tokens, spending.month_tokens, now)
+
+
 class UsageService:
     """Records what requests cost and checks budgets before a message goes to the model."""
 
@@ -116,16 +126,52 @@ class UsageService:
         model: str,
         usage: TokenUsage,
         seconds: float = 0.0,
+        group_id: int | None = None,
     ) -> None:
         """Add one request to today's row, priced now, in the caller's transaction: the
-        chat answer's usage is written with the answer itself, in the same commit."""
-        await UsageRepository(session).add(
+        chat answer's usage is written with the answer itself, in the same commit. Asked in
+        a group (`group_id`), it counts for the group as well as for the asker."""
+        repository = UsageRepository(session)
+        day = self.clock().astimezone(UTC).date()
+        cost = self.cost(model, usage.prompt_tokens, usage.completion_tokens, seconds)
+        await repository.add(
             user_id=user_id,
-            day=self.clock().astimezone(UTC).date(),
+            day=day,
             model=model,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            cost=self.cost(model, usage.prompt_tokens, usage.completion_tokens, seconds),
+            cost=cost,
+        )
+        if group_id is not None:
+            await repository.add_group(
+                chat_id=group_id,
+                day=day,
+                model=model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=cost,
+            )
+
+    async def refuse_group_over_limit(self, session: AsyncSession, chat_id: int) -> None:
+        """Raises BudgetRefused (`group`) when the group has reached a limit of its own."""
+        now = self.clock()
+        today = now.astimezone(UTC).date()
+        spending = await UsageRepository(session).group_spending(
+            chat_id, today=today, month_start=month_start(today)
+        )
+        if spending is None or spending.unit is None:
+            return
+        reached = _reached(Limits(spending.unit, spending.daily, spending.monthly), spending, now)
+        if reached is not None:
+            raise BudgetRefused(reached, self.currency, group=True)
+
+    async def group_usage(self, session: AsyncSession, chat_id: int) -> tuple[UsageTotals, ...]:
+        """What a group spent today and this month (UTC), for /groups."""
+        today = self.clock().astimezone(UTC).date()
+        repository = UsageRepository(session)
+        return (
+            await repository.group_totals(chat_id, since=today),
+            await repository.group_totals(chat_id, since=month_start(today)),
         )
 
     async def refuse_over_limit(self, session: AsyncSession, user_id: int) -> None:
@@ -146,11 +192,9 @@ class UsageService:
         if spending is None:
             return None
         limits = self._limits_of_spending(spending)
-        if limits is None or (limits.daily is None and limits.monthly is None):
+        if limits is None:
             return None
-        if limits.unit is BudgetUnit.MONEY:
-            return limit_reached(limits, spending.day_cost, spending.month_cost, now)
-        return limit_reached(limits, spending.day_tokens, spending.month_tokens, now)
+        return _reached(limits, spending, now)
 
     def limits(self, user: UserContext) -> Limits | None:
         return limits_for(

@@ -50,12 +50,25 @@ def reset(resets_at: datetime, now: datetime) -> str:
     )
 
 
-def budget_refusal(over: LimitReached, currency: str) -> str:
+def budget_refusal(over: LimitReached, currency: str, *, group: bool = False) -> str:
     # "900 of 1,000 tokens", "$4.50 of $5.00"
     money_unit = over.unit is BudgetUnit.MONEY
     spent = money(over.spent, currency) if money_unit else number(int(over.spent))
     limit = amount(over.limit, over.unit, currency)
     when = reset(over.resets_at, over.now)
+    if group:
+        if over.period is Period.DAY:
+            text = _(
+                "This group has reached its daily limit: {spent} of {limit} used today. It "
+                "resets at {reset}. Your message was not sent to the model and not saved."
+            )
+        else:
+            text = _(
+                "This group has reached its monthly limit: {spent} of {limit} used this "
+                "month. It resets at {reset}. Your message was not sent to the model and not "
+                "saved."
+            )
+        return text.format(spent=spent, limit=limit, reset=when)
     if over.period is Period.DAY:
         text = _(
             "You have reached your daily limit: {spent} of {limit} used today. It resets at "
