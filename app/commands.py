@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiogram import Bot
 from aiogram.types import (
     BotCommand,
+    BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
     BotCommandScopeUnion,
@@ -64,6 +65,14 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("cancel", __("Leave the current dialog"), right=None),
 )
 
+# The menu in groups: what the group router takes there (app/filters.py GROUP_COMMANDS,
+# and /ask, read with the mentions), for every member; who may use which is checked there.
+GROUP_MENU: tuple[CommandInfo, ...] = (
+    CommandInfo("ask", __("Ask me something (or mention me)"), right=None),
+    CommandInfo("settings", __("This group's settings (its admins)"), right=None),
+    CommandInfo("forget", __("Forget this group's conversation (its admins)"), right=None),
+)
+
 BY_NAME = {command.name: command for command in COMMANDS}
 KNOWN = frozenset(BY_NAME)
 
@@ -90,6 +99,7 @@ async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
     everyone = [c for c in COMMANDS if c.right is not Right.ADMIN]
     try:
         await _set_menu(bot, i18n, everyone, BotCommandScopeAllPrivateChats())
+        await _set_menu(bot, i18n, list(GROUP_MENU), BotCommandScopeAllGroupChats())
     except Exception as exc:  # noqa: BLE001 - anything; the bot works without a menu
         log.warning("Command menu not set (%s); the bot runs without it", brief(exc))
         return  # the admins' menus would fail the same way

@@ -183,6 +183,9 @@ class AccessSettings(_Section):
     access_request_cooldown_hours: float = Field(default=24.0, ge=0)
     # Who may talk to the bot in an allowed group: every member, or only users with access.
     group_members: GroupMembers = GroupMembers.ALL
+    # A group with "listen" on keeps this many of the last messages not addressed to the
+    # bot as context for its next answer there.
+    group_listen_messages: int = Field(default=10, ge=1, le=50)
 
     @field_validator("new_user_rights", mode="before")
     @classmethod

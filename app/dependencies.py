@@ -78,6 +78,7 @@ class MiddlewareData(TypedDict, total=False):
     user: UserContext  # AccessMiddleware (outer): who is writing, their rights and persona
     preferences: Preferences  # PreferencesMiddleware (inner): persona, model, temperature
     album: list[Message] | None  # AlbumMiddleware (outer): all parts of an album, on its first
+    overheard: bool  # GroupGateMiddleware (outer): a group message kept only as context
 
 
 class HandlerData(AppData, MiddlewareData):

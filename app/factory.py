@@ -216,7 +216,7 @@ def create_dispatcher(
         "access_requests": access_requests,
         "voice": voice,
         "conversations": ConversationService(),
-        "groups": GroupService(settings.access, resources.chat.pacer),
+        "groups": GroupService(settings.access, resources.chat.pacer, pool),
         "documents": DocumentService(
             settings.documents, memory, usage=usage, download_limit=download_limit
         ),

@@ -223,7 +223,7 @@ def question_to(message: Message, me: Any) -> str | None:
 
 
 # Commands a group takes besides /ask (which is a question): for the group's admins.
-GROUP_COMMANDS = frozenset({"forget"})
+GROUP_COMMANDS = frozenset({"forget", "settings"})
 
 
 def group_command(message: Message, me: Any) -> str | None:

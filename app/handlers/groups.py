@@ -5,30 +5,39 @@ added it to."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+from contextlib import AbstractContextManager
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command
+from aiogram.filters import Command, Filter
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, get_i18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.domain.enums import GroupMembers, GroupStatus, MessageSource
+from app.domain.enums import AnswerLength, GroupMembers, GroupStatus, MessageSource
 from app.domain.groups import ChatPlace
 from app.domain.rights import Right
 from app.domain.users import Preferences, UserContext
 from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to, thread_of
-from app.i18n import locale_for
-from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
+from app.i18n import LANGUAGES, locale_for
+from app.keyboards.callbacks import (
+    GroupDecision,
+    GroupPersona,
+    GroupsButton,
+    GroupSetting,
+    GroupSettingField,
+)
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
-from app.services.groups import GroupService
+from app.services.groups import GroupService, GroupView
 from app.services.personas import PersonaService, persona_for
 from app.services.usage import BudgetRefused, UsageService
 from app.views import dialog
+from app.views import group_settings as settings_views
 from app.views import groups as views
 from app.views.dialog import Screen
 from app.views.usage import budget_refusal
@@ -36,6 +45,13 @@ from app.views.usage import budget_refusal
 log = logging.getLogger(__name__)
 
 PRESENT = frozenset({"member", "administrator", "creator", "restricted"})
+
+
+def _speaking(i18n: I18n, group: GroupView | None) -> AbstractContextManager[None]:
+    """The group's language for what the bot says there, when it has one."""
+    if group is None or group.language is None:
+        return contextlib.nullcontext()
+    return i18n.use_locale(group.language)
 
 
 async def group_question(
@@ -47,8 +63,24 @@ async def group_question(
     chat: ChatService,
     groups: GroupService,
     usage: UsageService,
+    i18n: I18n,
 ) -> None:
     group = await groups.get(session, message.chat.id)
+    with _speaking(i18n, group):
+        await _group_question(message, bot, user, preferences, session, chat, groups, usage, group)
+
+
+async def _group_question(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    preferences: Preferences,
+    session: AsyncSession,
+    chat: ChatService,
+    groups: GroupService,
+    usage: UsageService,
+    group: GroupView | None,
+) -> None:
     if group is None or group.status is GroupStatus.PENDING:
         await groups.say(
             bot, message.chat.id, views.waiting_for_approval(), reply_to=message.message_id
@@ -83,6 +115,10 @@ async def group_question(
     try:
         if group.budget is not None and Right.ADMIN not in user.rights:
             await usage.refuse_group_over_limit(session, message.chat.id)
+        if group.listen:
+            # What the group said meanwhile comes with the question, and stays in the
+            # conversation with it (so /forget erases it with the rest).
+            text = await groups.heard(session, message.chat.id, thread_id) + text
         await chat.reply(
             bot,
             session,
@@ -110,11 +146,24 @@ async def group_forget(
     user: UserContext,
     session: AsyncSession,
     groups: GroupService,
+    i18n: I18n,
 ) -> None:
     """/forget in a group: the group's admins and the bot's admins only."""
     group = await groups.get(session, message.chat.id)
     if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
         return
+    with _speaking(i18n, group):
+        await _group_forget(message, bot, user, session, groups, group)
+
+
+async def _group_forget(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    session: AsyncSession,
+    groups: GroupService,
+    group: GroupView,
+) -> None:
     thread_id = thread_of(message)
     if not await _group_admin(bot, message.chat.id, user):
         await groups.tell(
@@ -130,6 +179,150 @@ async def group_forget(
     forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id)
     text = views.forgotten() if forgotten else views.nothing_to_forget()
     await groups.say(bot, message.chat.id, text, reply_to=message.message_id)
+
+
+async def overhear(
+    message: Message, user: UserContext, session: AsyncSession, groups: GroupService
+) -> None:
+    """A message not addressed to the bot in a group that listens: kept as context for the
+    next answer there, never answered (a blocked user's is not kept)."""
+    if user.blocked:
+        return
+    text = message.text or message.caption or ""
+    await groups.hear(session, message.chat.id, thread_of(message), user.first_name, text)
+
+
+class Overheard(Filter):
+    """Passes what GroupGateMiddleware let through only to be heard."""
+
+    async def __call__(self, message: Message, overheard: bool = False) -> bool:
+        return overheard
+
+
+async def group_settings(
+    message: Message,
+    bot: Bot,
+    user: UserContext,
+    session: AsyncSession,
+    groups: GroupService,
+    i18n: I18n,
+) -> None:
+    """/settings in a group: its admins and the bot's get the settings, in the group."""
+    group = await groups.get(session, message.chat.id)
+    if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
+        return
+    with _speaking(i18n, group):
+        if not await _group_admin(bot, message.chat.id, user):
+            await groups.tell(
+                bot,
+                message.chat.id,
+                user.id,
+                settings_views.admins_only(),
+                reply_to=message.message_id,
+                thread_id=thread_of(message),
+            )
+            return
+        screen = await _settings_screen(bot, session, group)
+        await message.reply(screen.text, reply_markup=screen.markup)
+
+
+async def _settings_screen(
+    bot: Bot, session: AsyncSession, group: GroupView, note: str = ""
+) -> Screen:
+    persona = await persona_for(session, group.persona_id)
+    me = await bot.me()
+    return settings_views.overview(
+        persona.name,
+        group.language,
+        group.listen,
+        group.answer_length,
+        hears_all=bool(me.can_read_all_group_messages),
+        note=note,
+    )
+
+
+async def group_setting(
+    callback: CallbackQuery,
+    callback_data: GroupSetting,
+    bot: Bot,
+    user: UserContext,
+    session: AsyncSession,
+    groups: GroupService,
+    personas: PersonaService,
+    i18n: I18n,
+) -> None:
+    """A press in a group's /settings: checked again on every press, since anyone in the
+    group can press the buttons."""
+    message = callback.message
+    if not isinstance(message, Message) or message.chat.type not in GROUP_CHATS:
+        await callback.answer(texts.stale_button(), show_alert=True)
+        return
+    chat_id = message.chat.id
+    group = await groups.get(session, chat_id)
+    if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
+        await callback.answer(texts.stale_button(), show_alert=True)
+        return
+    with _speaking(i18n, group):
+        if not await _group_admin(bot, chat_id, user):
+            await callback.answer(settings_views.admins_only(), show_alert=True)
+            return
+        screen = await _group_setting(callback_data, bot, user, session, groups, personas, group)
+    if screen is None:
+        await callback.answer(texts.stale_button(), show_alert=True)
+        return
+    await dialog.edit(bot, chat_id, message.message_id, screen)
+    await callback.answer()
+
+
+async def _group_setting(
+    data: GroupSetting,
+    bot: Bot,
+    user: UserContext,
+    session: AsyncSession,
+    groups: GroupService,
+    personas: PersonaService,
+    group: GroupView,
+) -> Screen | None:
+    """The screen after the press, or None for a value that is not (or no longer) one."""
+    field, value, chat_id = data.field, data.value, group.chat_id
+    if field is GroupSettingField.CLOSE:
+        return settings_views.closed()
+    if field is GroupSettingField.BACK:
+        return await _settings_screen(bot, session, group)
+    if field is GroupSettingField.PERSONA:
+        # A group's admin chooses among the personas they may use themselves.
+        usable = {ref.id: ref.name for ref in await personas.usable(session, user)}
+        current = (await persona_for(session, group.persona_id)).id
+        if not value:
+            return settings_views.personas(list(usable.items()), current)
+        if not value.isdigit() or int(value) not in usable:
+            return None
+        await groups.set_persona(session, chat_id, int(value))
+    elif field is GroupSettingField.LANGUAGE:
+        if not value:
+            return settings_views.languages(group.language)
+        if value != settings_views.MEMBERS_LANGUAGE and value not in LANGUAGES:
+            return None
+        language = None if value == settings_views.MEMBERS_LANGUAGE else value
+        await groups.set_language(session, chat_id, language)
+    elif field is GroupSettingField.LISTEN:
+        if value not in ("0", "1"):
+            return None
+        await groups.set_listen(session, chat_id, listen=value == "1")
+    elif field is GroupSettingField.LENGTH:
+        if not value:
+            return settings_views.lengths(group.answer_length)
+        if value not in {length.value for length in AnswerLength}:
+            return None
+        await groups.set_answer_length(session, chat_id, AnswerLength(value))
+    changed = await groups.get(session, chat_id)
+    if changed is None:
+        return None
+    # A new language is spoken at once, on the screen that says it was chosen.
+    with contextlib.ExitStack() as stack:
+        if changed.language is not None:
+            stack.enter_context(get_i18n().use_locale(changed.language))
+        return await _settings_screen(bot, session, changed, texts.saved())
 
 
 async def _group_admin(bot: Bot, chat_id: int, user: UserContext) -> bool:
@@ -273,7 +466,10 @@ def create_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(F.chat.type.in_(GROUP_CHATS))
     router.message.register(group_forget, GroupCommand("forget"))
+    router.message.register(group_settings, GroupCommand("settings"))
+    router.message.register(overhear, Overheard())
     router.message.register(group_question)
+    router.callback_query.register(group_setting, GroupSetting.filter())
     router.my_chat_member.register(membership)
     return router
 

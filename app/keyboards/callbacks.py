@@ -202,3 +202,23 @@ class UsersButton(CallbackData, prefix="us"):
     user_id: int = 0
     page: int = 0
     value: str = ""
+
+
+class GroupSettingField(enum.StrEnum):
+    """What a button of a group's /settings is about."""
+
+    PERSONA = "p"
+    LANGUAGE = "l"
+    LISTEN = "h"
+    LENGTH = "n"
+    BACK = "b"
+    CLOSE = "c"
+
+
+class GroupSetting(CallbackData, prefix="gt"):
+    """A button of a group's /settings, in the group. No chat id: the group is the chat the
+    button is pressed in, and who presses it is checked on every press. An empty value
+    opens the setting's choices."""
+
+    field: GroupSettingField
+    value: str = ""

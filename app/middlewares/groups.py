@@ -1,5 +1,7 @@
 """In groups the bot hears only what is addressed to it: everything else stops here, before
-a database session is opened or a user is registered, so a busy group costs nothing."""
+a database session is opened or a user is registered, so a busy group costs nothing;
+except in a group with "listen" on, where a message with text goes on, marked `overheard`,
+to be kept as context (never answered)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from aiogram.types import TelegramObject, Update
 
 from app.filters import GROUP_CHATS, group_command, question_to
 from app.middlewares.placement import placed
+from app.services.groups import GroupService
 
 
 class GroupGateMiddleware(BaseMiddleware):
@@ -45,6 +48,11 @@ class GroupGateMiddleware(BaseMiddleware):
         bot: Bot = data["bot"]
         me = await bot.me()
         if question_to(message, me) is None and group_command(message, me) is None:
+            groups: GroupService = data["groups"]
+            text = message.text or message.caption
+            if text and not text.startswith("/") and await groups.listens(message.chat.id):
+                data["overheard"] = True  # for the group router's `overhear`
+                return await handler(event, data)
             placed()
             return None
         return await handler(event, data)

@@ -5,12 +5,14 @@ removed (until it is added again)."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ReplyParameters
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import AccessSettings
 from app.db.groups import GroupRepository
@@ -43,12 +45,115 @@ class GroupView:
     budget: Limits | None = None
 
 
+# What one heard message may bring into the next answer, and all of them together (the
+# newest kept): context, not a second question.
+HEARD_MESSAGE_CHARS = 500
+HEARD_TOTAL_CHARS = 3000
+# How long a process trusts what it read of a group's "listen" (another replica's change
+# reaches it within this time; this process's own changes at once).
+LISTEN_CACHE_SECONDS = 30.0
+
+
 class GroupService:
-    def __init__(self, access: AccessSettings, pacer: ChatPacer | None = None) -> None:
+    def __init__(
+        self,
+        access: AccessSettings,
+        pacer: ChatPacer | None = None,
+        pool: async_sessionmaker[AsyncSession] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.access = access
         # The chat service's: every message the bot puts in a group counts against
         # Telegram's limit, notes as well as answers (app/delivery/pacing.py).
         self.pacer = pacer or ChatPacer()
+        # For GroupGateMiddleware's question, asked before any session is open.
+        self.pool = pool
+        self.clock = clock
+        self._listening: dict[int, tuple[bool, float]] = {}
+
+    async def listens(self, chat_id: int) -> bool:
+        """Whether the group keeps what it hears; asked for every group message that is not
+        addressed to the bot, so read from the database at most every 30 s per group."""
+        now = self.clock()
+        known = self._listening.get(chat_id)
+        if known is not None and known[1] > now:
+            return known[0]
+        if self.pool is None:
+            return False
+        async with self.pool() as session:
+            listen = await GroupRepository(session).listens(chat_id)
+        if len(self._listening) > 10_000:  # a bot in very many groups: start afresh
+            self._listening.clear()
+        self._listening[chat_id] = (listen, now + LISTEN_CACHE_SECONDS)
+        return listen
+
+    async def hear(
+        self, session: AsyncSession, chat_id: int, thread_id: int | None, name: str, text: str
+    ) -> None:
+        """Keep a message not addressed to the bot, for its next answer there."""
+        await GroupRepository(session).hear(
+            chat_id,
+            thread_id,
+            name[:256],
+            text[:HEARD_MESSAGE_CHARS],
+            keep=self.access.group_listen_messages,
+        )
+        await session.commit()
+
+    async def heard(self, session: AsyncSession, chat_id: int, thread_id: int | None) -> str:
+        """What the group said since the bot's last answer there, as a preface to the new
+        question (empty when nothing was heard); taken, so it is used once."""
+        taken = await GroupRepository(session).take_heard(chat_id, thread_id)
+        if not taken:
+            return ""
+        await session.commit()
+        lines: list[str] = []
+        size = 0
+        for name, text in reversed(taken):
+            line = f"{name}: {text}"
+            size += len(line) + 1
+            if size > HEARD_TOTAL_CHARS:
+                break
+            lines.append(line)
+        lines.reverse()
+        return (
+            "[Said in the group since your last answer, not to you:]\n"
+            + "\n".join(lines)
+            + "\n[Now to you:]\n"
+        )
+
+    async def set_listen(self, session: AsyncSession, chat_id: int, *, listen: bool) -> bool:
+        """Listening on or off; off deletes what was heard. False when the group is gone."""
+        repository = GroupRepository(session)
+        group = await repository.get(chat_id)
+        if group is None:
+            return False
+        group.listen = listen
+        if not listen:
+            await repository.forget_heard(chat_id, all_threads=True)
+        await session.commit()
+        self._listening[chat_id] = (listen, self.clock() + LISTEN_CACHE_SECONDS)
+        return True
+
+    async def set_language(self, session: AsyncSession, chat_id: int, language: str | None) -> bool:
+        """The language of the bot's notes in the group; None: each member's own."""
+        group = await GroupRepository(session).get(chat_id)
+        if group is None:
+            return False
+        group.language = language
+        await session.commit()
+        return True
+
+    async def set_answer_length(
+        self, session: AsyncSession, chat_id: int, length: AnswerLength
+    ) -> bool:
+        group = await GroupRepository(session).get(chat_id)
+        if group is None:
+            return False
+        group.answer_length = None if length is AnswerLength.NORMAL else length
+        await session.commit()
+        return True
 
     async def say(self, bot: Bot, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
         """A note to a group: not essential (the bot may lack the right to write there)."""
@@ -130,10 +235,15 @@ class GroupService:
 
     async def left(self, session: AsyncSession, chat_id: int) -> None:
         """The bot was removed (or the group deleted): nothing more happens there."""
-        group = await GroupRepository(session).get(chat_id)
-        if group is not None and group.status is not GroupStatus.BLOCKED:
-            group.status = GroupStatus.LEFT
+        repository = GroupRepository(session)
+        group = await repository.get(chat_id)
+        if group is not None:
+            # What it heard goes with it: no one can ask about it any more.
+            await repository.forget_heard(chat_id, all_threads=True)
+            if group.status is not GroupStatus.BLOCKED:
+                group.status = GroupStatus.LEFT
             await session.commit()
+        self._listening.pop(chat_id, None)
 
     async def tell(
         self,
@@ -155,8 +265,11 @@ class GroupService:
         """Delete the group's (or topic's) conversation for good; the next question starts a
         new one. False when there was none."""
         messages = MessageRepository(session)
+        heard = GroupRepository(session)
+        await heard.forget_heard(chat_id, thread_id)
         row = await messages.current_in_chat(chat_id, thread_id, persona_id)
         if row is None:
+            await session.commit()
             return False
         deleted = await messages.delete_chat_conversation(chat_id, row[0])
         await session.commit()

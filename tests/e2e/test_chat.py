@@ -404,10 +404,16 @@ async def test_the_command_menu_is_registered_at_start_up(
     ]
     admins = [*everyone[:-1], "users", "groups", "cancel"]  # only in the admins' own menus
     private, admin_chat = {"type": "all_private_chats"}, {"type": "chat", "chat_id": ADMIN}
+    groups = {"type": "all_group_chats"}
     for language in ("", "ru"):  # the default (English) and Russian
         assert [c["command"] for c in telegram.commands(private, language)] == everyone
         assert [c["command"] for c in telegram.commands(admin_chat, language)] == admins
-    assert len(telegram.calls_of("setMyCommands")) == 4
+        assert [c["command"] for c in telegram.commands(groups, language)] == [
+            "ask",
+            "settings",
+            "forget",
+        ]
+    assert len(telegram.calls_of("setMyCommands")) == 6
 
 
 async def test_admins_and_allowed_users_are_seeded_into_the_database(

@@ -16,8 +16,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.db.models import Conversation, Message, Persona, User
-from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
+from app.db.models import Conversation, Group, HeardMessage, Message, Persona, User
+from app.keyboards.callbacks import (
+    GroupDecision,
+    GroupPersona,
+    GroupsButton,
+    GroupSetting,
+    GroupSettingField,
+)
 from app.memory.tokens import load_counter
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ADMIN, ALLOWED, STRANGER, RunningBot, StartBot, UserChat, buttons
@@ -375,3 +381,170 @@ async def test_an_admin_chooses_the_persona_a_group_talks_to(
     assert llm.requests[-1]["messages"][0]["content"] == prompt
     forged = GroupPersona(chat_id=GROUP, persona_id=10_000).pack()
     assert "no longer works" in (await admin.press_data(forged, listing.message_id) or "")
+
+
+def press_in_group(
+    telegram: FakeTelegram, user_id: int, message: Any, label: str, chat_id: int = GROUP
+) -> str:
+    """The update id of `user_id` pressing the button `label` under a group message."""
+    data = UserChat.button_data(message, label)
+    update = telegram.push_callback(user_id, data, message.message_id, chat_id=chat_id)
+    return str(update["callback_query"]["id"])
+
+
+async def test_group_settings_are_for_its_admins_and_change_language_length_and_persona(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, admins={ALLOWED})
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    telegram.push_group_message(GROUP, STRANGER, f"/settings{at(telegram)}", first_name="Bob")
+    await bot.idle()
+    refusal = telegram.sent_messages(GROUP)[-1]
+    assert "Only this group's admins" in (refusal.text or "") and refusal.ephemeral_for == STRANGER
+    telegram.push_group_message(GROUP, ALLOWED, "/settings", first_name="Ann")  # a group admin
+    await bot.idle()
+    screen = telegram.sent_messages(GROUP)[-1]
+    assert "Settings of this group" in (screen.text or "")
+    assert "Listen: off" in (screen.text or "") and "Answers: Normal" in (screen.text or "")
+    # A member who is not the group's admin cannot press the buttons either.
+    query = press_in_group(telegram, STRANGER, screen, "Answer length")
+    await bot.idle()
+    assert "Only this group's admins" in (telegram.callback_answers[query].get("text") or "")
+    press_in_group(telegram, ALLOWED, screen, "Answer length")
+    await bot.idle()
+    press_in_group(telegram, ALLOWED, screen, "Short")
+    await bot.idle()
+    assert "Answers: Short" in (screen.text or "")
+    # Forged values are refused; nothing changes.
+    forged = GroupSetting(field=GroupSettingField.LENGTH, value="endless").pack()
+    update = telegram.push_callback(ALLOWED, forged, screen.message_id, chat_id=GROUP)
+    await bot.idle()
+    assert "no longer works" in (
+        telegram.callback_answers[update["callback_query"]["id"]].get("text") or ""
+    )
+    telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} tell me", first_name="Bob")
+    await bot.idle()
+    system = " ".join(str(m["content"]) for m in llm.requests[-1]["messages"][:-1])
+    assert "short" in system.lower()  # the short-answer hint reached the model
+    # Russian for the bot's notes in this group, whatever each member's own language.
+    press_in_group(telegram, ALLOWED, screen, "Language")
+    await bot.idle()
+    press_in_group(telegram, ALLOWED, screen, "Русский")
+    await bot.idle()
+    assert "Настройки этой группы" in (screen.text or "")
+    telegram.push_group_message(GROUP, STRANGER, f"/forget{at(telegram)}", first_name="Bob")
+    await bot.idle()
+    assert "только её администраторы" in (telegram.sent_messages(GROUP)[-1].text or "")
+    # The persona, among those the pressing admin may use.
+    prompt = "You are a pirate."
+    async with db() as session, session.begin():
+        tokens = load_counter("test-model").message("system", prompt)
+        session.add(
+            Persona(name="Pirate", system_prompt=prompt, system_message_tokens=tokens, shared=True)
+        )
+    press_in_group(telegram, ALLOWED, screen, "🎭")
+    await bot.idle()
+    press_in_group(telegram, ALLOWED, screen, "Pirate")
+    await bot.idle()
+    telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} ahoy?", first_name="Bob")
+    await bot.idle()
+    assert llm.requests[-1]["messages"][0]["content"].startswith(prompt)
+    press_in_group(telegram, ALLOWED, screen, "✖️")
+    await bot.idle()
+    assert buttons(screen) == []
+
+
+async def test_a_listening_group_gives_the_next_answer_what_was_said_and_forgets_it(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+    make_settings: Callable[..., Settings],
+) -> None:
+    telegram.add_group(GROUP, admins={ALLOWED})
+    bot = await start_bot(make_settings(access={"group_listen_messages": 3}))
+    await added_by_admin(bot, telegram)
+    telegram.push_group_message(GROUP, STRANGER, "unheard: listen is off", first_name="Bob")
+    await bot.idle()
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(HeardMessage)) == 0
+    telegram.push_group_message(GROUP, ALLOWED, "/settings", first_name="Ann")
+    await bot.idle()
+    screen = telegram.sent_messages(GROUP)[-1]
+    press_in_group(telegram, ALLOWED, screen, "Listen")
+    await bot.idle()
+    shown = screen.text or ""
+    assert "Listen: on" in shown and "never answer them" in shown
+    sent_before, requests = len(telegram.sent_messages(GROUP)), len(llm.requests)
+    for number in range(1, 6):  # only the last 3 are kept
+        telegram.push_group_message(GROUP, STRANGER, f"pizza idea {number}", first_name="Bob")
+    await bot.idle()
+    # Heard, never answered, and nothing asked of the model.
+    assert len(telegram.sent_messages(GROUP)) == sent_before and len(llm.requests) == requests
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} which idea?", first_name="Ann")
+    await bot.idle()
+    asked = llm.requests[-1]["messages"][-1]["content"]
+    assert "pizza idea 1" not in asked and "pizza idea 2" not in asked
+    assert "Bob: pizza idea 3\nBob: pizza idea 4\nBob: pizza idea 5" in asked
+    assert asked.endswith("Ann: which idea?")
+    # Taken once: the next answer does not get them again as new.
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} and now?", first_name="Ann")
+    await bot.idle()
+    assert llm.requests[-1]["messages"][-1]["content"] == "Ann: and now?"
+    # Heard again, then erased by /forget along with the conversation.
+    telegram.push_group_message(GROUP, STRANGER, "secret plan", first_name="Bob")
+    await bot.idle()
+    telegram.push_group_message(GROUP, ALLOWED, "/forget", first_name="Ann")
+    await bot.idle()
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(HeardMessage)) == 0
+    # Off deletes what was heard and keeps nothing more.
+    telegram.push_group_message(GROUP, STRANGER, "overheard before off", first_name="Bob")
+    await bot.idle()
+    press_in_group(telegram, ALLOWED, screen, "Stop listening")
+    await bot.idle()
+    telegram.push_group_message(GROUP, STRANGER, "after off", first_name="Bob")
+    await bot.idle()
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(HeardMessage)) == 0
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} anything?", first_name="Ann")
+    await bot.idle()
+    assert "overheard" not in llm.requests[-1]["messages"][-1]["content"]
+
+
+async def test_listening_under_privacy_mode_says_what_telegram_hands_over(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI
+) -> None:
+    telegram.add_group(GROUP, admins={ALLOWED})
+    telegram.privacy_mode = True
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    telegram.push_group_message(GROUP, ALLOWED, "/settings", first_name="Ann")
+    await bot.idle()
+    screen = telegram.sent_messages(GROUP)[-1]
+    press_in_group(telegram, ALLOWED, screen, "Listen")
+    await bot.idle()
+    assert "privacy mode is on" in (screen.text or "")
+    telegram.push_group_message(GROUP, STRANGER, "not handed to the bot", first_name="Bob")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} what was said?", first_name="Ann")
+    await bot.idle()
+    assert llm.requests[-1]["messages"][-1]["content"] == "Ann: what was said?"
+
+
+async def test_a_group_settings_button_pressed_in_a_private_chat_changes_nothing(
+    start_bot: StartBot, telegram: FakeTelegram, db: async_sessionmaker[AsyncSession]
+) -> None:
+    telegram.add_group(GROUP, admins={ALLOWED})
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    admin = UserChat(bot, telegram, ADMIN)
+    await admin.send("/start")
+    forged = GroupSetting(field=GroupSettingField.LISTEN, value="1").pack()
+    assert "no longer works" in (await admin.press_data(forged, admin.last.message_id) or "")
+    async with db() as session:
+        group = await session.get(Group, GROUP)
+        assert group is not None and group.listen is False

@@ -890,6 +890,10 @@ class FakeTelegram:
         self.refuse_ephemeral = False
         #: The bot's topic mode in private chats (getMe has_topics_enabled, Bot API 9.3).
         self.topics_enabled = False
+        #: Telegram's privacy mode (on for a new bot; @BotFather's /setprivacy): groups then
+        #: deliver only what is addressed to the bot. Off here unless a test turns it on,
+        #: so that tests can show the bot itself leaving the rest alone.
+        self.privacy_mode = False
         #: Methods this server does not know, answered 404 {"description": "Not Found"} as
         #: Telegram does for a method it never had, and an older self-hosted telegram-bot-api
         #: for a newer one (e.g. ``{"sendMessageDraft"}``).
@@ -1177,7 +1181,20 @@ class FakeTelegram:
         if extra:
             message.update(extra)
         chat.messages[message["message_id"]] = message
+        if self.privacy_mode and not self._delivered_in_privacy(message):
+            return {"message": message}  # said in the group, but not handed to the bot
         return self.push_update({"message": message})
+
+    def _delivered_in_privacy(self, message: dict[str, Any]) -> bool:
+        """Privacy mode (Telegram's default for bots): in a group the bot does not admin,
+        only commands, mentions of the bot and replies to its messages reach it."""
+        text = message.get("text") or message.get("caption") or ""
+        replied = message.get("reply_to_message") or {}
+        return (
+            text.startswith("/")
+            or f"@{self.bot_user['username']}".lower() in text.lower()
+            or (replied.get("from") or {}).get("id") == self.bot_user["id"]
+        )
 
     def add_group(
         self,
@@ -1272,7 +1289,20 @@ class FakeTelegram:
         if extra:
             message.update(extra)
         chat.messages[message["message_id"]] = message
+        if self.privacy_mode and not self._delivered_in_privacy(message):
+            return {"message": message}  # said in the group, but not handed to the bot
         return self.push_update({"message": message})
+
+    def _delivered_in_privacy(self, message: dict[str, Any]) -> bool:
+        """Privacy mode (Telegram's default for bots): in a group the bot does not admin,
+        only commands, mentions of the bot and replies to its messages reach it."""
+        text = message.get("text") or message.get("caption") or ""
+        replied = message.get("reply_to_message") or {}
+        return (
+            text.startswith("/")
+            or f"@{self.bot_user['username']}".lower() in text.lower()
+            or (replied.get("from") or {}).get("id") == self.bot_user["id"]
+        )
 
     def delete_by_user(self, user_id: int, message_id: int) -> None:
         """The user deletes one of the bot's messages in their chat (no update is sent;
@@ -1331,10 +1361,12 @@ class FakeTelegram:
         last_name: str | None = None,
         username: str | None = None,
         language_code: Any = USERS_LANGUAGE,
+        chat_id: int | None = None,
     ) -> dict[str, Any]:
-        """The user presses an inline button with ``data`` under ``message_id``."""
+        """The user presses an inline button with ``data`` under ``message_id``, in their
+        private chat or in the group `chat_id`."""
         user = self._user(user_id, first_name, last_name, username, language_code)
-        chat = self._chats[user_id]
+        chat = self._chats[user_id if chat_id is None else chat_id]
         message = copy.deepcopy(chat.messages.get(message_id))
         if message is None:  # an inaccessible message
             message = {"chat": chat.as_dict(), "message_id": message_id, "date": 0}
@@ -2063,7 +2095,7 @@ class FakeTelegram:
         return {
             **self.bot_user,
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": not self.privacy_mode,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
