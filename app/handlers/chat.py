@@ -103,6 +103,7 @@ async def edited_message(
     session: AsyncSession,
     chat: ChatService,
 ) -> None:
+    place = topic_of(message)
     await answer_within_budget(
         bot,
         message.chat.id,
@@ -116,7 +117,9 @@ async def edited_message(
             telegram_message_id=message.message_id,
             # A new draft id: the old answer's draft is long gone.
             draft_id=message.message_id + (message.edit_date or 0),
+            place=place,
         ),
+        thread_id=place.thread_id if place else None,
     )
 
 

@@ -327,13 +327,20 @@ class ChatService:
         text: str,
         telegram_message_id: int,
         draft_id: int,
+        place: ChatPlace | None = None,
     ) -> None:
-        """An edited message: the newest one is answered anew, an older one only noted."""
-        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
+        """An edited message: the newest one is answered anew (in the topic `place`, if it
+        is in one), an older one only noted."""
+        if place is not None:
+            conversation = await self._in_chat(session, place, preferences.persona.id, user_id)
+        else:
+            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
         found = await self.memory.find_user_message(session, user_id, telegram_message_id)
         last = await self.memory.last_user_turn(session, conversation)
         if found is None or last is None or found != (conversation.id, last.id):
-            await bot.send_message(chat_id, texts.edit_of_older_message())
+            await bot.send_message(
+                chat_id, texts.edit_of_older_message(), message_thread_id=_thread(place)
+            )
             return
         turn_id = found[1]
 
@@ -342,7 +349,16 @@ class ChatService:
 
         turn = self.memory.user_turn(text)
         await self._answer_again(
-            bot, session, chat_id, preferences, conversation, turn_id, turn, replace_turn, draft_id
+            bot,
+            session,
+            chat_id,
+            preferences,
+            conversation,
+            turn_id,
+            turn,
+            replace_turn,
+            draft_id,
+            place=place,
         )
 
     async def _answer_again(

@@ -220,3 +220,17 @@ async def test_continue_in_a_topic_goes_on_in_the_topics_conversation(
     assert "Plain words" not in history(llm)
     assert chat.last.plain_text == "and the rest."
     assert chat.last.raw.get("message_thread_id") == cats
+
+
+async def test_an_edited_message_in_a_topic_is_answered_anew_there(
+    start_bot: StartBot, telegram: FakeTelegram, llm: FakeOpenAI, db: Db
+) -> None:
+    chat, cats, _ = await three_conversations(start_bot, telegram)
+    sent = telegram.push_message(ALLOWED, "Are cats fish?", extra=in_topic(cats))
+    await chat.bot.idle()
+    telegram.push_edited_message(ALLOWED, sent["message"]["message_id"], "Are cats mammals?")
+    await chat.bot.idle()
+    assert history(llm)[-1] == "Are cats mammals?" and "Tell me about cats" in history(llm)
+    assert chat.last.plain_text == "Echo: Are cats mammals?"
+    assert chat.last.raw.get("message_thread_id") == cats
+    assert (await stored_by_topic(db))[cats][-1] == "Are cats mammals?"
