@@ -287,12 +287,17 @@ class MessageRepository:
         )
         return result.first()
 
-    async def persona_of(self, user_id: int, conversation_id: int) -> int | None:
-        return await self.session.scalar(
-            select(Conversation.persona_id).where(
+    async def place_of(
+        self, user_id: int, conversation_id: int
+    ) -> Row[int, int | None, int | None] | None:
+        """The persona of the user's conversation and where it lives: (persona id, chat id,
+        topic id); both None for a conversation of their private chat outside topics."""
+        result = await self.session.execute(
+            select(Conversation.persona_id, Conversation.chat_id, Conversation.thread_id).where(
                 Conversation.id == conversation_id, Conversation.user_id == user_id
             )
         )
+        return result.first()
 
     async def delete_chat_conversation(self, chat_id: int, conversation_id: int) -> bool:
         """Delete a group's conversation (its turns, parts and summary)."""

@@ -22,12 +22,19 @@ from app.views.usage import budget_refusal
 T = TypeVar("T")
 
 
-async def answer_within_budget(bot: Bot, chat_id: int, answering: Awaitable[T]) -> T | None:
-    """Run the chat service's answer; a user over a limit is told which, and when it resets."""
+async def answer_within_budget(
+    bot: Bot, chat_id: int, answering: Awaitable[T], *, thread_id: int | None = None
+) -> T | None:
+    """Run the chat service's answer; a user over a limit is told which, and when it resets
+    (in the topic `thread_id`, when the message was in one)."""
     try:
         return await answering
     except BudgetRefused as refused:
-        await bot.send_message(chat_id, budget_refusal(refused.reached, refused.currency))
+        await bot.send_message(
+            chat_id,
+            budget_refusal(refused.reached, refused.currency),
+            message_thread_id=thread_id,
+        )
         return None
 
 
@@ -85,7 +92,7 @@ async def chat_message(
     answering = reply_and_speak(
         message, bot, user, preferences, session, chat, speech, text=message.text or ""
     )
-    await answer_within_budget(bot, message.chat.id, answering)
+    await answer_within_budget(bot, message.chat.id, answering, thread_id=thread_of(message))
 
 
 async def edited_message(
@@ -96,6 +103,7 @@ async def edited_message(
     session: AsyncSession,
     chat: ChatService,
 ) -> None:
+    place = topic_of(message)
     await answer_within_budget(
         bot,
         message.chat.id,
@@ -109,7 +117,9 @@ async def edited_message(
             telegram_message_id=message.message_id,
             # A new draft id: the old answer's draft is long gone.
             draft_id=message.message_id + (message.edit_date or 0),
+            place=place,
         ),
+        thread_id=place.thread_id if place else None,
     )
 
 

@@ -35,6 +35,7 @@ async def _list(
 
 async def show_chats(
     message: Message,
+    bot: Bot,
     user: UserContext,
     preferences: Preferences,
     session: AsyncSession,
@@ -44,6 +45,11 @@ async def show_chats(
 ) -> None:
     if await state.get_state() == ChatsDialog.typing_title.state:
         await state.clear()
+    if (await bot.me()).has_topics_enabled:
+        # Each topic is a conversation of its own: there is none to switch to, and a title
+        # or a deletion here would leave its topic behind.
+        await message.answer(views.topics_instead())
+        return
     screen = await _list(session, conversations, user, preferences, i18n, 0)
     await message.answer(screen.text, reply_markup=screen.markup)
 

@@ -55,6 +55,7 @@ async def retry(
     session: AsyncSession,
     chat: ChatService,
 ) -> None:
+    place = topic_of(message)
     await answer_within_budget(
         bot,
         message.chat.id,
@@ -65,8 +66,9 @@ async def retry(
             user_id=user.id,
             preferences=preferences,
             draft_id=message.message_id,
-            place=topic_of(message),
+            place=place,
         ),
+        thread_id=place.thread_id if place else None,
     )
 
 
@@ -84,6 +86,9 @@ async def continue_answer(
     if message is None:
         return
     await _without_button(message)
+    # An answer in a topic of the private chat goes on in the topic's conversation.
+    place = topic_of(message) if isinstance(message, Message) else None
+    thread_id = place.thread_id if place else None
     continued = await answer_within_budget(
         bot,
         message.chat.id,
@@ -95,10 +100,12 @@ async def continue_answer(
             preferences=preferences,
             answer_id=callback_data.answer_id,
             draft_id=message.message_id,
+            place=place,
         ),
+        thread_id=thread_id,
     )
     if continued is False:
-        await bot.send_message(message.chat.id, texts.stale_button())
+        await bot.send_message(message.chat.id, texts.stale_button(), message_thread_id=thread_id)
 
 
 async def _without_button(message: Message | InaccessibleMessage) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import texts
 from app.domain.enums import MemoryMode
 from app.domain.users import Preferences, UserContext
+from app.handlers.chat import topic_of
 from app.keyboards.callbacks import ForgetButton, ModeChoice
 from app.memory.service import MemoryService
 from app.views import dialog
@@ -26,7 +27,9 @@ async def show_memory(
     memory: MemoryService,
 ) -> None:
     s = preferences
-    report = await memory.report(session, user.id, s.persona, s.model, s.mode, s.answer_length)
+    report = await memory.report(
+        session, user.id, s.persona, s.model, s.mode, s.answer_length, place=topic_of(message)
+    )
     await message.answer(report_text(report))
 
 
@@ -68,7 +71,9 @@ async def ask_forget(
     session: AsyncSession,
     memory: MemoryService,
 ) -> None:
-    conversation = await memory.conversation(session, user.id, preferences.persona.id)
+    # In a topic of the private chat, the topic's conversation: the topic itself stays.
+    place = topic_of(message)
+    conversation = await memory.conversation(session, user.id, preferences.persona.id, place)
     turns = await memory.stored_turns(session, conversation)
     if turns == 0 and conversation.summary is None:
         await message.answer(texts.nothing_to_forget())
@@ -93,8 +98,11 @@ async def forget(
 ) -> None:
     text = texts.forget_kept()
     if callback_data.confirm:
-        # An old or forged button names a conversation that is gone or not the user's.
-        if not await memory.forget(session, user.id, callback_data.conversation_id):
+        # An old or forged button names a conversation that is gone, not the user's, or
+        # not of the topic (or the plain chat) the button is in.
+        message = callback.message
+        place = topic_of(message) if isinstance(message, Message) else None
+        if not await memory.forget(session, user.id, callback_data.conversation_id, place):
             await callback.answer(texts.stale_button(), show_alert=True)
             return
         text = texts.forgotten(preferences.persona.name)

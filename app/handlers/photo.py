@@ -10,7 +10,7 @@ from app import texts
 from app.domain.enums import MessageSource
 from app.domain.media import ImageFile
 from app.domain.users import Preferences, UserContext
-from app.filters import Pictured
+from app.filters import Pictured, thread_of
 from app.handlers.chat import answer_within_budget, reply_and_speak
 from app.services.chat import ChatService
 from app.services.speech import SpeechService
@@ -44,7 +44,7 @@ async def photo_message(
         source=MessageSource.PHOTO,
         images=images,
     )
-    await answer_within_budget(bot, message.chat.id, answering)
+    await answer_within_budget(bot, message.chat.id, answering, thread_id=thread_of(message))
 
 
 def create_router() -> Router:

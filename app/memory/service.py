@@ -23,6 +23,7 @@ from app.domain.enums import (
     MessageRole,
     MessageSource,
 )
+from app.domain.groups import ChatPlace
 from app.domain.media import Picture
 from app.domain.memory import MemoryReport
 from app.domain.refs import PersonaRef
@@ -228,10 +229,16 @@ class MemoryService:
         )
 
     async def conversation(
-        self, session: AsyncSession, user_id: int, persona_id: int
+        self, session: AsyncSession, user_id: int, persona_id: int, place: ChatPlace | None = None
     ) -> CurrentConversation:
         """The user's current conversation with the persona (and its summary), started on
-        first use."""
+        first use; in a topic of their private chat (`place`), the topic's."""
+        if place is not None:
+            found = await self.chat_conversation(
+                session, place.chat_id, place.thread_id, persona_id, user_id=user_id, start=True
+            )
+            assert found is not None
+            return found
         current = await self.current_conversation(session, user_id, persona_id)
         if current is not None:
             return current
@@ -283,11 +290,12 @@ class MemoryService:
         model: str,
         mode: MemoryMode,
         length: AnswerLength = AnswerLength.NORMAL,
+        place: ChatPlace | None = None,
     ) -> MemoryReport:
         """The request /retry would send now (the newest message of the user as the new
-        one, with what it recalls), part by part."""
+        one, with what it recalls), part by part; in a topic (`place`), the topic's."""
         memory = await self.persona_memory(session, persona)
-        conversation = await self.conversation(session, user_id, persona.id)
+        conversation = await self.conversation(session, user_id, persona.id, place)
         sight = self.sight(model)
         last = await self.last_user_turn(session, conversation, sight)
         breakdown = None
@@ -315,18 +323,29 @@ class MemoryService:
             summary=summary.removeprefix(SUMMARY_HEADING).strip() if summary else None,
         )
 
-    async def forget(self, session: AsyncSession, user_id: int, conversation_id: int) -> bool:
+    async def forget(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        conversation_id: int,
+        place: ChatPlace | None = None,
+    ) -> bool:
         """Delete the user's conversation, its turns and its summary for good, and start a
-        new one with the same persona; False if it is not theirs or already gone."""
+        new one with the same persona, in the same place: their private chat, or the topic
+        of it that `place` names (the topic stays). False if it is not theirs, is gone, or
+        lives elsewhere (a button pressed in another topic, or a forged one)."""
         messages = MessageRepository(session)
-        persona_id = await messages.persona_of(user_id, conversation_id)
-        if persona_id is None:
+        found = await messages.place_of(user_id, conversation_id)
+        if found is None:
+            return False
+        persona_id, chat_id, thread_id = found
+        if (chat_id, thread_id) != ((place.chat_id, place.thread_id) if place else (None, None)):
             return False
         # The new conversation first: it becomes current (not the one before the forgotten
         # one), and SQLite, which reuses the highest id once it is deleted, then never gives
         # the forgotten id again, so a stale button or a late summary cannot reach the new
         # conversation.
-        await messages.start_conversation(user_id, persona_id)
+        await messages.start_conversation(user_id, persona_id, chat_id=chat_id, thread_id=thread_id)
         return await messages.delete_conversation(user_id, conversation_id)
 
     async def new_conversation(

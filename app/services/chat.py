@@ -164,7 +164,13 @@ class ChatService:
         turn = self.memory.user_turn(text, pictures, sight)
         # A document's length is held to its share of the budget instead.
         builder = await self._builder(
-            bot, session, chat_id, preferences, turn, any_length=document is not None
+            bot,
+            session,
+            chat_id,
+            preferences,
+            turn,
+            any_length=document is not None,
+            thread_id=_thread(place),
         )
         if builder is None:
             return None
@@ -287,7 +293,9 @@ class ChatService:
             if seen is not None and seen.pictures:
                 preferences, last, sight = replace(preferences, model=vision_model), seen, seeing
         if last is None or last.id is None:
-            await bot.send_message(chat_id, texts.nothing_to_retry())
+            await bot.send_message(
+                chat_id, texts.nothing_to_retry(), message_thread_id=_thread(place)
+            )
             return
         turn_id = last.id
 
@@ -319,13 +327,20 @@ class ChatService:
         text: str,
         telegram_message_id: int,
         draft_id: int,
+        place: ChatPlace | None = None,
     ) -> None:
-        """An edited message: the newest one is answered anew, an older one only noted."""
-        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
+        """An edited message: the newest one is answered anew (in the topic `place`, if it
+        is in one), an older one only noted."""
+        if place is not None:
+            conversation = await self._in_chat(session, place, preferences.persona.id, user_id)
+        else:
+            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
         found = await self.memory.find_user_message(session, user_id, telegram_message_id)
         last = await self.memory.last_user_turn(session, conversation)
         if found is None or last is None or found != (conversation.id, last.id):
-            await bot.send_message(chat_id, texts.edit_of_older_message())
+            await bot.send_message(
+                chat_id, texts.edit_of_older_message(), message_thread_id=_thread(place)
+            )
             return
         turn_id = found[1]
 
@@ -334,7 +349,16 @@ class ChatService:
 
         turn = self.memory.user_turn(text)
         await self._answer_again(
-            bot, session, chat_id, preferences, conversation, turn_id, turn, replace_turn, draft_id
+            bot,
+            session,
+            chat_id,
+            preferences,
+            conversation,
+            turn_id,
+            turn,
+            replace_turn,
+            draft_id,
+            place=place,
         )
 
     async def _answer_again(
@@ -361,7 +385,9 @@ class ChatService:
         just now has no turn to answer again. `recall`: search older turns for the words of
         `turn`; `extending` is passed on to `_answer`."""
         await self._check_budget(session, conversation.user_id, preferences)
-        builder = await self._builder(bot, session, chat_id, preferences, turn)
+        builder = await self._builder(
+            bot, session, chat_id, preferences, turn, thread_id=_thread(place)
+        )
         if builder is None:
             return
         async with self.gate.section(session):
@@ -399,10 +425,15 @@ class ChatService:
         preferences: Preferences,
         answer_id: int,
         draft_id: int,
+        place: ChatPlace | None = None,
     ) -> bool:
-        """Go on with an answer cut at the length limit; False when that answer is no longer
-        the conversation's newest turn (the button is stale)."""
-        conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
+        """Go on with an answer cut at the length limit (in the topic `place`, if given);
+        False when that answer is no longer the conversation's newest turn (the button is
+        stale)."""
+        if place is not None:
+            conversation = await self._in_chat(session, place, preferences.persona.id, user_id)
+        else:
+            conversation = await self.memory.conversation(session, user_id, preferences.persona.id)
         last = await self.memory.last_answer(session, conversation)
         if last is None or last.id != answer_id:
             return False
@@ -420,6 +451,7 @@ class ChatService:
             draft_id,
             recall=False,  # the instruction's words say nothing of what to recall
             extending=last,
+            place=place,
         )
         return True
 
@@ -485,15 +517,19 @@ class ChatService:
         turn: Turn,
         *,
         any_length: bool = False,
+        thread_id: int | None = None,
     ) -> ContextBuilder | None:
-        """The request's budget for this message, or None once the user is told why not."""
+        """The request's budget for this message, or None once the user is told why not (in
+        the topic `thread_id`, when it came from one)."""
         text = turn.content
         if not text.strip() and not turn.pictures and turn.fallback is None:
-            await bot.send_message(chat_id, texts.empty_message())
+            await bot.send_message(chat_id, texts.empty_message(), message_thread_id=thread_id)
             return None
         if len(text) > self.chat.max_input_chars and not any_length:
             await bot.send_message(
-                chat_id, texts.too_many_characters(len(text), self.chat.max_input_chars)
+                chat_id,
+                texts.too_many_characters(len(text), self.chat.max_input_chars),
+                message_thread_id=thread_id,
             )
             return None
         persona = await self.memory.persona_memory(session, preferences.persona)
@@ -510,10 +546,16 @@ class ChatService:
                 exc,
             )
             await bot.send_message(
-                chat_id, texts.persona_too_large(persona.name, exc.persona_tokens, exc.limit)
+                chat_id,
+                texts.persona_too_large(persona.name, exc.persona_tokens, exc.limit),
+                message_thread_id=thread_id,
             )
         except MessageTooLong as exc:
-            await bot.send_message(chat_id, texts.message_too_long(exc.message_tokens, exc.limit))
+            await bot.send_message(
+                chat_id,
+                texts.message_too_long(exc.message_tokens, exc.limit),
+                message_thread_id=thread_id,
+            )
         return None
 
     async def _answer(
@@ -685,7 +727,9 @@ class ChatService:
                             attempt.content + "\n\n" + texts.answer_interrupted(exc.kind)
                         )
                     else:
-                        await bot.send_message(chat_id, texts.model_failed(exc.kind))
+                        await bot.send_message(
+                            chat_id, texts.model_failed(exc.kind), message_thread_id=_thread(place)
+                        )
                     return None
         if stored is not None:
             await stored
@@ -894,6 +938,11 @@ class ChatService:
                 usage=usage,
                 group_id=conversation.group_id,
             )
+
+
+def _thread(place: ChatPlace | None) -> int | None:
+    """The topic a note about the answer goes to, with the answer."""
+    return place.thread_id if place is not None else None
 
 
 def _topic_renamer(stream: Delivery) -> Callable[[str], Awaitable[None]]:

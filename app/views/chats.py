@@ -126,3 +126,10 @@ def chosen(name: str) -> str:
 
 def title_empty() -> str:
     return _("A title needs at least one letter. Send the new title, or /cancel.")
+
+
+def topics_instead() -> str:
+    return _(
+        "Each topic of this chat is a conversation of its own: open a topic to go on with "
+        "it, /new starts a new one, and /forget inside a topic deletes its conversation."
+    )
