@@ -8,6 +8,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from babel.support import LazyProxy
 
 from app.fsm.conversations import ChatsDialog
+from app.fsm.groups import GroupsDialog
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
@@ -33,6 +34,7 @@ _EXPECTED: dict[str | None, LazyProxy] = {
     ImportPersonaDialog.sending_file.state: __("send the .json file made by /export_persona"),
     SettingsDialog.typing_temperature.state: __("send a temperature from 0 to 2, like 0.7"),
     UsersDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
+    GroupsDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
     ChatsDialog.typing_title.state: __("send the conversation's new title"),
 }
 
@@ -62,6 +64,7 @@ _DIALOG_NAMES: dict[str, LazyProxy] = {
     ImportPersonaDialog.__full_group_name__: __("importing a persona (/import_persona)"),
     SettingsDialog.__full_group_name__: __("the settings (/settings)"),
     UsersDialog.__full_group_name__: __("managing users (/users)"),
+    GroupsDialog.__full_group_name__: __("managing groups (/groups)"),
     ChatsDialog.__full_group_name__: __("your conversations (/chats)"),
 }
 

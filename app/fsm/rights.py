@@ -8,6 +8,7 @@ from aiogram.fsm.storage.base import StorageKey
 
 from app.domain.rights import Right
 from app.fsm.conversations import ChatsDialog
+from app.fsm.groups import GroupsDialog
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
@@ -19,6 +20,7 @@ DIALOG_RIGHTS: dict[type[StatesGroup], Right] = {
     ImportPersonaDialog: Right.CREATE_PERSONAS,
     SettingsDialog: Right.CHAT,
     UsersDialog: Right.ADMIN,
+    GroupsDialog: Right.ADMIN,
     ChatsDialog: Right.CHAT,
 }
 _BY_GROUP = {group.__full_group_name__: right for group, right in DIALOG_RIGHTS.items()}

@@ -12,19 +12,25 @@ from contextlib import AbstractContextManager
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, Filter
+from aiogram.filters import Command, Filter, StateFilter
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
 from aiogram.utils.i18n import I18n, get_i18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.domain.enums import AnswerLength, GroupMembers, GroupStatus, MessageSource
+from app.config import Settings
+from app.domain.enums import AnswerLength, BudgetUnit, GroupMembers, GroupStatus, MessageSource
 from app.domain.groups import ChatPlace
 from app.domain.rights import Right
+from app.domain.user_admin import InvalidBudget
 from app.domain.users import Preferences, UserContext
 from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to, thread_of
+from app.fsm.groups import GroupLimitData, GroupsDialog
 from app.i18n import LANGUAGES, locale_for
 from app.keyboards.callbacks import (
+    GroupCard,
+    GroupCardAction,
     GroupDecision,
     GroupPersona,
     GroupsButton,
@@ -35,6 +41,7 @@ from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.groups import GroupService, GroupView
 from app.services.personas import PersonaService, persona_for
+from app.services.preferences import SettingInvalid, parse_limit
 from app.services.usage import BudgetRefused, UsageService
 from app.views import dialog
 from app.views import group_settings as settings_views
@@ -460,6 +467,141 @@ async def allow_or_block(
         await groups.say(bot, changed.chat_id, views.hello())
 
 
+async def _card(
+    session: AsyncSession,
+    usage: UsageService,
+    settings: Settings,
+    group: GroupView,
+) -> Screen:
+    persona = await persona_for(session, group.persona_id)
+    today, month = await usage.group_usage(session, group.chat_id)
+    return views.group_card(
+        chat_id=group.chat_id,
+        title=group.title,
+        status=group.status,
+        persona=persona.name,
+        members=group.members,
+        members_own=group.members_own,
+        limits=group.budget,
+        today=today,
+        month=month,
+        budget=settings.budget,
+    )
+
+
+async def group_card(
+    callback: CallbackQuery,
+    callback_data: GroupCard,
+    bot: Bot,
+    session: AsyncSession,
+    groups: GroupService,
+    personas: PersonaService,
+    usage: UsageService,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    """A group's card (⚙️ in /groups): who may talk there and its budget."""
+    if await state.get_state() == GroupsDialog.typing_limit.state:
+        await state.clear()  # a button instead of the typed limit: the typing is over
+    if callback_data.action is GroupCardAction.BACK:
+        await dialog.answer_with(callback, bot, await _groups_screen(session, groups, personas))
+        return
+    group = await groups.get(session, callback_data.chat_id)
+    if group is None or group.status is GroupStatus.LEFT:
+        await callback.answer(views.group_gone(), show_alert=True)
+        return
+    try:
+        changed = await _card_act(callback, callback_data, group, session, groups, settings, state)
+    except (InvalidBudget, ValueError):  # a forged or outdated button
+        await callback.answer(texts.stale_button(), show_alert=True)
+        return
+    if isinstance(changed, Screen):
+        await dialog.answer_with(callback, bot, changed)
+        return
+    if changed is None:
+        await callback.answer(views.group_gone(), show_alert=True)
+        return
+    await dialog.answer_with(callback, bot, await _card(session, usage, settings, changed))
+
+
+async def _card_act(
+    callback: CallbackQuery,
+    data: GroupCard,
+    group: GroupView,
+    session: AsyncSession,
+    groups: GroupService,
+    settings: Settings,
+    state: FSMContext,
+) -> GroupView | Screen | None:
+    """One card button's action on `group`: the group as it is now (None: gone), or the
+    screen to show instead of the card."""
+    chat_id = group.chat_id
+    match data.action:
+        case GroupCardAction.OPEN:
+            return group
+        case GroupCardAction.MEMBERS:
+            members = GroupMembers(data.value) if data.value else None
+            return await groups.set_members(session, chat_id, members)
+        case GroupCardAction.UNIT:
+            if not data.value:
+                return await groups.set_budget(session, chat_id, None)
+            unit, own = BudgetUnit(data.value), group.budget
+            # The same unit keeps its limits; the other one starts without (tokens are not
+            # money).
+            same = own is not None and own.unit is unit
+            daily, monthly = (own.daily, own.monthly) if same and own else (None, None)
+            return await groups.set_budget(session, chat_id, unit, daily, monthly)
+        case GroupCardAction.LIMIT:
+            menu_id = callback.message.message_id if callback.message else None
+            limit = GroupLimitData.model_validate(
+                {"chat_id": chat_id, "period": data.value, "menu_id": menu_id}
+            )  # a forged period fails here
+            await state.set_state(GroupsDialog.typing_limit)
+            await state.set_data(limit.model_dump())
+            unit = group.budget.unit if group.budget else settings.budget.unit
+            return views.ask_limit(group.title, data.value, unit, settings.budget.currency)
+        case _:
+            raise ValueError(data.action)
+
+
+async def typed_group_limit(
+    message: Message,
+    user: UserContext,
+    session: AsyncSession,
+    groups: GroupService,
+    usage: UsageService,
+    settings: Settings,
+    state: FSMContext,
+    bot: Bot,
+) -> None:
+    data = GroupLimitData.model_validate(await state.get_data())
+    group = await groups.get(session, data.chat_id)
+    if group is None or group.status is GroupStatus.LEFT:
+        await state.clear()
+        await message.answer(views.group_gone())
+        return
+    own = group.budget
+    # No unit of its own yet: the owner's; the limit not typed now stays as it was.
+    unit = own.unit if own else settings.budget.unit
+    daily, monthly = (own.daily, own.monthly) if own else (None, None)
+    try:
+        value = parse_limit(message.text or "", money=unit is BudgetUnit.MONEY)
+        if data.period == "daily":
+            daily = value
+        else:
+            monthly = value
+        changed = await groups.set_budget(session, data.chat_id, unit, daily, monthly)
+    except (SettingInvalid, InvalidBudget):
+        await message.answer(views.limit_invalid())
+        return
+    await state.clear()
+    if changed is None:
+        await message.answer(views.group_gone())
+        return
+    screen = await _card(session, usage, settings, changed)
+    await dialog.replace(bot, user.id, data.menu_id, screen)
+
+
 def create_router() -> Router:
     """Everything from groups; a group message that reaches it (addressed to the bot, see
     GroupGateMiddleware) goes no further, so the private chat's routers never see one."""
@@ -475,10 +617,18 @@ def create_router() -> Router:
 
 
 def create_admin_router() -> Router:
-    """For the bot's admins: Approve and Deny of a group."""
+    """For the bot's admins: Approve and Deny of a group, /groups and each group's card."""
     router = Router(name=f"{__name__}.admin")
     router.message.register(show_groups, Command("groups"), F.chat.type == "private")
     router.callback_query.register(decide, GroupDecision.filter())
     router.callback_query.register(allow_or_block, GroupsButton.filter())
     router.callback_query.register(group_persona, GroupPersona.filter())
+    router.callback_query.register(group_card, GroupCard.filter())
+    router.message.register(
+        typed_group_limit,
+        StateFilter(GroupsDialog.typing_limit),
+        F.chat.type == "private",
+        F.text,
+        ~F.text.startswith("/"),
+    )
     return router

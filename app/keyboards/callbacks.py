@@ -141,6 +141,27 @@ class GroupPersona(CallbackData, prefix="gp"):
     persona_id: int = 0
 
 
+class GroupCardAction(enum.StrEnum):
+    """Buttons of a group's card in /groups."""
+
+    OPEN = "op"
+    MEMBERS = "mb"
+    UNIT = "un"
+    LIMIT = "lm"
+    BACK = "bk"
+
+
+class GroupCard(CallbackData, prefix="gc"):
+    """A group's card in /groups: open it, who may talk (a GroupMembers value, empty for the
+    owner's default), the budget's unit (a BudgetUnit value, empty for no limit of its own),
+    a limit to type (daily or monthly), or back to the list. Every value is checked when
+    pressed; a forged one is refused."""
+
+    chat_id: int
+    action: GroupCardAction = GroupCardAction.OPEN
+    value: str = ""
+
+
 class AccessDecision(CallbackData, prefix="ad"):
     """An admin's Approve / Deny under an access request."""
 

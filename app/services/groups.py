@@ -5,6 +5,7 @@ removed (until it is added again)."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from app.db.models import Group
 from app.db.personas import PersonaRepository
 from app.delivery.ephemeral import tell_one
 from app.delivery.pacing import ChatPacer
-from app.domain.enums import AnswerLength, GroupMembers, GroupStatus
+from app.domain.enums import AnswerLength, BudgetUnit, GroupMembers, GroupStatus
 from app.domain.rights import Right
 from app.domain.usage import Limits
+from app.domain.user_admin import InvalidBudget
 from app.domain.users import UserContext
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class GroupView:
     listen: bool = False
     # The group's own budget; None: no limit of its own.
     budget: Limits | None = None
+    # `members` is the group's own choice, not the owner's GROUP_MEMBERS.
+    members_own: bool = False
 
 
 # What one heard message may bring into the next answer, and all of them together (the
@@ -198,6 +202,46 @@ class GroupService:
         await session.commit()
         return True
 
+    async def set_members(
+        self, session: AsyncSession, chat_id: int, members: GroupMembers | None
+    ) -> GroupView | None:
+        """Who may talk to the bot in the group: every member or only users with access;
+        None puts it back on the owner's GROUP_MEMBERS. None when the bot is not there."""
+        group = await self._present(session, chat_id)
+        if group is None:
+            return None
+        group.members = members
+        await session.commit()
+        return self._view(group)
+
+    async def set_budget(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        unit: BudgetUnit | None,
+        daily: float | None = None,
+        monthly: float | None = None,
+    ) -> GroupView | None:
+        """Give the group limits of its own in `unit` (a None limit: none for that period),
+        or with `unit=None` none of its own; its members' own limits apply either way.
+        Limits must be positive (InvalidBudget). None when the bot is not there."""
+        if unit is None and (daily is not None or monthly is not None):
+            raise InvalidBudget("Limits need a unit, tokens or money.")
+        for limit in (daily, monthly):
+            if limit is not None and not (math.isfinite(limit) and limit > 0):
+                raise InvalidBudget(f"A limit must be a positive number, not {limit}.")
+        group = await self._present(session, chat_id)
+        if group is None:
+            return None
+        group.budget_unit, group.budget_daily, group.budget_monthly = unit, daily, monthly
+        await session.commit()
+        return self._view(group)
+
+    async def _present(self, session: AsyncSession, chat_id: int) -> Group | None:
+        """The group, unless the bot is not there (unknown, or removed from it)."""
+        group = await GroupRepository(session).get(chat_id)
+        return None if group is None or group.status is GroupStatus.LEFT else group
+
     def _view(self, group: Group) -> GroupView:
         return GroupView(
             group.chat_id,
@@ -212,6 +256,7 @@ class GroupService:
             None
             if group.budget_unit is None
             else Limits(group.budget_unit, group.budget_daily, group.budget_monthly),
+            group.members is not None,
         )
 
     async def joined(

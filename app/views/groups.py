@@ -7,9 +7,19 @@ from html import escape
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from app.domain.enums import GroupStatus
-from app.keyboards.callbacks import GroupDecision, GroupPersona, GroupsButton
+from app.config import BudgetSettings
+from app.domain.enums import BudgetUnit, GroupMembers, GroupStatus
+from app.domain.usage import Limits, UsageTotals
+from app.keyboards.callbacks import (
+    GroupCard,
+    GroupCardAction,
+    GroupDecision,
+    GroupPersona,
+    GroupsButton,
+)
+from app.texts import number
 from app.views.dialog import Screen
+from app.views.usage import amount, money
 
 
 def hello() -> str:
@@ -93,8 +103,8 @@ def _status(status: GroupStatus) -> str:
 
 
 def groups_screen(groups: list[tuple[int, str, GroupStatus, str]]) -> Screen:
-    """/groups: every group the bot knows (id, title, status, persona), with Allow / Block
-    and the persona it talks to."""
+    """/groups: every group the bot knows (id, title, status, persona), with Allow / Block,
+    the persona it talks to and its card (⚙️)."""
     if not groups:
         return Screen(_("I am in no group yet. Add me to one: its members can then talk to me."))
     lines = [_("The groups I know, newest first:")]
@@ -114,7 +124,8 @@ def groups_screen(groups: list[tuple[int, str, GroupStatus, str]]) -> Screen:
             callback_data=GroupsButton(chat_id=chat_id, allow=allow),
         )
         keyboard.button(text="🎭", callback_data=GroupPersona(chat_id=chat_id))
-        widths.append(2)
+        keyboard.button(text="⚙️", callback_data=GroupCard(chat_id=chat_id))
+        widths.append(3)
     keyboard.adjust(*widths)
     return Screen("\n".join(lines), keyboard.as_markup() if widths else None)
 
@@ -136,3 +147,127 @@ def personas_screen(
 
 def group_gone() -> str:
     return _("I am no longer in that group: add me to it again first.")
+
+
+def _members(members: GroupMembers) -> str:
+    names = {
+        GroupMembers.ALL: _("every member"),
+        GroupMembers.ALLOWED: _("only users with access"),
+    }
+    return names[members]
+
+
+def _limit(value: float | None, unit: BudgetUnit, currency: str) -> str:
+    return _("no limit") if value is None else amount(value, unit, currency)
+
+
+def _used(totals: UsageTotals, budget: BudgetSettings) -> str:
+    text = _("{tokens_in} in, {tokens_out} out").format(
+        tokens_in=number(totals.prompt_tokens), tokens_out=number(totals.completion_tokens)
+    )
+    if budget.prices:
+        text += " · " + money(totals.cost, budget.currency)
+    return text
+
+
+def _card_button(chat_id: int, action: GroupCardAction, value: str = "") -> GroupCard:
+    return GroupCard(chat_id=chat_id, action=action, value=value)
+
+
+def group_card(
+    *,
+    chat_id: int,
+    title: str,
+    status: GroupStatus,
+    persona: str,
+    members: GroupMembers,
+    members_own: bool,
+    limits: Limits | None,
+    today: UsageTotals,
+    month: UsageTotals,
+    budget: BudgetSettings,
+) -> Screen:
+    """One group as an admin sees it: who may talk there, its budget and what it spent, with
+    buttons to change them."""
+    who = _members(members)
+    if members_own:
+        members_line = _("Who may talk: {who} (this group's own choice)").format(who=who)
+    else:
+        members_line = _("Who may talk: {who} (the owner's default)").format(who=who)
+    if limits is None:
+        budget_line = _("Budget: no limit of its own (its members' own limits still apply)")
+    else:
+        budget_line = _("Budget (own): {daily} a day, {monthly} a month").format(
+            daily=_limit(limits.daily, limits.unit, budget.currency),
+            monthly=_limit(limits.monthly, limits.unit, budget.currency),
+        )
+    lines = [
+        f"⚙️ <b>{escape(title)}</b> · <code>{chat_id}</code>",
+        _("Status: {status}").format(status=_status(status)),
+        _("Persona: {persona}").format(persona=escape(persona)),
+        members_line,
+        "",
+        budget_line,
+        _("Used today: {usage}").format(usage=_used(today, budget)),
+        _("Used this month: {usage}").format(usage=_used(month, budget)),
+        "",
+        _(
+            "Limits count tokens (in + out) or money (from the price table). Days and months "
+            "are in UTC."
+        ),
+    ]
+    keyboard = InlineKeyboardBuilder()
+    other = GroupMembers.ALLOWED if members is GroupMembers.ALL else GroupMembers.ALL
+    if other is GroupMembers.ALLOWED:
+        label = _("👥 Only users with access")
+    else:
+        label = _("👥 Every member")
+    keyboard.button(
+        text=label, callback_data=_card_button(chat_id, GroupCardAction.MEMBERS, other.value)
+    )
+    mark = "✓ " if not members_own else ""
+    keyboard.button(
+        text=mark + _("👥 Owner's default"),
+        callback_data=_card_button(chat_id, GroupCardAction.MEMBERS),
+    )
+    units = ((BudgetUnit.TOKENS, _("Tokens")), (BudgetUnit.MONEY, _("Money")))
+    for unit, name in units:
+        mark = "✓ " if limits is not None and limits.unit is unit else ""
+        keyboard.button(
+            text=mark + name, callback_data=_card_button(chat_id, GroupCardAction.UNIT, unit.value)
+        )
+    mark = "✓ " if limits is None else ""
+    keyboard.button(
+        text=mark + _("No limit of its own"),
+        callback_data=_card_button(chat_id, GroupCardAction.UNIT),
+    )
+    keyboard.button(
+        text=_("✏️ Daily limit"),
+        callback_data=_card_button(chat_id, GroupCardAction.LIMIT, "daily"),
+    )
+    keyboard.button(
+        text=_("✏️ Monthly limit"),
+        callback_data=_card_button(chat_id, GroupCardAction.LIMIT, "monthly"),
+    )
+    keyboard.button(text=_("⬅️ Back"), callback_data=_card_button(chat_id, GroupCardAction.BACK))
+    keyboard.adjust(2, 3, 2, 1)
+    return Screen("\n".join(lines), keyboard.as_markup())
+
+
+def ask_limit(title: str, period: str, unit: BudgetUnit, currency: str) -> Screen:
+    """The card asks for a typed limit of the group's."""
+    what = _("daily") if period == "daily" else _("monthly")
+    if unit is BudgetUnit.MONEY:
+        hint = _("an amount of money in {currency}, like 2.50").format(currency=escape(currency))
+    else:
+        hint = _("a number of tokens, like 200000")
+    return Screen(
+        _(
+            "⚙️ {title} › 💰 Budget\n\nSend the group's {what} limit: {hint}. Send 0 for no "
+            "limit, or /cancel."
+        ).format(title=escape(title), what=what, hint=hint)
+    )
+
+
+def limit_invalid() -> str:
+    return _("That is not a limit: send a positive number, 0 for no limit, or /cancel.")

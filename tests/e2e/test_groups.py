@@ -6,6 +6,7 @@ it stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,12 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
+from app.config import BudgetSettings, Settings
 from app.db.models import Conversation, Group, HeardMessage, Message, Persona, User
+from app.domain.enums import BudgetUnit, GroupMembers
 from app.keyboards.callbacks import (
+    GroupCard,
+    GroupCardAction,
     GroupDecision,
     GroupPersona,
     GroupsButton,
@@ -315,10 +319,14 @@ async def test_admins_allow_and_block_groups_in_slash_groups(
     )
     assert "the bot was removed" in (listing.text or "")
     # Allow and the persona for Family; nothing for the group the bot left.
-    assert [text for text, _ in buttons(listing)] == ["✅ Allow Family", "🎭"]
+    assert [text for text, _ in buttons(listing)] == ["✅ Allow Family", "🎭", "⚙️"]
     await admin.press("Allow Family", listing)
     assert "Mention me" in (telegram.sent_messages(GROUP)[-1].text or "")
-    assert [text for text, _ in buttons(admin.with_button("Block"))] == ["🚫 Block Family", "🎭"]
+    assert [text for text, _ in buttons(admin.with_button("Block"))] == [
+        "🚫 Block Family",
+        "🎭",
+        "⚙️",
+    ]
     await admin.press("Block Family")
     telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hello?")
     await bot.idle()
@@ -548,3 +556,143 @@ async def test_a_group_settings_button_pressed_in_a_private_chat_changes_nothing
     async with db() as session:
         group = await session.get(Group, GROUP)
         assert group is not None and group.listen is False
+
+
+async def group_row(db: async_sessionmaker[AsyncSession], chat_id: int = GROUP) -> Group:
+    async with db() as session:
+        group = await session.get(Group, chat_id)
+    assert group is not None
+    return group
+
+
+async def open_card(bot: RunningBot, telegram: FakeTelegram) -> UserChat:
+    admin = UserChat(bot, telegram, ADMIN)
+    await admin.press("⚙️", await admin.send("/groups"))
+    return admin
+
+
+async def test_a_groups_card_shows_it_and_chooses_who_may_talk_there(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, "Crew")
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    admin = await open_card(bot, telegram)
+    card = admin.last.text or ""
+    assert f"<b>Crew</b> · <code>{GROUP}</code>" in card
+    assert "Status: allowed" in card and "Persona: Assistant" in card
+    assert "Who may talk: every member (the owner's default)" in card
+    assert "Budget: no limit of its own" in card
+    assert "Used today: 0 in, 0 out" in card and "Used this month: 0 in, 0 out" in card
+    await admin.press("Only users with access")
+    assert "Who may talk: only users with access (this group's own choice)" in (
+        admin.last.text or ""
+    )
+    assert (await group_row(db)).members is GroupMembers.ALLOWED
+    telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} may I?", first_name="Bob")
+    await bot.idle()
+    refusal = telegram.sent_messages(GROUP)[-1]
+    assert "only people with access" in (refusal.text or "")
+    assert refusal.ephemeral_for == STRANGER and llm.requests == []
+    # Back on the owner's default (every member): Bob is answered.
+    await admin.press("Owner's default")
+    assert "every member (the owner's default)" in (admin.last.text or "")
+    assert (await group_row(db)).members is None
+    telegram.push_group_message(GROUP, STRANGER, f"{at(telegram)} now?", first_name="Bob")
+    await bot.idle()
+    assert telegram.sent_messages(GROUP)[-1].text == "Echo: Bob: now?"
+    await admin.press("Back")
+    assert "The groups I know" in (admin.last.text or "")
+
+
+async def test_a_daily_token_budget_typed_in_the_card_refuses_the_groups_questions_beyond_it(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.fixed_usage = (300, 50)
+    telegram.add_group(GROUP, "Crew")
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    admin = await open_card(bot, telegram)
+    await admin.press("Tokens")
+    await admin.press("Daily limit")
+    assert "Send the group's daily limit" in (admin.last.text or "")
+    for wrong in ("lots", "-5", "1.5"):
+        assert "not a limit" in ((await admin.send(wrong)).text or "")
+    card = (await admin.send("100")).text or ""
+    assert "Budget (own): 100 tokens a day, no limit a month" in card
+    group = await group_row(db)
+    assert (group.budget_unit, group.budget_daily, group.budget_monthly) == (
+        BudgetUnit.TOKENS,
+        100,
+        None,
+    )
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} first?", first_name="Ann")
+    await bot.idle()
+    assert telegram.sent_messages(GROUP)[-1].text == "Echo: Ann: first?"
+    asked, saved = len(llm.requests), await stored(db)
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} second?", first_name="Ann")
+    await bot.idle()
+    refusal = telegram.sent_messages(GROUP)[-1]
+    assert "This group has reached its daily limit: 350 of 100 tokens" in (refusal.text or "")
+    assert refusal.ephemeral_for == ALLOWED  # told to Ann alone
+    assert len(llm.requests) == asked and await stored(db) == saved
+    # The bot's admins are never limited, not even by a group's budget.
+    telegram.push_group_message(GROUP, ADMIN, f"{at(telegram)} and me?", first_name="Boss")
+    await bot.idle()
+    assert telegram.sent_messages(GROUP)[-1].text == "Echo: Boss: and me?"
+
+
+async def test_a_typed_limit_can_be_cancelled_and_a_forged_card_button_is_refused(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP, "Crew")
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    admin = await open_card(bot, telegram)
+    card = admin.last
+    await admin.press("Monthly limit")
+    assert "cancel" in ((await admin.send("/cancel")).text or "").lower()
+    assert bot.dp is not None and bot.bot is not None
+    assert await bot.dp.fsm.get_context(bot.bot, ADMIN, ADMIN).get_state() is None
+    assert "hello" in ((await admin.send("hello")).text or "").lower()  # a chat message again
+    for forged in (
+        GroupCard(chat_id=GROUP, action=GroupCardAction.UNIT, value="gold"),
+        GroupCard(chat_id=GROUP, action=GroupCardAction.MEMBERS, value="nobody"),
+        GroupCard(chat_id=GROUP, action=GroupCardAction.LIMIT, value="weekly"),
+    ):
+        answer = await admin.press_data(forged.pack(), card.message_id)
+        assert "no longer works" in (answer or "")
+    group = await group_row(db)
+    assert (group.budget_unit, group.members) == (None, None)
+    gone = GroupCard(chat_id=-100555).pack()
+    assert "no longer in that group" in (await admin.press_data(gone, card.message_id) or "")
+
+
+async def test_a_groups_card_shows_its_usage_rising_after_an_answer(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    llm.fixed_usage = (1000, 500)
+    telegram.add_group(GROUP, "Crew")
+    settings = make_settings()
+    prices = BudgetSettings(prices={"test-model": (1.0, 2.0)}, _env_file=None)
+    bot = await start_bot(dataclasses.replace(settings, budget=prices))
+    await added_by_admin(bot, telegram)
+    admin = await open_card(bot, telegram)
+    assert "Used today: 0 in, 0 out · $0.00" in (admin.last.text or "")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hi", first_name="Ann")
+    await bot.idle()
+    await admin.press("⚙️", await admin.send("/groups"))
+    card = admin.last.text or ""
+    assert "Used today: 1,000 in, 500 out · $0.002" in card
+    assert "Used this month: 1,000 in, 500 out · $0.002" in card

@@ -15,7 +15,7 @@ from app import commands
 from app.db.models import AccessRequest, Message, Persona, User
 from app.domain.enums import MemoryMode
 from app.domain.rights import Right
-from app.fsm import conversations, personas, settings, users
+from app.fsm import conversations, groups, personas, settings, users
 from app.fsm.rights import DIALOG_RIGHTS
 from app.keyboards import callbacks
 from app.keyboards.callbacks import (
@@ -29,6 +29,8 @@ from app.keyboards.callbacks import (
     EntryAction,
     EntryButton,
     ForgetButton,
+    GroupCard,
+    GroupCardAction,
     GroupDecision,
     GroupPersona,
     GroupsButton,
@@ -65,6 +67,10 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     GroupDecision: (GroupDecision(chat_id=-100, approve=True), Right.ADMIN),
     GroupsButton: (GroupsButton(chat_id=-100, allow=True), Right.ADMIN),
     GroupPersona: (GroupPersona(chat_id=-100, persona_id=1), Right.ADMIN),
+    GroupCard: (
+        GroupCard(chat_id=-100, action=GroupCardAction.MEMBERS, value="allowed"),
+        Right.ADMIN,
+    ),
     UsersButton: (
         UsersButton(action=UsersAction.GRANT, user_id=RESTRICTED, value="admin"),
         Right.ADMIN,
@@ -208,7 +214,7 @@ async def test_help_lists_only_what_the_user_may_use(
 def test_every_dialog_names_its_right() -> None:
     dialogs = {
         cls
-        for module in (personas, settings, users, conversations)
+        for module in (personas, settings, users, conversations, groups)
         for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, StatesGroup) and cls is not StatesGroup
     }
