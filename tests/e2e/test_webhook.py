@@ -8,7 +8,7 @@ import asyncio
 import json
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,31 +67,57 @@ class WebhookBot:
         return err.decode()
 
 
+class PortTaken(Exception):
+    """Another server took the port between free_port() and the bot's bind (another test
+    worker's fake, say): the caller tries a new port."""
+
+
 async def start_webhook_bot(env: dict[str, str], cwd: Path, port: int) -> WebhookBot:
     process = await start_app(env, "--env-file", "", cwd=cwd)
     bot = WebhookBot(process, f"http://127.0.0.1:{port}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
+    taken = False
     while loop.time() < deadline and process.returncode is None:
         try:
             status, body = await bot.get("/readyz")
         except aiohttp.ClientError:
             status, body = 0, {}
+        except json.JSONDecodeError:  # not our /readyz: someone else's server answers there
+            taken = True
+            break
         if status == 200 or body.get("webhook") == "ok":  # registered, ready or not
             return bot
         await asyncio.sleep(0.1)
     if process.returncode is None:
         process.kill()
     _, err = await process.communicate()
+    if taken or "address already in use" in err.decode().lower():
+        raise PortTaken(port)
     raise AssertionError(f"the bot did not start in webhook mode:\n{err.decode()}")
+
+
+async def start_on_a_free_port(
+    make_env: Callable[[int], dict[str, str]], cwd: Path, attempts: int = 3
+) -> WebhookBot:
+    """start_webhook_bot on a free port, on another one when that was taken meanwhile."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            return await start_webhook_bot(make_env(port), cwd, port)
+        except PortTaken:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture
 async def webhook_bot(
     tmp_path: Path, repo_root: Path, telegram: FakeTelegram, llm: FakeOpenAI
 ) -> AsyncIterator[WebhookBot]:
-    port = free_port()
-    bot = await start_webhook_bot(webhook_env(tmp_path, telegram, llm, port), repo_root, port)
+    bot = await start_on_a_free_port(
+        lambda port: webhook_env(tmp_path, telegram, llm, port), repo_root
+    )
     yield bot
     if bot.process.returncode is None:
         bot.process.kill()
@@ -176,9 +202,10 @@ async def test_healthz_and_readyz_answer_200_when_ready(webhook_bot: WebhookBot)
 async def test_readyz_is_503_naming_redis_when_redis_cannot_be_reached(
     tmp_path: Path, repo_root: Path, telegram: FakeTelegram, llm: FakeOpenAI
 ) -> None:
-    port = free_port()
-    env = webhook_env(tmp_path, telegram, llm, port) | {"REDIS_URL": "redis://127.0.0.1:1/0"}
-    bot = await start_webhook_bot(env, repo_root, port)
+    redis = {"REDIS_URL": "redis://127.0.0.1:1/0"}
+    bot = await start_on_a_free_port(
+        lambda port: webhook_env(tmp_path, telegram, llm, port) | redis, repo_root
+    )
     try:
         status, body = await bot.get("/readyz")
         assert status == 503
@@ -198,9 +225,10 @@ async def test_readyz_is_503_naming_the_database_when_it_goes_away(
     down): /readyz says so, /healthz does not care, and SIGTERM still exits 0."""
     import asyncpg
 
-    port = free_port()
-    env = webhook_env(tmp_path, telegram, llm, port) | {"DATABASE_URL": postgres_url}
-    bot = await start_webhook_bot(env, repo_root, port)
+    database = {"DATABASE_URL": postgres_url}
+    bot = await start_on_a_free_port(
+        lambda port: webhook_env(tmp_path, telegram, llm, port) | database, repo_root
+    )
     try:
         assert (await bot.get("/readyz"))[0] == 200
         base, name = postgres_url.replace("+asyncpg", "").rsplit("/", 1)
