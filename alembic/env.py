@@ -2,12 +2,13 @@
 
 import asyncio
 
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from alembic import context
-from app.db.models import Base
+from app.db.models import Base, Vector
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,11 +28,21 @@ def include_name(name: str | None, type_: str, _parents: object) -> bool:
     return not (name and type_ in ("table", "index") and name.startswith(HAND_MADE))
 
 
+def render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | bool:
+    """Our own column types as the plain types they store, so that no migration imports
+    the app's models (which change after it)."""
+    if type_ == "type" and isinstance(obj, Vector):
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return 'sa.LargeBinary().with_variant(postgresql.ARRAY(sa.REAL()), "postgresql")'
+    return False
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         include_name=include_name,
+        render_item=render_item,
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

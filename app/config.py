@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 PUBLIC_OPENAI_API = "https://api.openai.com/v1"
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/assistant.db"
 
 # What to tell the owner when a variable is missing or wrong: the fix, not the type error.
@@ -120,6 +121,10 @@ class OpenAISettings(_Section):
     image_detail: ImageDetail = ImageDetail.AUTO
     vision_models: Annotated[tuple[str, ...], NoDecode] = ()
     vision_model: str | None = None
+    # Recall by meaning (/embeddings), on this server unless EMBEDDINGS_BASE_URL names
+    # another. Unset: text-embedding-3-small on api.openai.com, and none elsewhere (a local
+    # server has its own embedding models, or none); "off": recall by words only.
+    embedding_model: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -147,6 +152,15 @@ class OpenAISettings(_Section):
     @property
     def is_public_openai(self) -> bool:
         return self.base_url.rstrip("/") == PUBLIC_OPENAI_API
+
+    def embeddings_model(self, separate_server: bool) -> str | None:
+        """The embedding model in use, or None: recall by words only."""
+        chosen = (self.embedding_model or "").strip()
+        if chosen.lower() in ("off", "none", "false", "0"):
+            return None
+        if chosen:
+            return chosen
+        return DEFAULT_EMBEDDING_MODEL if self.is_public_openai and not separate_server else None
 
 
 class DatabaseSettings(_Section):
@@ -227,6 +241,26 @@ class TranscribeSettings(_Section):
 
     base_url: str | None = None
     api_key: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value) if value else None
+
+
+class EmbeddingsSettings(_Section):
+    """A separate server for embeddings (Ollama's nomic-embed-text, a local text-embeddings
+    server); unset: the model server's. And how long an answer may wait for one."""
+
+    model_config = SettingsConfigDict(env_prefix="EMBEDDINGS_")
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    # The new message's embedding is the only one on the path to the model (only when older
+    # turns are left out): slower than this, recall goes by words for that message.
+    timeout: float = Field(default=2.0, gt=0, le=30)
+    # Stored turns are embedded in the background, this many per request.
+    batch: int = Field(default=64, ge=1, le=2048)
 
     @field_validator("base_url")
     @classmethod
@@ -462,6 +496,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     transcribe: TranscribeSettings = field(default_factory=TranscribeSettings)
+    embeddings: EmbeddingsSettings = field(default_factory=EmbeddingsSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
@@ -487,6 +522,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "redis": RedisSettings,
     "webhook": WebhookSettings,
     "transcribe": TranscribeSettings,
+    "embeddings": EmbeddingsSettings,
     "voice": VoiceSettings,
     "documents": DocumentSettings,
     "memory": MemorySettings,

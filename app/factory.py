@@ -27,8 +27,10 @@ from app.fsm.storage import AppRedisStorage, SqlStorage
 from app.handlers import get_routers
 from app.i18n import UserLocaleMiddleware, create_i18n
 from app.llm.client import create_llm_client
+from app.llm.embeddings import create_embedder
 from app.llm.speech import Speaker
 from app.llm.transcribe import create_transcriber
+from app.memory.embeddings import Embeddings
 from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
 from app.memory.tokens import load_counter
@@ -136,6 +138,14 @@ def create_dispatcher(
     memory = MemoryService(counter, settings.openai, settings.memory)
     memory.budget_for(settings.openai.model)  # an unusable window stops start-up here
     llm = create_llm_client(settings.openai)
+    embedder = create_embedder(settings.openai, settings.embeddings, llm)
+    if embedder is not None:
+        memory.embeddings = Embeddings(
+            pool,
+            embedder,
+            batch=settings.embeddings.batch,
+            dialect=engine.url.get_backend_name(),
+        )
     usage = UsageService(settings.budget)
     storage = storage or create_storage(settings, pool)
     redis, owns_redis = shared_redis(settings, storage)
@@ -267,6 +277,8 @@ def create_dispatcher(
         if shared_stops is not None:
             await shared_stops.start(bot.id)
         await recovery.start(bot)
+        if memory.embeddings is not None:
+            await memory.embeddings.start()
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
@@ -281,6 +293,8 @@ def create_dispatcher(
             await redis.aclose()
         await close_resources(resources)
         await voice.close()
+        if memory.embeddings is not None:
+            await memory.embeddings.close()
         if serial.shared is not None:
             await serial.shared.close()
         if isinstance(dp.storage, AppRedisStorage):

@@ -17,6 +17,7 @@ from app.config import (
     AccessSettings,
     ChatSettings,
     DatabaseSettings,
+    EmbeddingsSettings,
     MemorySettings,
     OpenAISettings,
     Settings,
@@ -130,6 +131,7 @@ def make_settings(
         allowed: Any = frozenset({ALLOWED}),
         memory: MemorySettings | None = None,
         access: dict[str, Any] | None = None,
+        embeddings: dict[str, Any] | None = None,
         **openai: Any,
     ) -> Settings:
         openai_values: dict[str, Any] = {
@@ -152,6 +154,7 @@ def make_settings(
                 admin_ids=admins, allowed_user_ids=allowed, **(access or {}), _env_file=None
             ),
             chat=ChatSettings(_env_file=None),
+            embeddings=EmbeddingsSettings(**(embeddings or {}), _env_file=None),
             # No conversation titles unless a test asks: each is a model request of its own.
             memory=memory or MemorySettings(titles=False, _env_file=None),
         )

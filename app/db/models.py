@@ -6,6 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -23,7 +25,10 @@ from sqlalchemy import (
     func,
     true,
 )
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import REAL, TypeDecorator, TypeEngine
 
 from app.domain.clock import utcnow
 from app.domain.enums import (
@@ -302,6 +307,50 @@ class Conversation(Base):
     # When the user last started or chose it: the current conversation is the latest.
     # (Nullable only so that SQLite could add it in place; the migration fills it in.)
     active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Vector(TypeDecorator[np.ndarray]):
+    """An embedding, handed in and out as a float32 numpy array: float32 bytes in SQLite
+    (compared with numpy in the process, app/db/vectors.py), a real[] in PostgreSQL (which
+    pgvector casts to its vector type to compare). alembic/env.py renders it plainly."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(REAL()))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        array = np.asarray(value, dtype=np.float32)
+        return array.tolist() if dialect.name == "postgresql" else array.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, bytes | bytearray | memoryview):
+            return np.frombuffer(value, dtype=np.float32)
+        return np.asarray(value, dtype=np.float32)
+
+
+class MessageVector(Base):
+    """A turn's embedding, for recall by meaning; written in the background after the turn
+    (app/memory/embeddings.py), one per turn and embedding model."""
+
+    __tablename__ = "message_vectors"
+    __table_args__ = (Index("ix_message_vectors_conversation", "conversation_id", "message_id"),)
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # Part of the key: after a change of model, the old vectors stay until the new model's
+    # are written, and recall never compares the two.
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vector: Mapped[np.ndarray] = mapped_column(Vector())
 
 
 class Message(Base):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 # Words that say nothing about what an old turn was about; searching for them would match
 # most of a conversation and cost time that grows with its length.
@@ -23,6 +25,8 @@ STOPWORDS = frozenset(
 """,
     )
 )
+R = TypeVar("R")
+
 WORD = re.compile(r"\w{3,}", re.UNICODE)
 
 
@@ -34,3 +38,22 @@ def search_terms(text: str, limit: int = 12) -> list[str]:
         if word not in STOPWORDS:
             seen.setdefault(word, None)
     return sorted(seen, key=len, reverse=True)[:limit]
+
+
+# Reciprocal rank fusion's constant (Cormack, Clarke and Büttcher, 2009): large enough that
+# one list's first place does not outweigh agreement between the lists.
+RRF_K = 60
+
+
+def fuse(rankings: Sequence[Sequence[R]], key: Callable[[R], int], limit: int) -> list[R]:
+    """Reciprocal rank fusion of best-first lists: each item scores the sum of 1 / (K +
+    rank) over the lists it is in; the best `limit` first, ties to the newer (larger key)."""
+    scores: dict[int, float] = {}
+    items: dict[int, R] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            k = key(item)
+            scores[k] = scores.get(k, 0.0) + 1.0 / (RRF_K + rank)
+            items.setdefault(k, item)
+    order = sorted(scores, key=lambda k: (-scores[k], -k))
+    return [items[k] for k in order[:limit]]

@@ -15,6 +15,7 @@ from app.db.models import Message
 from app.db.personas import PersonaRepository
 from app.db.recall import RecallRepository
 from app.db.users import UserRepository
+from app.db.vectors import VectorRepository
 from app.domain.enums import (
     AnswerLength,
     ImageDetail,
@@ -40,8 +41,9 @@ from app.memory.context import (
     Turn,
     compose_system_message,
 )
+from app.memory.embeddings import Embeddings
 from app.memory.images import image_tokens, sees_images
-from app.memory.recall import search_terms
+from app.memory.recall import fuse, search_terms
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
 from app.memory.window import ContextBudget
 
@@ -127,6 +129,9 @@ class MemoryService:
         self._budgets: dict[tuple[str, MemoryMode, AnswerLength], ContextBudget] = {}
         self._styles: dict[AnswerLength, Turn] = {}
         self._personas: dict[int, tuple[int, PersonaMemory]] = {}
+        # Recall by meaning besides words, when an embedding model is in use (set by the
+        # factory once the database is known).
+        self.embeddings: Embeddings | None = None
 
     def budget_for(
         self,
@@ -381,8 +386,18 @@ class MemoryService:
         turn = self.user_turn(text)
         row.content, row.token_count = turn.content, turn.tokens
         await messages.delete_after(conversation.id, turn_id)
+        await self._rewritten(session, conversation, turn_id)
         await session.flush()
         return Turn("user", turn.content, turn.tokens, turn_id)
+
+    async def _rewritten(
+        self, session: AsyncSession, conversation: CurrentConversation, turn_id: int
+    ) -> None:
+        """A stored turn got new text: the old text's vector goes, the new one is embedded
+        after the commit."""
+        if self.embeddings is not None:
+            await VectorRepository(session).forget(turn_id)
+            self.embeddings.changed(conversation.id, turn_id)
 
     async def last_answer(
         self, session: AsyncSession, conversation: CurrentConversation
@@ -404,6 +419,7 @@ class MemoryService:
             raise LookupError(f"message {turn_id} is not in conversation {conversation.id}")
         turn = self.answer_turn(row.content + more)
         row.content, row.token_count = turn.content, turn.tokens
+        await self._rewritten(session, conversation, turn_id)
         await session.flush()
         return Turn("assistant", turn.content, turn.tokens, turn_id)
 
@@ -518,11 +534,8 @@ class MemoryService:
         if builder.full and query is not None:
             # Only now is there anything older than the recent turns to recall.
             boundary = builder.oldest_recent_id or before_id
-            terms = search_terms(query)
-            if terms and boundary is not None:
-                rows = await RecallRepository(session).search(
-                    conversation.id, terms, before_id=boundary, limit=self.settings.recall_turns
-                )
+            if boundary is not None:
+                rows = await self._recalled(session, conversation.id, query, boundary)
                 builder.recall(
                     Turn(_role(role).value, content, tokens, row_id)
                     for row_id, role, content, tokens in rows
@@ -531,6 +544,30 @@ class MemoryService:
             builder.release_recall()
             await history.fill(builder)
         return builder.build()
+
+    async def _recalled(
+        self, session: AsyncSession, conversation_id: int, query: str, before_id: int
+    ) -> Sequence[Row[int, MessageRole | str, str, int]]:
+        """The older turns to recall for `query`, best first: found by words and, with an
+        embedding model, by meaning, the two rankings fused (reciprocal rank fusion)."""
+        limit = self.settings.recall_turns
+        terms = search_terms(query)
+        # Each ranking offers twice what is recalled: fusion rewards agreement between them.
+        by_words = (
+            await RecallRepository(session).search(
+                conversation_id, terms, before_id=before_id, limit=limit * 2
+            )
+            if terms
+            else []
+        )
+        embeddings = self.embeddings
+        vector = await embeddings.query(query) if embeddings is not None else None
+        if embeddings is None or vector is None:
+            return by_words[:limit]
+        by_meaning = await embeddings.nearest(
+            session, conversation_id, vector, before_id=before_id, limit=limit * 2
+        )
+        return fuse([by_meaning, by_words], key=lambda row: int(row[0]), limit=limit)
 
     async def _excerpts(
         self,

@@ -907,6 +907,8 @@ class ChatService:
             if self.recovery is not None:
                 await self.recovery.end(session, conversation.id)
             await session.commit()
+        if self.memory.embeddings is not None:
+            self.memory.embeddings.poke()  # the question and the answer, in the background
         return turn
 
     async def _record_alone(

@@ -41,9 +41,11 @@ import asyncio
 import codecs
 import contextlib
 import functools
+import hashlib
 import inspect
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -355,6 +357,16 @@ class FakeOpenAI:
         self.speech_failures = 0
         self._transcription_faults: deque[int] = deque()
 
+        #: /embeddings: a deterministic bag of words per input (each word, or the word
+        #: `synonyms` maps it to, adds to one of `embedding_dims` dimensions), so that
+        #: texts sharing words are near; `synonyms` makes a paraphrase agree with its fact.
+        self.embedding_dims = 256
+        self.synonyms: dict[str, str] = {}
+        self.embedding_calls: list[list[str]] = []
+        self.embedding_failures = 0  # the next N calls answer 500
+        self.embedding_delay = 0.0  # seconds before each answer
+        self.embedding_models: set[str] | None = None  # None: any model name
+
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
         self.records: list[RequestRecord] = []
@@ -384,6 +396,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_post("/v1/audio/transcriptions", self._handle_transcription)
         app.router.add_post("/v1/audio/speech", self._handle_speech)
+        app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model}", self._handle_model)
         app.router.add_get("/_fake/stats", self._ctl_stats)
@@ -701,6 +714,61 @@ class FakeOpenAI:
         if body.get("response_format") == "opus":
             return web.Response(body=ogg_opus(seconds), content_type="audio/ogg")
         return web.Response(body=b"ID3 not really audio", content_type="audio/mpeg")
+
+    def embedding_of(self, text: str) -> list[float]:
+        """The fake's vector for `text` (not normalised: clients must not assume unit length,
+        as local servers' vectors are not)."""
+        vector = [0.0] * self.embedding_dims
+        for word in re.findall(r"\w+", text.lower()):
+            word = self.synonyms.get(word, word)
+            digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+            vector[int.from_bytes(digest, "big") % self.embedding_dims] += 3.0
+        if not any(vector):
+            vector[0] = 1.0
+        return vector
+
+    async def _handle_embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI's /embeddings: `input` a string or a list of them (2,048 at most), vectors
+        in "float" format, usage in tokens; 500 while `embedding_failures` lasts."""
+        if not self._authorized(request):
+            return self._error(
+                None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+            )
+        body = await request.json()
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        model = str(body.get("model") or "")
+        if self.embedding_delay:
+            await asyncio.sleep(self.embedding_delay)
+        if self.embedding_failures > 0:
+            self.embedding_failures -= 1
+            self.embedding_calls.append([])
+            return self._error(None, 500, "The server had an error.", "server_error", None)
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or len(texts) > 2048
+            or not all(isinstance(t, str) and t for t in texts)
+        ):
+            return self._error(None, 400, "'$.input' is invalid.", "invalid_request_error", None)
+        if not model or (self.embedding_models is not None and model not in self.embedding_models):
+            return self._error(
+                None, 404, f"The model `{model}` does not exist.", "invalid_request_error", None
+            )
+        self.embedding_calls.append(list(texts))
+        self._fire_changed()
+        tokens = sum(len(re.findall(r"\w+|[^\w\s]", t)) for t in texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": self.embedding_of(t)}
+                    for i, t in enumerate(texts)
+                ],
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
         self.in_flight += 1

@@ -1,0 +1,167 @@
+"""Turns' embeddings: stored after the turns, searched by similarity for recall by meaning.
+
+Where each database compares them:
+- PostgreSQL: pgvector, where the extension is installed (CREATE EXTENSION vector): the
+  stored real[] is cast to its vector type and ordered by cosine distance in the server.
+  Without it, recall goes by words (one WARNING at start-up, app/memory/embeddings.py).
+- SQLite: in the process, with numpy, over the conversation's vectors (kept in memory
+  between messages, app/memory/embeddings.py). sqlite-vec would do it inside SQLite, but
+  it is a loadable extension, and the Python builds many owners run (pyenv's, python.org's
+  for macOS) have sqlite3 without extension loading; one conversation's vectors are small
+  enough for numpy (10,000 turns of 1,536 dimensions: 60 MB, compared in a few ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Row, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Message, MessageVector
+from app.domain.enums import MessageRole
+
+# Turns worth embedding: what users and the model said (not system notes).
+_SPOKEN = (MessageRole.USER, MessageRole.ASSISTANT)
+
+_PGVECTOR_SEARCH = text(
+    """
+    SELECT m.id, m.role, m.content, m.token_count
+    FROM message_vectors AS v
+    JOIN messages AS m ON m.id = v.message_id
+    WHERE v.conversation_id = :conversation_id AND v.model = :model
+      AND v.message_id < :before
+    ORDER BY CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector), m.id DESC
+    LIMIT :limit
+    """
+)
+
+
+class VectorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    async def pending(
+        self, *, after_id: int, model: str, limit: int
+    ) -> Sequence[Row[int, int, str]]:
+        """Turns after `after_id` without a vector of `model`, oldest first: (id,
+        conversation id, text)."""
+        result = await self.session.execute(
+            select(Message.id, Message.conversation_id, Message.content)
+            .outerjoin(
+                MessageVector,
+                (MessageVector.message_id == Message.id) & (MessageVector.model == model),
+            )
+            .where(
+                Message.id > after_id,
+                MessageVector.message_id.is_(None),
+                Message.role.in_(_SPOKEN),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def store(self, model: str, rows: Sequence[tuple[int, int, Sequence[float]]]) -> None:
+        """(message id, conversation id, vector) each; a vector already there (another
+        process wrote it) stays, and a turn deleted meanwhile is skipped."""
+        if not rows:
+            return
+        present = set(
+            await self.session.scalars(
+                select(Message.id).where(Message.id.in_([row[0] for row in rows]))
+            )
+        )
+        values = [
+            {"message_id": m, "conversation_id": c, "model": model, "vector": v}
+            for m, c, v in rows
+            if m in present
+        ]
+        if not values:
+            return
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        await self.session.execute(insert(MessageVector).values(values).on_conflict_do_nothing())
+
+    async def forget(self, message_id: int) -> None:
+        """A turn's text changed (an edit, /retry with new words): its vectors go."""
+        await self.session.execute(
+            delete(MessageVector).where(MessageVector.message_id == message_id)
+        )
+
+    async def of_conversation(
+        self, conversation_id: int, model: str, *, after_id: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The conversation's vectors of `model` after `after_id`: their message ids and a
+        matrix, one vector per row."""
+        rows = (
+            await self.session.execute(
+                select(MessageVector.message_id, MessageVector.vector)
+                .where(
+                    MessageVector.conversation_id == conversation_id,
+                    MessageVector.model == model,
+                    MessageVector.message_id > after_id,
+                )
+                .order_by(MessageVector.message_id)
+            )
+        ).all()
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        return ids, np.vstack([row[1] for row in rows])
+
+    async def turns(self, ids: Sequence[int]) -> Sequence[Row[int, MessageRole | str, str, int]]:
+        """The turns with these ids, in the order given (those still there)."""
+        if not ids:
+            return []
+        rows = (
+            await self.session.execute(
+                select(Message.id, Message.role, Message.content, Message.token_count).where(
+                    Message.id.in_(list(ids))
+                )
+            )
+        ).all()
+        by_id = {row[0]: row for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def search_pgvector(
+        self,
+        conversation_id: int,
+        model: str,
+        query: Sequence[float],
+        *,
+        before_id: int,
+        limit: int,
+    ) -> Sequence[Row[int, MessageRole | str, str, int]]:
+        """The most similar turns older than `before_id`, nearest first (PostgreSQL with
+        pgvector; exact, over the conversation's vectors, found by their index)."""
+        literal = "[" + ",".join(f"{x:.7g}" for x in query) + "]"
+        result = await self.session.execute(
+            _PGVECTOR_SEARCH,
+            {
+                "conversation_id": conversation_id,
+                "model": model,
+                "before": before_id,
+                "query": literal,
+                "limit": limit,
+            },
+        )
+        return result.all()
+
+    async def has_pgvector(self) -> bool:
+        """Whether pgvector is there, installed into the database if it can be."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        except Exception:  # noqa: BLE001 - not installed on the server, or not allowed
+            pass
+        found = await self.session.scalar(
+            select(func.count()).select_from(text("pg_extension")).where(text("extname = 'vector'"))
+        )
+        return bool(found)

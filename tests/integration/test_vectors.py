@@ -1,0 +1,160 @@
+"""Turns' vectors on a real database, SQLite (numpy in the process) and PostgreSQL
+(pgvector) alike: stored once, the ones still to embed found, the nearest turns of the
+conversation found first; and PostgreSQL without pgvector says so and leaves recall to
+words."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import asyncpg
+import numpy as np
+import pytest
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import create_engine, create_sessionmaker
+from app.db.migrate import upgrade
+from app.db.vectors import VectorRepository
+from app.llm.embeddings import Embedder
+from app.memory.embeddings import Embeddings
+from app.memory.service import CurrentConversation, MemoryService
+from tests.fakes import FakeOpenAI
+from tests.integration.test_recall import memory_service, setup, talk
+
+MODEL = "test-embedding"
+
+
+def unit(*values: float) -> list[float]:
+    vector = np.asarray(values, dtype=np.float32)
+    return list(vector / np.linalg.norm(vector))
+
+
+async def conversation_with(
+    pool: async_sessionmaker[AsyncSession], memory: MemoryService, texts: list[str]
+) -> tuple[CurrentConversation, list[int]]:
+    async with pool() as session, session.begin():
+        persona_id, _ = await setup(session, memory)
+        conversation = await memory.conversation(session, 7, persona_id)
+        ids = await talk(session, memory, conversation, texts)
+    return conversation, ids
+
+
+def index(pool: async_sessionmaker[AsyncSession], dialect: str) -> Embeddings:
+    client = AsyncOpenAI(api_key="k", base_url="http://127.0.0.1:1/v1", max_retries=0)
+    return Embeddings(pool, Embedder(client, MODEL, timeout=1), dialect=dialect)
+
+
+async def test_vectors_are_stored_once_and_the_nearest_turns_come_first(
+    pool: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    memory = memory_service()
+    texts = ["about cats", "cats purr", "about trains", "trains run", "about tea", "tea brews"]
+    conversation, ids = await conversation_with(pool, memory, texts)
+    directions = [unit(1, 0, 0), unit(1, 0.1, 0), unit(0, 1, 0), unit(0, 1, 0.2), unit(0, 0, 1)]
+    async with pool() as session:
+        vectors = VectorRepository(session)
+        pending = await vectors.pending(after_id=0, model=MODEL, limit=10)
+        assert [row[0] for row in pending] == ids  # every spoken turn, oldest first
+        rows = [(i, conversation.id, v) for i, v in zip(ids, directions, strict=False)]
+        await vectors.store(MODEL, rows)
+        await vectors.store(MODEL, rows[:1])  # again (another process): kept once
+        await session.commit()
+        assert [row[0] for row in await vectors.pending(after_id=0, model=MODEL, limit=10)] == [
+            ids[5]
+        ]
+        # Another model's vectors are another set.
+        assert len(await vectors.pending(after_id=0, model="other", limit=10)) == 6
+        dialect = session.get_bind().dialect.name
+        embeddings = index(pool, dialect)
+        if dialect == "postgresql":
+            assert await vectors.has_pgvector()
+        nearest = await embeddings.nearest(
+            session, conversation.id, unit(0, 1, 0.1), before_id=ids[5], limit=3
+        )
+        assert [row[0] for row in nearest][:2] == [ids[3], ids[2]] or [row[0] for row in nearest][
+            :2
+        ] == [ids[2], ids[3]]
+        assert {row[0] for row in nearest[:2]} == {ids[2], ids[3]}
+        assert nearest[0][2] in ("about trains", "trains run")
+        # Only turns older than the boundary.
+        older = await embeddings.nearest(
+            session, conversation.id, unit(0, 1, 0), before_id=ids[2], limit=5
+        )
+        assert {row[0] for row in older} == {ids[0], ids[1]}
+        # A rewritten turn's vector goes, and the cache reads the conversation again.
+        await vectors.forget(ids[2])
+        await session.commit()
+        embeddings.changed(conversation.id, ids[2])
+        again = await embeddings.nearest(
+            session, conversation.id, unit(0, 1, 0), before_id=ids[5], limit=1
+        )
+        assert [row[0] for row in again] == [ids[3]]
+    await embeddings.close()
+
+
+async def test_the_worker_embeds_the_backlog_in_batches_and_asks_nothing_when_done(
+    pool: async_sessionmaker[AsyncSession], database_url: str, llm: FakeOpenAI
+) -> None:
+    memory = memory_service()
+    conversation, ids = await conversation_with(pool, memory, [f"turn {i}" for i in range(7)])
+    async with pool() as session:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            assert await VectorRepository(session).has_pgvector()
+            await session.commit()
+    client = AsyncOpenAI(api_key="test-key", base_url=llm.base_url, max_retries=0)
+    embeddings = Embeddings(pool, Embedder(client, MODEL, timeout=5), batch=3, dialect=dialect)
+    assert await embeddings.catch_up() == 7
+    assert [len(call) for call in llm.embedding_calls] == [3, 3, 1]
+    assert await embeddings.catch_up() == 0  # nothing left: no call
+    assert len(llm.embedding_calls) == 3
+    async with pool() as session:
+        found = await embeddings.nearest(
+            session,
+            conversation.id,
+            llm.embedding_of("turn 4"),
+            before_id=ids[-1] + 1,
+            limit=1,
+        )
+    assert [row[2] for row in found] == ["turn 4"]
+    await client.close()
+
+
+async def test_postgresql_without_pgvector_warns_once_and_recall_goes_by_words(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A role that may not create extensions, on a database without pgvector (as on a
+    managed server without it): one WARNING, and no vector is ever searched."""
+    dsn = re.sub(r"^postgresql\+asyncpg://", "postgresql://", postgres_url)
+    base, name = dsn.rsplit("/", 1)
+    role = f"plain_{name[-12:]}".lower().replace("-", "_")
+    admin = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+    finally:
+        await admin.close()
+    url = f"postgresql+asyncpg://{role}@{base.split('://', 1)[1].split('@')[-1]}/{name}"
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        embeddings = index(create_sessionmaker(engine), "postgresql")
+        with caplog.at_level(logging.WARNING):
+            await embeddings.start()
+        assert not embeddings.usable
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+            "PostgreSQL has no pgvector extension (CREATE EXTENSION vector): recall goes by "
+            "words only"
+        ]
+        assert await embeddings.query("anything") is None  # never asked for a vector
+        await embeddings.close()
+    finally:
+        await engine.dispose()
+        admin = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres", timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()
