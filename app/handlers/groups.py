@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -25,7 +26,15 @@ from app.domain.groups import ChatPlace
 from app.domain.rights import Right
 from app.domain.user_admin import InvalidBudget
 from app.domain.users import Preferences, UserContext
-from app.filters import GROUP_CHATS, GroupCommand, image_of, question_to, thread_of
+from app.filters import (
+    GROUP_CHATS,
+    GroupCommand,
+    audio_of,
+    document_of,
+    image_of,
+    question_to,
+    thread_of,
+)
 from app.fsm.groups import GroupLimitData, GroupsDialog
 from app.i18n import LANGUAGES, locale_for
 from app.keyboards.callbacks import (
@@ -39,10 +48,12 @@ from app.keyboards.callbacks import (
 )
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
+from app.services.documents import DocumentService
 from app.services.groups import GroupService, GroupView
 from app.services.personas import PersonaService, persona_for
 from app.services.preferences import SettingInvalid, parse_limit
 from app.services.usage import BudgetRefused, UsageService
+from app.services.voice import VoiceService
 from app.views import dialog
 from app.views import group_settings as settings_views
 from app.views import groups as views
@@ -61,6 +72,17 @@ def _speaking(i18n: I18n, group: GroupView | None) -> AbstractContextManager[Non
     return i18n.use_locale(group.language)
 
 
+@dataclass(frozen=True, slots=True)
+class _Services:
+    """What answering a group's question may need."""
+
+    chat: ChatService
+    groups: GroupService
+    usage: UsageService
+    voice: VoiceService
+    documents: DocumentService
+
+
 async def group_question(
     message: Message,
     bot: Bot,
@@ -70,11 +92,14 @@ async def group_question(
     chat: ChatService,
     groups: GroupService,
     usage: UsageService,
+    voice: VoiceService,
+    documents: DocumentService,
     i18n: I18n,
 ) -> None:
     group = await groups.get(session, message.chat.id)
+    services = _Services(chat, groups, usage, voice, documents)
     with _speaking(i18n, group):
-        await _group_question(message, bot, user, preferences, session, chat, groups, usage, group)
+        await _group_question(message, bot, user, preferences, session, services, group)
 
 
 async def _group_question(
@@ -83,15 +108,12 @@ async def _group_question(
     user: UserContext,
     preferences: Preferences,
     session: AsyncSession,
-    chat: ChatService,
-    groups: GroupService,
-    usage: UsageService,
+    services: _Services,
     group: GroupView | None,
 ) -> None:
+    groups, chat_id = services.groups, message.chat.id
     if group is None or group.status is GroupStatus.PENDING:
-        await groups.say(
-            bot, message.chat.id, views.waiting_for_approval(), reply_to=message.message_id
-        )
+        await groups.say(bot, chat_id, views.waiting_for_approval(), reply_to=message.message_id)
         return
     if group.status is not GroupStatus.ALLOWED or user.blocked:
         return  # blocked or left: silent, and a blocked user is ignored here too
@@ -99,7 +121,7 @@ async def _group_question(
     if group.members is GroupMembers.ALLOWED and not user.has_access:
         await groups.tell(
             bot,
-            message.chat.id,
+            chat_id,
             user.id,
             views.members_need_access(),
             reply_to=message.message_id,
@@ -107,43 +129,75 @@ async def _group_question(
         )
         return
     question = question_to(message, await bot.me()) or ""
-    # A photo with the mention in its caption is asked about with its image.
-    image = image_of(message)
-    if not question and image is None:
-        await groups.say(bot, message.chat.id, views.ask_something(), reply_to=message.message_id)
+    # A photo with the mention in its caption is asked about with its image; a voice
+    # message or a file replying to the bot (or mentioning it in its caption) is heard or
+    # read, as in a private chat.
+    image, audio, file = image_of(message), audio_of(message), document_of(message)
+    if not question and image is None and audio is None and file is None:
+        await groups.say(bot, chat_id, views.ask_something(), reply_to=message.message_id)
         return
     persona = await persona_for(session, group.persona_id)
     preferences = dataclasses.replace(
         preferences, persona=persona, answer_length=group.answer_length
     )
-    place = ChatPlace(message.chat.id, thread_id, message.message_id)
-    # The model sees who said what: the conversation is the whole group's.
-    text = f"{user.first_name}: {question}"
+    source = MessageSource.PHOTO if image is not None else MessageSource.TEXT
     try:
         if group.budget is not None and Right.ADMIN not in user.rights:
-            await usage.refuse_group_over_limit(session, message.chat.id)
+            await services.usage.refuse_group_over_limit(session, chat_id)
+        if audio is not None:
+            transcript = await services.voice.transcribe(
+                bot,
+                session,
+                chat_id=chat_id,
+                user_id=user.id,
+                limited=preferences.limited,
+                audio=audio,
+            )
+            if transcript is None:
+                return  # told why
+            question, source = (
+                (f"{question}\n\n{transcript}" if question else transcript),
+                (MessageSource.VOICE),
+            )
+        read = None
+        if file is not None:
+            read = await services.documents.read(
+                bot,
+                session,
+                chat_id=chat_id,
+                user_id=user.id,
+                preferences=preferences,
+                document=file,
+                caption=question,
+            )
+            if read is None:
+                return  # told why
+            question, source = read.text, MessageSource.DOCUMENT
+        # The model sees who said what: the conversation is the whole group's.
+        text = f"{user.first_name}: {question}"
         if group.listen:
             # What the group said meanwhile comes with the question, and stays in the
             # conversation with it (so /forget erases it with the rest).
-            text = await groups.heard(session, message.chat.id, thread_id) + text
-        await chat.reply(
+            text = await groups.heard(session, chat_id, thread_id) + text
+        await services.chat.reply(
             bot,
             session,
-            chat_id=message.chat.id,
+            chat_id=chat_id,
             user_id=user.id,
             preferences=preferences,
             text=text,
             draft_id=message.message_id,
             telegram_message_id=message.message_id,
-            source=MessageSource.PHOTO if image is not None else MessageSource.TEXT,
-            place=place,
+            source=source,
+            place=ChatPlace(chat_id, thread_id, message.message_id),
             images=[image] if image is not None else (),
+            document=read,
         )
     except BudgetRefused as refused:
         # The asker's own limit, or the group's: told to them alone, not to the group.
         notice = budget_refusal(refused.reached, refused.currency, group=refused.group)
         await groups.tell(
-            bot, message.chat.id, user.id, notice, reply_to=message.message_id, thread_id=thread_id
+            bot, chat_id, user.id, notice, reply_to=message.message_id, thread_id=thread_id
         )
 
 

@@ -696,3 +696,44 @@ async def test_a_groups_card_shows_its_usage_rising_after_an_answer(
     card = admin.last.text or ""
     assert "Used today: 1,000 in, 500 out · $0.002" in card
     assert "Used this month: 1,000 in, 500 out · $0.002" in card
+
+
+async def test_a_voice_reply_and_a_file_mentioning_the_bot_are_heard_and_read_in_a_group(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    telegram.add_group(GROUP)
+    bot = await start_bot()
+    await added_by_admin(bot, telegram)
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} hello", first_name="Ann")
+    await bot.idle()
+    answer = telegram.sent_messages(GROUP)[-1]
+    recording = b"OggS" + bytes(range(256)) * 4
+    llm.transcripts[recording] = "what about tomorrow?"
+    voice = telegram.recording(recording, 3)
+    said = telegram.push_group_message(
+        GROUP, STRANGER, "", first_name="Bob", reply_to=answer.message_id, extra={"voice": voice}
+    )
+    await bot.idle()
+    assert llm.requests[-1]["messages"][-1]["content"] == "Bob: what about tomorrow?"
+    reply = telegram.sent_messages(GROUP)[-1]
+    assert reply.raw["reply_to_message"]["message_id"] == said["message"]["message_id"]
+    # A file with the mention in its caption is read, and asked about with its caption.
+    caption = f"{at(telegram)} what is the total?"
+    entities = [{"type": "mention", "offset": 0, "length": len(at(telegram))}]
+    document = telegram.document(b"milk 2.50\nbread 1.20\ntotal 3.70\n", "receipt.txt")
+    telegram.push_group_message(
+        GROUP,
+        ALLOWED,
+        "",
+        first_name="Ann",
+        extra={"document": document, "caption": caption, "caption_entities": entities},
+    )
+    await bot.idle()
+    asked = str(llm.requests[-1]["messages"][-1]["content"])
+    assert asked.startswith("Ann: ") and "total 3.70" in asked and "what is the total?" in asked
+    async with db() as session:
+        sources = (await session.scalars(select(Message.source).order_by(Message.id))).all()
+    assert [s.value for s in sources[::2]] == ["text", "voice", "document"]

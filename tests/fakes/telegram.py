@@ -1403,8 +1403,7 @@ class FakeTelegram:
     ) -> dict[str, Any]:
         """A user sends a document; the bot can fetch it with getFile + download. ``size``
         overrides the reported ``file_size``."""
-        stored = self._store_file(content, file_name, mime_type, "documents")
-        document = self._document_dict(stored)
+        document = self.document(content, file_name, mime_type)
         if size is not None:
             document["file_size"] = size
         extra: dict[str, Any] = {"document": document}
@@ -1413,6 +1412,12 @@ class FakeTelegram:
         if media_group_id is not None:
             extra["media_group_id"] = media_group_id
         return self.push_message(user_id, None, first_name=first_name, extra=extra)
+
+    def document(
+        self, content: bytes, file_name: str, mime_type: str | None = None
+    ) -> dict[str, Any]:
+        """The `document` object of a message carrying a file, the file stored."""
+        return self._document_dict(self._store_file(content, file_name, mime_type, "documents"))
 
     def push_photo(
         self,
@@ -1472,6 +1477,23 @@ class FakeTelegram:
         """A user sends a recording: ``kind`` "voice" (Ogg/Opus), "audio" (a music or audio
         file, with its name) or "video_note" (a round video). ``size`` overrides the
         reported ``file_size`` (Telegram reports it before anyone downloads)."""
+        item = self.recording(
+            content, seconds, kind=kind, file_name=file_name, mime_type=mime_type, size=size
+        )
+        return self.push_message(user_id, None, first_name=first_name, extra={kind: item})
+
+    def recording(
+        self,
+        content: bytes,
+        seconds: int,
+        *,
+        kind: str = "voice",
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """The `kind` object of a message carrying a recording, its file stored (for a
+        message in a group: push_group_message's `extra`)."""
         defaults = {"voice": "audio/ogg", "audio": "audio/mpeg", "video_note": None}
         stored = self._store_file(
             content,
@@ -1491,7 +1513,7 @@ class FakeTelegram:
             item["mime_type"] = stored.mime_type
         if kind == "audio" and file_name is not None:
             item["file_name"] = file_name
-        return self.push_message(user_id, None, first_name=first_name, extra={kind: item})
+        return item
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
