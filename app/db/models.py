@@ -425,6 +425,20 @@ class DocumentChunk(Base):
     token_count: Mapped[int] = mapped_column(Integer)
 
 
+class ChunkVector(Base):
+    """A long document's part's embedding, as MessageVector is a turn's."""
+
+    __tablename__ = "chunk_vectors"
+    __table_args__ = (Index("ix_chunk_vectors_conversation", "conversation_id", "chunk_id"),)
+
+    chunk_id: Mapped[int] = mapped_column(
+        ForeignKey("document_chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vector: Mapped[np.ndarray] = mapped_column(Vector())
+
+
 class PendingAnswer(Base):
     """An answer being written: stored with the user's turn, deleted with the answer (or
     once the user was told why there is none). One left behind by a process that died

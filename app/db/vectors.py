@@ -1,4 +1,5 @@
-"""Turns' embeddings: stored after the turns, searched by similarity for recall by meaning.
+"""Embeddings of turns and of long documents' parts: stored after them, searched by
+similarity for recall by meaning.
 
 Where each database compares them:
 - PostgreSQL: pgvector, where the extension is installed (CREATE EXTENSION vector): the
@@ -21,7 +22,7 @@ from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Message, MessageVector
+from app.db.models import ChunkVector, DocumentChunk, Message, MessageVector
 from app.domain.enums import MessageRole
 
 # Turns worth embedding: what users and the model said (not system notes).
@@ -38,6 +39,23 @@ _PGVECTOR_SEARCH = text(
     LIMIT :limit
     """
 )
+
+
+_PGVECTOR_PARTS = text(
+    """
+    SELECT c.id, c.file_name, c.position, c.parts, c.content, c.token_count
+    FROM chunk_vectors AS v
+    JOIN document_chunks AS c ON c.id = v.chunk_id
+    WHERE v.conversation_id = :conversation_id AND v.model = :model
+    ORDER BY CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector), c.id DESC
+    LIMIT :limit
+    """
+)
+
+
+def _literal(vector: Sequence[float]) -> str:
+    """A vector as pgvector reads it from text: [0.1,0.2,...]."""
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
 class VectorRepository:
@@ -111,10 +129,7 @@ class VectorRepository:
                 .order_by(MessageVector.message_id)
             )
         ).all()
-        if not rows:
-            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        return ids, np.vstack([row[1] for row in rows])
+        return _matrix(rows)
 
     async def turns(self, ids: Sequence[int]) -> Sequence[Row[int, MessageRole | str, str, int]]:
         """The turns with these ids, in the order given (those still there)."""
@@ -141,7 +156,7 @@ class VectorRepository:
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
         """The most similar turns older than `before_id`, nearest first (PostgreSQL with
         pgvector; exact, over the conversation's vectors, found by their index)."""
-        literal = "[" + ",".join(f"{x:.7g}" for x in query) + "]"
+        literal = _literal(query)
         result = await self.session.execute(
             _PGVECTOR_SEARCH,
             {
@@ -149,6 +164,97 @@ class VectorRepository:
                 "model": model,
                 "before": before_id,
                 "query": literal,
+                "limit": limit,
+            },
+        )
+        return result.all()
+
+    # --- the parts of long documents ----------------------------------------------------
+
+    async def pending_parts(
+        self, *, after_id: int, model: str, limit: int
+    ) -> Sequence[Row[int, int, str]]:
+        """Document parts after `after_id` without a vector of `model`, oldest first: (id,
+        conversation id, text)."""
+        result = await self.session.execute(
+            select(DocumentChunk.id, DocumentChunk.conversation_id, DocumentChunk.content)
+            .outerjoin(
+                ChunkVector,
+                (ChunkVector.chunk_id == DocumentChunk.id) & (ChunkVector.model == model),
+            )
+            .where(DocumentChunk.id > after_id, ChunkVector.chunk_id.is_(None))
+            .order_by(DocumentChunk.id)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def store_parts(
+        self, model: str, rows: Sequence[tuple[int, int, Sequence[float]]]
+    ) -> None:
+        """(part id, conversation id, vector) each, as `store` for turns."""
+        if not rows:
+            return
+        present = set(
+            await self.session.scalars(
+                select(DocumentChunk.id).where(DocumentChunk.id.in_([row[0] for row in rows]))
+            )
+        )
+        values = [
+            {"chunk_id": c, "conversation_id": conv, "model": model, "vector": v}
+            for c, conv, v in rows
+            if c in present
+        ]
+        if values:
+            insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            await self.session.execute(insert(ChunkVector).values(values).on_conflict_do_nothing())
+
+    async def parts_of_conversation(
+        self, conversation_id: int, model: str, *, after_id: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of the conversation's document parts after `after_id`, as
+        of_conversation gives a conversation's turns."""
+        rows = (
+            await self.session.execute(
+                select(ChunkVector.chunk_id, ChunkVector.vector)
+                .where(
+                    ChunkVector.conversation_id == conversation_id,
+                    ChunkVector.model == model,
+                    ChunkVector.chunk_id > after_id,
+                )
+                .order_by(ChunkVector.chunk_id)
+            )
+        ).all()
+        return _matrix(rows)
+
+    async def parts(self, ids: Sequence[int]) -> Sequence[Row[int, str, int, int, str, int]]:
+        """The document parts with these ids, in the order given, as the document search
+        gives them (id, file name, position, parts, text, tokens)."""
+        if not ids:
+            return []
+        rows = (
+            await self.session.execute(
+                select(
+                    DocumentChunk.id,
+                    DocumentChunk.file_name,
+                    DocumentChunk.position,
+                    DocumentChunk.parts,
+                    DocumentChunk.content,
+                    DocumentChunk.token_count,
+                ).where(DocumentChunk.id.in_(list(ids)))
+            )
+        ).all()
+        by_id = {row[0]: row for row in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def search_parts_pgvector(
+        self, conversation_id: int, model: str, query: Sequence[float], *, limit: int
+    ) -> Sequence[Row[int, str, int, int, str, int]]:
+        result = await self.session.execute(
+            _PGVECTOR_PARTS,
+            {
+                "conversation_id": conversation_id,
+                "model": model,
+                "query": _literal(query),
                 "limit": limit,
             },
         )
@@ -165,3 +271,10 @@ class VectorRepository:
             select(func.count()).select_from(text("pg_extension")).where(text("extname = 'vector'"))
         )
         return bool(found)
+
+
+def _matrix(rows: Sequence[Row[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    return ids, np.vstack([row[1] for row in rows])

@@ -74,11 +74,13 @@ class Embeddings:
         self.dialect = dialect
         # False on PostgreSQL without pgvector (found at start): recall by words.
         self.usable = True
-        self._matrices: OrderedDict[int, _Matrix] = OrderedDict()
+        # By (kind, conversation id): "turns" or "parts".
+        self._matrices: OrderedDict[tuple[str, int], _Matrix] = OrderedDict()
         self._queries: OrderedDict[str, list[float]] = OrderedDict()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._mark = 0  # every turn up to this id is embedded (or was given up on)
+        self._mark = 0  # every turn up to this id is embedded
+        self._parts_mark = 0  # every document part up to this id is embedded
         self.failing_since: float | None = None
 
     @property
@@ -115,24 +117,31 @@ class Embeddings:
         await self.embedder.close()
 
     async def catch_up(self) -> int:
-        """Embed everything not embedded yet, batch by batch; the number of turns embedded.
-        Raises EmbeddingFailed or SQLAlchemyError when a batch cannot be done."""
+        """Embed every turn and document part not embedded yet, batch by batch; the number
+        embedded. Raises EmbeddingFailed or SQLAlchemyError when a batch cannot be done."""
+        return await self._catch_up(parts=False) + await self._catch_up(parts=True)
+
+    async def _catch_up(self, *, parts: bool) -> int:
         done = 0
         while True:
+            mark = self._parts_mark if parts else self._mark
             async with self.pool() as session:
-                rows = await VectorRepository(session).pending(
-                    after_id=self._mark, model=self.model, limit=self.batch
-                )
+                vectors = VectorRepository(session)
+                pending = vectors.pending_parts if parts else vectors.pending
+                rows = await pending(after_id=mark, model=self.model, limit=self.batch)
             if not rows:
                 return done
-            vectors = await self._vectors([row[2] for row in rows])
+            embedded = await self._vectors([row[2] for row in rows])
+            stored = [(row[0], row[1], v) for row, v in zip(rows, embedded, strict=True)]
             async with self.pool() as session:
-                await VectorRepository(session).store(
-                    self.model,
-                    [(row[0], row[1], vector) for row, vector in zip(rows, vectors, strict=True)],
-                )
+                vectors = VectorRepository(session)
+                store = vectors.store_parts if parts else vectors.store
+                await store(self.model, stored)
                 await session.commit()
-            self._mark = int(rows[-1][0])
+            if parts:
+                self._parts_mark = int(rows[-1][0])
+            else:
+                self._mark = int(rows[-1][0])
             done += len(rows)
 
     async def _run(self) -> None:
@@ -178,6 +187,9 @@ class Embeddings:
         EMBEDDINGS_TIMEOUT (recall then goes by words)."""
         if not self.usable or not text.strip():
             return None
+        known = self._queries.get(text)  # asked for the same message already (its parts)
+        if known is not None:
+            return known
         try:
             async with asyncio.timeout(self.embedder.timeout):
                 [vector] = await self.embedder.embed([text])
@@ -205,38 +217,38 @@ class Embeddings:
             return await vectors.search_pgvector(
                 conversation_id, self.model, query, before_id=before_id, limit=limit
             )
-        matrix = await self._matrix(vectors, conversation_id)
-        if not len(matrix.ids):
-            return []
-        vector = np.asarray(query, dtype=np.float32)
-        if matrix.vectors.shape[1] != vector.shape[0]:
-            return []  # vectors of another size: a model changed under the same name
-        older = matrix.ids < before_id
-        if not older.any():
-            return []
-        ids = matrix.ids[older]
-        scores = matrix.vectors[older] @ vector
-        count = min(limit, len(ids))
-        best = np.argpartition(-scores, count - 1)[:count]
-        ranked = best[np.lexsort((-ids[best], -scores[best]))]
-        return await vectors.turns([int(i) for i in ids[ranked]])
+        matrix = await self._matrix(vectors, "turns", conversation_id)
+        ids = _ranked(matrix, query, limit, before_id=before_id)
+        return await vectors.turns(ids)
 
-    async def _matrix(self, vectors: VectorRepository, conversation_id: int) -> _Matrix:
-        """The conversation's vectors, read once and then only those added since."""
-        cached = self._matrices.pop(conversation_id, None)
-        if cached is None:
-            ids, matrix = await vectors.of_conversation(conversation_id, self.model)
-            cached = _Matrix(ids, matrix)
-        else:
-            ids, matrix = await vectors.of_conversation(
-                conversation_id, self.model, after_id=cached.last_id
+    async def nearest_parts(
+        self, session: AsyncSession, conversation_id: int, query: Sequence[float], *, limit: int
+    ) -> Sequence[Row[int, str, int, int, str, int]]:
+        """The conversation's document parts nearest to `query`, nearest first."""
+        vectors = VectorRepository(session)
+        if self.dialect == "postgresql":
+            return await vectors.search_parts_pgvector(
+                conversation_id, self.model, query, limit=limit
             )
+        matrix = await self._matrix(vectors, "parts", conversation_id)
+        return await vectors.parts(_ranked(matrix, query, limit))
+
+    async def _matrix(self, vectors: VectorRepository, kind: str, conversation_id: int) -> _Matrix:
+        """The conversation's vectors of turns or parts, read once and then only those
+        added since."""
+        read = vectors.parts_of_conversation if kind == "parts" else vectors.of_conversation
+        key = (kind, conversation_id)
+        cached = self._matrices.pop(key, None)
+        if cached is None:
+            cached = _Matrix(*await read(conversation_id, self.model))
+        else:
+            ids, matrix = await read(conversation_id, self.model, after_id=cached.last_id)
             if len(ids):
                 cached = _Matrix(
                     np.concatenate([cached.ids, ids]),
                     np.vstack([cached.vectors, matrix]) if len(cached.ids) else matrix,
                 )
-        self._matrices[conversation_id] = cached
+        self._matrices[key] = cached
         total = sum(m.size for m in self._matrices.values())
         while total > CACHE_BYTES and len(self._matrices) > 1:
             _, dropped = self._matrices.popitem(last=False)
@@ -247,6 +259,30 @@ class Embeddings:
         """A turn of the conversation was rewritten (its vector deleted with its old text)
         or deleted: read the conversation's vectors again, and embed the turn anew (at the
         next poke, which comes once the answer to it is stored)."""
-        self._matrices.pop(conversation_id, None)
+        self._matrices.pop(("turns", conversation_id), None)
         if message_id is not None:
             self._mark = min(self._mark, message_id - 1)
+
+
+def _ranked(
+    matrix: _Matrix, query: Sequence[float], limit: int, *, before_id: int | None = None
+) -> list[int]:
+    """The ids of the `limit` vectors most similar to `query` (all unit length: the dot
+    product is the cosine), most similar first, ties to the newer; only ids below
+    `before_id` when given."""
+    if not len(matrix.ids) or limit <= 0:
+        return []
+    vector = np.asarray(query, dtype=np.float32)
+    if matrix.vectors.shape[1] != vector.shape[0]:
+        return []  # vectors of another size: a model changed under the same name
+    ids, vectors = matrix.ids, matrix.vectors
+    if before_id is not None:
+        older = ids < before_id
+        ids, vectors = ids[older], vectors[older]
+        if not len(ids):
+            return []
+    scores = vectors @ vector
+    count = min(limit, len(ids))
+    best = np.argpartition(-scores, count - 1)[:count]
+    ranked = best[np.lexsort((-ids[best], -scores[best]))]
+    return [int(i) for i in ids[ranked]]

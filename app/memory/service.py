@@ -582,9 +582,20 @@ class MemoryService:
         documents = DocumentRepository(session)
         terms = search_terms(query) if query else []
         rows: dict[int, PartRow] = {}
-        if terms:
-            for row in await documents.search(conversation.id, terms, limit=MAX_EXCERPTS):
-                rows.setdefault(row[0], row)
+        by_words = (
+            await documents.search(conversation.id, terms, limit=MAX_EXCERPTS) if terms else []
+        )
+        found: Sequence[PartRow] = by_words
+        embeddings = self.embeddings
+        vector = await embeddings.query(query) if embeddings is not None and query else None
+        if embeddings is not None and vector is not None:
+            # By meaning too: the parts nearest to the message, fused with those by words.
+            by_meaning = await embeddings.nearest_parts(
+                session, conversation.id, vector, limit=MAX_EXCERPTS
+            )
+            found = fuse([by_meaning, by_words], key=lambda row: int(row[0]), limit=MAX_EXCERPTS)
+        for row in found:
+            rows.setdefault(row[0], row)
         if len(rows) < MAX_EXCERPTS:
             for row in await documents.beginning(conversation.id, limit=MAX_EXCERPTS):
                 rows.setdefault(row[0], row)

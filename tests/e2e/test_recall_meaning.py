@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import MemorySettings, Settings
 from app.db.engine import create_engine, create_sessionmaker
-from app.db.models import MessageVector
+from app.db.models import ChunkVector, DocumentChunk, MessageVector
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.harness import ALLOWED, RunningBot, StartBot, UserChat
 
@@ -186,3 +186,38 @@ async def test_recall_by_meaning_on_postgresql_with_pgvector(
         assert FACT in request_contents(llm)
     finally:
         await engine.dispose()
+
+
+async def test_a_long_documents_part_is_found_by_meaning(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.context_window = 4000
+    llm.synonyms = {"seasoning": "saffron", "soup": "broth"}
+    bot = await start_bot(
+        make_settings(context_window=4000, max_answer_tokens=300, embedding_model="test-embed")
+    )
+    sections = [
+        f"Chapter {n}.\n\n" + " ".join([f"This chapter is about the topic number {n}."] * 40)
+        for n in range(1, 41)
+    ]
+    sections[17] += "\n\nGrandmother's broth always got a pinch of saffron."
+    telegram.push_document(ALLOWED, "\n\n".join(sections).encode(), "book.md", caption="Read")
+    await bot.idle()
+    async with db() as session:
+        parts = int(await session.scalar(select(func.count()).select_from(DocumentChunk)) or 0)
+    deadline = time.monotonic() + 10
+    while True:  # its parts are embedded in the background, as turns are
+        async with db() as session:
+            done = await session.scalar(select(func.count()).select_from(ChunkVector))
+        if done == parts:
+            break
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    telegram.push_message(ALLOWED, "What seasoning goes into the soup?")
+    await bot.idle()
+    excerpts = llm.requests[-1]["messages"][-2]
+    assert excerpts["role"] == "system" and "saffron" in excerpts["content"]

@@ -14,6 +14,7 @@ import pytest
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.documents import DocumentRepository
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.db.vectors import VectorRepository
@@ -158,3 +159,32 @@ async def test_postgresql_without_pgvector_warns_once_and_recall_goes_by_words(
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await admin.close()
+
+
+async def test_document_parts_are_embedded_and_the_nearest_found(
+    pool: async_sessionmaker[AsyncSession], database_url: str, llm: FakeOpenAI
+) -> None:
+    memory = memory_service()
+    conversation, ids = await conversation_with(pool, memory, ["here is a book"])
+    async with pool() as session:
+        await DocumentRepository(session).add(
+            conversation_id=conversation.id,
+            message_id=ids[0],
+            file_name="book.md",
+            parts=[("about cats and dogs", 5), ("about saffron broth", 5), ("about trains", 4)],
+        )
+        await session.commit()
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            assert await VectorRepository(session).has_pgvector()
+            await session.commit()
+    client = AsyncOpenAI(api_key="test-key", base_url=llm.base_url, max_retries=0)
+    embeddings = Embeddings(pool, Embedder(client, MODEL, timeout=5), dialect=dialect)
+    assert await embeddings.catch_up() == 4  # the turn and the three parts
+    async with pool() as session:
+        found = await embeddings.nearest_parts(
+            session, conversation.id, llm.embedding_of("saffron broth"), limit=2
+        )
+    assert found[0][4] == "about saffron broth" and found[0][1:4] == ("book.md", 2, 3)
+    assert len(found) == 2
+    await client.close()
