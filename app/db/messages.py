@@ -86,6 +86,24 @@ class MessageRepository:
         )
         return result.all()
 
+    async def other_conversations(
+        self, user_id: int, persona_id: int, current_id: int, *, limit: int
+    ) -> list[int]:
+        """The user's other conversations with the persona, private chat and its topics
+        (not groups), the most recently active first."""
+        result = await self.session.scalars(
+            select(Conversation.id)
+            .where(
+                Conversation.user_id == user_id,
+                Conversation.persona_id == persona_id,
+                Conversation.id != current_id,
+                (Conversation.chat_id.is_(None)) | (Conversation.chat_id == user_id),
+            )
+            .order_by(*_CURRENT_FIRST)
+            .limit(limit)
+        )
+        return list(result)
+
     async def count_conversations(self, user_id: int, persona_id: int) -> int:
         return (
             await self.session.scalar(select(func.count()).where(*_private(user_id, persona_id)))

@@ -104,6 +104,9 @@ class User(Base):
     reasoning_display: Mapped[ReasoningDisplay | None] = mapped_column(_enum(ReasoningDisplay, 8))
     # NULL: off (answers are text only).
     voice_replies: Mapped[VoiceReplies | None] = mapped_column(_enum(VoiceReplies, 8))
+    # Recall searches all the user's conversations with the persona, not only the current
+    # one (/settings); NULL: only the current one, as /new promises.
+    recall_everywhere: Mapped[bool | None]
     # NULL unit: the owner's default budget (BUDGET_*). Otherwise the user's own limits in
     # that unit, where a NULL limit means none.
     budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))

@@ -37,6 +37,25 @@ _SQLITE_SEARCH = text(
     """
 )
 
+# The same across several conversations: the current one's turns older than :before, every
+# turn of the others.
+_SQLITE_SEARCH_MANY = text(
+    """
+    SELECT m.id, m.role, m.content, m.token_count
+    FROM (
+        SELECT rowid AS id, bm25(messages_fts, 1.0, 0.0) AS score
+        FROM messages_fts
+        WHERE messages_fts MATCH :match
+        ORDER BY rowid DESC
+        LIMIT :candidates
+    ) AS hits
+    JOIN messages AS m ON m.id = hits.id
+    WHERE m.conversation_id != :current OR m.id < :before
+    ORDER BY hits.score, m.id DESC
+    LIMIT :limit
+    """
+)
+
 # Must be the expression of the GIN index ix_messages_content_tsv, constant and all.
 _SIMPLE: ColumnElement[str] = literal_column("'simple'::regconfig")
 
@@ -48,13 +67,45 @@ class RecallRepository:
         self.session = session
 
     async def search(
-        self, conversation_id: int, terms: Sequence[str], *, before_id: int, limit: int
+        self,
+        conversation_id: int,
+        terms: Sequence[str],
+        *,
+        before_id: int,
+        limit: int,
+        others: Sequence[int] = (),
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
+        """`others`: conversations searched whole besides this one's older turns."""
         if not terms or limit <= 0:
             return []
         if self.session.get_bind().dialect.name == "postgresql":
-            return await self._search_postgres(conversation_id, terms, before_id, limit)
+            return await self._search_postgres(conversation_id, terms, before_id, limit, others)
+        if others:
+            return await self._search_sqlite_many(conversation_id, terms, before_id, limit, others)
         return await self._search_sqlite(conversation_id, terms, before_id, limit)
+
+    async def _search_sqlite_many(
+        self,
+        conversation_id: int,
+        terms: Sequence[str],
+        before_id: int,
+        limit: int,
+        others: Sequence[int],
+    ) -> Sequence[Row[int, MessageRole | str, str, int]]:
+        words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        ids = " OR ".join(f'"{int(c)}"' for c in (conversation_id, *others))
+        match = f"conversation_id : ({ids}) AND content : ({words})"
+        result = await self.session.execute(
+            _SQLITE_SEARCH_MANY,
+            {
+                "match": match,
+                "current": conversation_id,
+                "before": before_id,
+                "candidates": CANDIDATES,
+                "limit": limit,
+            },
+        )
+        return result.all()
 
     async def _search_sqlite(
         self, conversation_id: int, terms: Sequence[str], before_id: int, limit: int
@@ -69,7 +120,12 @@ class RecallRepository:
         return result.all()
 
     async def _search_postgres(
-        self, conversation_id: int, terms: Sequence[str], before_id: int, limit: int
+        self,
+        conversation_id: int,
+        terms: Sequence[str],
+        before_id: int,
+        limit: int,
+        others: Sequence[int] = (),
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
         # websearch_to_tsquery never fails on user text; "or" joins the terms.
         query = func.websearch_to_tsquery(_SIMPLE, " or ".join(terms))
@@ -79,8 +135,10 @@ class RecallRepository:
         hits = (
             select(Message.id)
             .where(
-                Message.conversation_id == conversation_id,
-                Message.id < before_id,
+                (Message.conversation_id == conversation_id) & (Message.id < before_id)
+                | Message.conversation_id.in_(list(others))
+                if others
+                else (Message.conversation_id == conversation_id) & (Message.id < before_id),
                 vector.bool_op("@@")(query),
             )
             .order_by(Message.id.desc())

@@ -33,8 +33,9 @@ _PGVECTOR_SEARCH = text(
     SELECT m.id, m.role, m.content, m.token_count
     FROM message_vectors AS v
     JOIN messages AS m ON m.id = v.message_id
-    WHERE v.conversation_id = :conversation_id AND v.model = :model
-      AND v.message_id < :before
+    WHERE v.model = :model
+      AND (v.conversation_id = :conversation_id AND v.message_id < :before
+           OR v.conversation_id = ANY(CAST(:others AS integer[])))
     ORDER BY CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector), m.id DESC
     LIMIT :limit
     """
@@ -153,17 +154,19 @@ class VectorRepository:
         *,
         before_id: int,
         limit: int,
+        others: Sequence[int] = (),
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
-        """The most similar turns older than `before_id`, nearest first (PostgreSQL with
-        pgvector; exact, over the conversation's vectors, found by their index)."""
-        literal = _literal(query)
+        """The most similar turns older than `before_id` (and of the `others`
+        conversations), nearest first (PostgreSQL with pgvector; exact, over the
+        conversations' vectors, found by their index)."""
         result = await self.session.execute(
             _PGVECTOR_SEARCH,
             {
                 "conversation_id": conversation_id,
                 "model": model,
                 "before": before_id,
-                "query": literal,
+                "others": [int(c) for c in others],
+                "query": _literal(query),
                 "limit": limit,
             },
         )

@@ -37,6 +37,7 @@ class UserContext:
     answer_length: AnswerLength | None = None  # None: normal
     reasoning_display: ReasoningDisplay | None = None  # None: off
     voice_replies: VoiceReplies | None = None  # None: off
+    recall_everywhere: bool | None = None  # None: the current conversation only
     budget_unit: BudgetUnit | None = None  # None: the owner's default budget
     budget_daily: float | None = None
     budget_monthly: float | None = None
@@ -62,3 +63,5 @@ class Preferences:
     voice_replies: VoiceReplies = VoiceReplies.OFF
     # Whether any budget limit applies (the user's own or the owner's; never to admins).
     limited: bool = False
+    # Recall searches all the user's conversations with the persona.
+    recall_everywhere: bool = False

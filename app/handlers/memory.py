@@ -28,7 +28,14 @@ async def show_memory(
 ) -> None:
     s = preferences
     report = await memory.report(
-        session, user.id, s.persona, s.model, s.mode, s.answer_length, place=topic_of(message)
+        session,
+        user.id,
+        s.persona,
+        s.model,
+        s.mode,
+        s.answer_length,
+        place=topic_of(message),
+        everywhere=s.recall_everywhere,
     )
     await message.answer(report_text(report))
 

@@ -40,6 +40,7 @@ def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.C
         reasoning=preferences.reasoning,
         voice_replies=preferences.voice_replies,
         mode=preferences.mode,
+        recall_everywhere=preferences.recall_everywhere,
         language=user.language,
         locale=i18n.current_locale,
     )
@@ -85,6 +86,8 @@ async def open_section(
         screen = views.voice_replies(current.voice_replies)
     elif section is SettingsSection.MODE:
         screen = views.modes(current.mode)
+    elif section is SettingsSection.RECALL:
+        screen = views.recall_scopes(current.recall_everywhere)
     elif section is SettingsSection.LANGUAGE:
         screen = views.languages(current.language)
     elif section is SettingsSection.CLOSE:
@@ -149,6 +152,12 @@ async def choose(
                 mode = MemoryMode(value)
                 await memory.set_mode(session, user.id, mode)
                 current = dataclasses.replace(current, mode=mode)
+            case SettingsSection.RECALL:
+                if value not in ("0", "1"):
+                    raise SettingInvalid(value)
+                everywhere = value == "1"
+                await user_choices.set_recall_everywhere(session, user.id, everywhere)
+                current = dataclasses.replace(current, recall_everywhere=everywhere)
             case SettingsSection.LANGUAGE:
                 chosen = None if value == views.TELEGRAM_LANGUAGE else value
                 await user_choices.set_language(session, user.id, chosen)

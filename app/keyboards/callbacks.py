@@ -180,6 +180,7 @@ class SettingsSection(enum.StrEnum):
     REASONING = "r"
     VOICE = "v"
     MODE = "d"
+    RECALL = "c"
     LANGUAGE = "g"
     CLOSE = "x"
 

@@ -209,17 +209,23 @@ class Embeddings:
         *,
         before_id: int,
         limit: int,
+        others: Sequence[int] = (),
     ) -> Sequence[TurnRow]:
-        """The conversation's turns older than `before_id` nearest to `query`, nearest
-        first; the turns not embedded yet are not among them."""
+        """The conversation's turns older than `before_id` (and the turns of the `others`
+        conversations) nearest to `query`, nearest first; turns not embedded yet are not
+        among them."""
         vectors = VectorRepository(session)
         if self.dialect == "postgresql":
             return await vectors.search_pgvector(
-                conversation_id, self.model, query, before_id=before_id, limit=limit
+                conversation_id, self.model, query, before_id=before_id, limit=limit, others=others
             )
-        matrix = await self._matrix(vectors, "turns", conversation_id)
-        ids = _ranked(matrix, query, limit, before_id=before_id)
-        return await vectors.turns(ids)
+        scored = _scored(
+            await self._matrix(vectors, "turns", conversation_id), query, limit, before_id=before_id
+        )
+        for other in others:
+            scored += _scored(await self._matrix(vectors, "turns", other), query, limit)
+        scored.sort(key=lambda pair: (-pair[1], -pair[0]))
+        return await vectors.turns([i for i, _ in scored[:limit]])
 
     async def nearest_parts(
         self, session: AsyncSession, conversation_id: int, query: Sequence[float], *, limit: int
@@ -231,7 +237,7 @@ class Embeddings:
                 conversation_id, self.model, query, limit=limit
             )
         matrix = await self._matrix(vectors, "parts", conversation_id)
-        return await vectors.parts(_ranked(matrix, query, limit))
+        return await vectors.parts([i for i, _ in _scored(matrix, query, limit)])
 
     async def _matrix(self, vectors: VectorRepository, kind: str, conversation_id: int) -> _Matrix:
         """The conversation's vectors of turns or parts, read once and then only those
@@ -264,11 +270,11 @@ class Embeddings:
             self._mark = min(self._mark, message_id - 1)
 
 
-def _ranked(
+def _scored(
     matrix: _Matrix, query: Sequence[float], limit: int, *, before_id: int | None = None
-) -> list[int]:
-    """The ids of the `limit` vectors most similar to `query` (all unit length: the dot
-    product is the cosine), most similar first, ties to the newer; only ids below
+) -> list[tuple[int, float]]:
+    """(id, similarity) of the `limit` vectors most similar to `query` (all unit length:
+    the dot product is the cosine), most similar first, ties to the newer; only ids below
     `before_id` when given."""
     if not len(matrix.ids) or limit <= 0:
         return []
@@ -285,4 +291,4 @@ def _ranked(
     count = min(limit, len(ids))
     best = np.argpartition(-scores, count - 1)[:count]
     ranked = best[np.lexsort((-ids[best], -scores[best]))]
-    return [int(i) for i in ids[ranked]]
+    return [(int(ids[i]), float(scores[i])) for i in ranked]

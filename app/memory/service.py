@@ -76,6 +76,8 @@ EXCERPTS_HEADING = (
 EXCERPT_HEADER = '--- "{name}", part {position} of {parts} ---'
 # The most parts searched for one message; the share decides how many are sent.
 MAX_EXCERPTS = 24
+# With recall in all conversations, how many of the other ones (the latest) are searched.
+OTHERS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +298,7 @@ class MemoryService:
         mode: MemoryMode,
         length: AnswerLength = AnswerLength.NORMAL,
         place: ChatPlace | None = None,
+        everywhere: bool = False,
     ) -> MemoryReport:
         """The request /retry would send now (the newest message of the user as the new
         one, with what it recalls), part by part; in a topic (`place`), the topic's."""
@@ -316,6 +319,7 @@ class MemoryService:
                 before_id=last.id if last else None,
                 query=last.content if last else None,
                 sight=sight,
+                everywhere=everywhere,
             )
             breakdown = assembled.breakdown
         summary = conversation.summary
@@ -518,6 +522,7 @@ class MemoryService:
         before_id: int | None = None,
         query: str | None = None,
         sight: Sight | None = None,
+        everywhere: bool = False,
     ) -> Assembled:
         """Fill the builder in priority order: the summary, recent turns (older than
         `before_id`, if given) newest-first, turns recalled by searching for `query`, then
@@ -535,7 +540,7 @@ class MemoryService:
             # Only now is there anything older than the recent turns to recall.
             boundary = builder.oldest_recent_id or before_id
             if boundary is not None:
-                rows = await self._recalled(session, conversation.id, query, boundary)
+                rows = await self._recalled(session, conversation, query, boundary, everywhere)
                 builder.recall(
                     Turn(_role(role).value, content, tokens, row_id)
                     for row_id, role, content, tokens in rows
@@ -546,16 +551,27 @@ class MemoryService:
         return builder.build()
 
     async def _recalled(
-        self, session: AsyncSession, conversation_id: int, query: str, before_id: int
+        self,
+        session: AsyncSession,
+        conversation: CurrentConversation,
+        query: str,
+        before_id: int,
+        everywhere: bool,
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
         """The older turns to recall for `query`, best first: found by words and, with an
-        embedding model, by meaning, the two rankings fused (reciprocal rank fusion)."""
+        embedding model, by meaning, the two rankings fused (reciprocal rank fusion).
+        `everywhere`: in the user's other conversations with the persona too."""
         limit = self.settings.recall_turns
         terms = search_terms(query)
+        others: list[int] = []
+        if everywhere and conversation.group_id is None:
+            others = await MessageRepository(session).other_conversations(
+                conversation.user_id, conversation.persona_id, conversation.id, limit=OTHERS
+            )
         # Each ranking offers twice what is recalled: fusion rewards agreement between them.
         by_words = (
             await RecallRepository(session).search(
-                conversation_id, terms, before_id=before_id, limit=limit * 2
+                conversation.id, terms, before_id=before_id, limit=limit * 2, others=others
             )
             if terms
             else []
@@ -565,7 +581,7 @@ class MemoryService:
         if embeddings is None or vector is None:
             return by_words[:limit]
         by_meaning = await embeddings.nearest(
-            session, conversation_id, vector, before_id=before_id, limit=limit * 2
+            session, conversation.id, vector, before_id=before_id, limit=limit * 2, others=others
         )
         return fuse([by_meaning, by_words], key=lambda row: int(row[0]), limit=limit)
 

@@ -47,6 +47,7 @@ class PreferencesMiddleware(BaseMiddleware):
                 reasoning=user.reasoning_display or ReasoningDisplay.OFF,
                 voice_replies=user.voice_replies or VoiceReplies.OFF,
                 limited=budget_applies(user, self.budget),
+                recall_everywhere=bool(user.recall_everywhere),
             )
         return await handler(event, data)
 

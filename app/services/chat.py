@@ -195,11 +195,21 @@ class ChatService:
             )
             conversation = replace(conversation, documents=conversation.documents + 1)
             assembled = await self.memory.assemble(
-                session, builder, conversation, before_id=kept.id, query=document.query
+                session,
+                builder,
+                conversation,
+                before_id=kept.id,
+                query=document.query,
+                everywhere=preferences.recall_everywhere,
             )
         else:
             assembled = await self.memory.assemble(
-                session, builder, conversation, query=text, sight=sight
+                session,
+                builder,
+                conversation,
+                query=text,
+                sight=sight,
+                everywhere=preferences.recall_everywhere,
             )
             # The user's message is stored while the model is asked, not before: nothing
             # else uses the session until it is, and the answer, or what a failure cost, is
@@ -398,6 +408,7 @@ class ChatService:
                 before_id=turn_id,
                 query=turn.content if recall else None,
                 sight=sight if sight is not None else self.memory.sight(preferences.model),
+                everywhere=preferences.recall_everywhere,
             )
             if change is not None:
                 await change()

@@ -140,6 +140,7 @@ def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> 
         answer_length=user.answer_length,
         reasoning_display=user.reasoning_display,
         voice_replies=user.voice_replies,
+        recall_everywhere=user.recall_everywhere,
         budget_unit=user.budget_unit,
         budget_daily=user.budget_daily,
         budget_monthly=user.budget_monthly,

@@ -60,6 +60,13 @@ class PreferencesService:
     ) -> None:
         await UserRepository(session).set_choices(user_id, voice_replies=replies)
 
+    async def set_recall_everywhere(
+        self, session: AsyncSession, user_id: int, everywhere: bool
+    ) -> None:
+        """Recall in all the user's conversations with the persona, or (None) the current
+        one only."""
+        await UserRepository(session).set_choices(user_id, recall_everywhere=everywhere or None)
+
     async def set_language(self, session: AsyncSession, user_id: int, language: str | None) -> None:
         if language is not None and language not in LANGUAGES:
             raise SettingInvalid(language)

@@ -35,6 +35,7 @@ class Current:
     reasoning: ReasoningDisplay
     voice_replies: VoiceReplies
     mode: MemoryMode
+    recall_everywhere: bool
     language: str | None  # chosen; None: from Telegram
     locale: str  # the language in use
 
@@ -65,6 +66,10 @@ def voice_replies_name(replies: VoiceReplies) -> str:
     return names[replies]
 
 
+def recall_name(everywhere: bool) -> str:
+    return _("All conversations with the persona") if everywhere else _("This conversation")
+
+
 def _button(section: SettingsSection, value: str = "") -> str:
     return SettingsButton(section=section, value=value).pack()
 
@@ -88,6 +93,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
             value=voice_replies_name(current.voice_replies)
         ),
         _("🧠 Memory mode: <b>{value}</b>").format(value=texts.mode_name(current.mode.value)),
+        _("🔎 Recall from: <b>{value}</b>").format(value=recall_name(current.recall_everywhere)),
         _("🌐 Language: <b>{value}</b>").format(value=language),
     ]
     if note:
@@ -101,6 +107,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         (_("💭 Reasoning"), SettingsSection.REASONING),
         (_("🔊 Voice answers"), SettingsSection.VOICE),
         (_("🧠 Memory mode"), SettingsSection.MODE),
+        (_("🔎 Recall"), SettingsSection.RECALL),
         (_("🌐 Language"), SettingsSection.LANGUAGE),
         (_("✖️ Close"), SettingsSection.CLOSE),
     ):
@@ -195,6 +202,18 @@ def reasonings(current: ReasoningDisplay) -> Screen:
     )
     options = [(reasoning_name(display), display.value) for display in ReasoningDisplay]
     return Screen(text, _choices(SettingsSection.REASONING, options, current.value, columns=2))
+
+
+def recall_scopes(everywhere: bool) -> Screen:
+    text = _(
+        "🔎 <b>Recall</b>\n\nWhen older turns no longer fit, I look back for what your new "
+        "message is about. In this conversation only (as /new promises a fresh start), or in "
+        "all your conversations with this persona (never in groups)?"
+    )
+    options = [(recall_name(False), "0"), (recall_name(True), "1")]
+    return Screen(
+        text, _choices(SettingsSection.RECALL, options, "1" if everywhere else "0", columns=1)
+    )
 
 
 def voice_replies(current: VoiceReplies) -> Screen:

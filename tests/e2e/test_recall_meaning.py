@@ -221,3 +221,41 @@ async def test_a_long_documents_part_is_found_by_meaning(
     await bot.idle()
     excerpts = llm.requests[-1]["messages"][-2]
     assert excerpts["role"] == "system" and "saffron" in excerpts["content"]
+
+
+async def test_recall_reaches_other_conversations_only_when_the_user_opts_in(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    llm.synonyms = SYNONYMS
+    llm.reply = "Noted."
+    bot = await start_bot(settings(make_settings))
+    user = UserChat(bot, telegram, ALLOWED)
+    dentist = "My dentist is Dr Quillfeather on Bramble Street."
+    await user.send(dentist)
+    await user.send(FACT)
+    await user.send("/new")
+    for i in range(16):
+        await user.send(f"note {i}: {FILLER}")
+    await embedded(db, 36)
+    await user.send("Which street is my dentist on?")
+    assert dentist not in request_contents(llm)  # /new promised a fresh start
+    menu = await user.send("/settings")
+    assert "Recall from: <b>This conversation</b>" in (menu.text or "")
+    await user.press("🔎 Recall", menu)
+    await user.press("All conversations with the persona")
+    assert "Recall from: <b>All conversations with the persona</b>" in (user.last.text or "")
+    await user.send("Which street is my dentist on?")
+    contents = request_contents(llm)
+    assert dentist in contents  # by words, from the conversation before /new
+    await embedded(db, 40)
+    await user.send(QUESTION)
+    assert FACT in request_contents(llm)  # by meaning, from there too
+    # Back to this conversation only.
+    await user.press("🔎 Recall", await user.send("/settings"))
+    await user.press("This conversation")
+    await user.send("Which street is my dentist on?")
+    assert dentist not in request_contents(llm)

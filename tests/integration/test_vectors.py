@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.documents import DocumentRepository
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
+from app.db.recall import RecallRepository
 from app.db.vectors import VectorRepository
 from app.llm.embeddings import Embedder
 from app.memory.embeddings import Embeddings
@@ -188,3 +189,38 @@ async def test_document_parts_are_embedded_and_the_nearest_found(
     assert found[0][4] == "about saffron broth" and found[0][1:4] == ("book.md", 2, 3)
     assert len(found) == 2
     await client.close()
+
+
+async def test_recall_in_other_conversations_by_words_and_by_meaning(
+    pool: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    """The current conversation's turns older than the boundary, and every turn of the
+    others; never a newer turn of the current one."""
+    memory = memory_service()
+    first, old = await conversation_with(pool, memory, ["saffron soup recipe", "noted"])
+    async with pool() as session, session.begin():
+        current = await memory.new_conversation(session, 7, first.persona_id)
+        assert current.id != first.id
+        new = await talk(session, memory, current, ["saffron again", "noted", "recent saffron"])
+    async with pool() as session:
+        dialect = session.get_bind().dialect.name
+        vectors = VectorRepository(session)
+        if dialect == "postgresql":
+            assert await vectors.has_pgvector()
+        direction = unit(1, 0, 0)
+        owned = [(old[0], first.id), *((n, current.id) for n in new)]
+        await vectors.store(MODEL, [(i, c, direction) for i, c in owned])
+        await session.commit()
+        recall = RecallRepository(session)
+        alone = await recall.search(current.id, ["saffron"], before_id=new[2], limit=5)
+        assert [row[0] for row in alone] == [new[0]]
+        both = await recall.search(
+            current.id, ["saffron"], before_id=new[2], limit=5, others=[first.id]
+        )
+        assert {row[0] for row in both} == {new[0], old[0]}
+        embeddings = index(pool, dialect)
+        near = await embeddings.nearest(
+            session, current.id, direction, before_id=new[2], limit=5, others=[first.id]
+        )
+        assert {row[0] for row in near} == {new[0], new[1], old[0]}
+    await embeddings.close()
