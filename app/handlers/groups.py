@@ -237,7 +237,7 @@ async def _group_forget(
         )
         return
     persona = await persona_for(session, group.persona_id)
-    forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id)
+    forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id, by=user.id)
     text = views.forgotten() if forgotten else views.nothing_to_forget()
     await groups.say(bot, message.chat.id, text, reply_to=message.message_id)
 

@@ -305,17 +305,26 @@ class GroupService:
         await tell_one(bot, chat_id, user_id, text, reply_to=reply_to, thread_id=thread_id)
 
     async def forget(
-        self, session: AsyncSession, chat_id: int, thread_id: int | None, persona_id: int
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        thread_id: int | None,
+        persona_id: int,
+        *,
+        by: int,
     ) -> bool:
-        """Delete the group's (or topic's) conversation for good; the next question starts a
-        new one. False when there was none."""
+        """Delete the group's (or topic's) conversation for good; an empty one (on `by`'s
+        account) takes its place. False when there was none."""
         messages = MessageRepository(session)
         heard = GroupRepository(session)
         await heard.forget_heard(chat_id, thread_id)
         row = await messages.current_in_chat(chat_id, thread_id, persona_id)
-        if row is None:
+        if row is None or await messages.count(row[0]) == 0:
             await session.commit()
             return False
+        # The new one first, as MemoryService.forget does: SQLite, which gives the highest
+        # id again once it is deleted, then never hands the forgotten id to the next one.
+        await messages.start_conversation(by, persona_id, chat_id=chat_id, thread_id=thread_id)
         deleted = await messages.delete_chat_conversation(chat_id, row[0])
         await session.commit()
         return deleted

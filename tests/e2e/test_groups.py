@@ -270,6 +270,9 @@ async def test_forget_in_a_group_is_for_its_admins_and_the_bots(
     await bot.idle()
     assert "Forgotten" in (telegram.sent_messages(GROUP)[-1].text or "")
     assert await stored(db) == 0
+    telegram.push_group_message(GROUP, ALLOWED, "/forget", first_name="Ann")
+    await bot.idle()
+    assert "nothing to forget" in (telegram.sent_messages(GROUP)[-1].text or "")
     telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} what number?", first_name="Ann")
     await bot.idle()
     assert all("42" not in str(m["content"]) for m in llm.requests[-1]["messages"])
