@@ -283,8 +283,10 @@ def _scored(
         return []  # vectors of another size: a model changed under the same name
     ids, vectors = matrix.ids, matrix.vectors
     if before_id is not None:
-        older = ids < before_id
-        ids, vectors = ids[older], vectors[older]
+        # The ids are in ascending order (read so, appended so): the older ones are a
+        # prefix, taken as a view rather than a copy of the matrix.
+        older = int(np.searchsorted(ids, before_id, side="left"))
+        ids, vectors = ids[:older], vectors[:older]
         if not len(ids):
             return []
     scores = vectors @ vector
