@@ -95,7 +95,7 @@ class DocumentRepository:
                 .prefix_with("MATERIALIZED")
             )
             result = await self.session.execute(
-                self._columns()
+                self.columns()
                 .join(hits, hits.c.id == DocumentChunk.id)
                 .order_by(func.ts_rank(vector, query).desc(), DocumentChunk.id.desc())
                 .limit(limit)
@@ -118,7 +118,7 @@ class DocumentRepository:
             .scalar_subquery()
         )
         result = await self.session.execute(
-            self._columns()
+            self.columns()
             .where(DocumentChunk.message_id == newest)
             .order_by(DocumentChunk.position)
             .limit(limit)
@@ -126,7 +126,7 @@ class DocumentRepository:
         return result.all()
 
     @staticmethod
-    def _columns() -> Select[int, str, int, int, str, int]:
+    def columns() -> Select[int, str, int, int, str, int]:
         return select(
             DocumentChunk.id,
             DocumentChunk.file_name,

@@ -21,7 +21,9 @@ import numpy as np
 from sqlalchemy import Row, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
+from app.db.documents import DocumentRepository
 from app.db.models import ChunkVector, DocumentChunk, Message, MessageVector
 from app.domain.enums import MessageRole
 
@@ -91,22 +93,29 @@ class VectorRepository:
     async def store(self, model: str, rows: Sequence[tuple[int, int, Sequence[float]]]) -> None:
         """(message id, conversation id, vector) each; a vector already there (another
         process wrote it) stays, and a turn deleted meanwhile is skipped."""
+        await self._store(MessageVector, Message.id, "message_id", model, rows)
+
+    async def _store(
+        self,
+        table: type[MessageVector] | type[ChunkVector],
+        owner: InstrumentedAttribute[int],
+        key: str,
+        model: str,
+        rows: Sequence[tuple[int, int, Sequence[float]]],
+    ) -> None:
         if not rows:
             return
         present = set(
-            await self.session.scalars(
-                select(Message.id).where(Message.id.in_([row[0] for row in rows]))
-            )
+            await self.session.scalars(select(owner).where(owner.in_([row[0] for row in rows])))
         )
         values = [
-            {"message_id": m, "conversation_id": c, "model": model, "vector": v}
-            for m, c, v in rows
-            if m in present
+            {key: i, "conversation_id": c, "model": model, "vector": v}
+            for i, c, v in rows
+            if i in present
         ]
-        if not values:
-            return
-        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        await self.session.execute(insert(MessageVector).values(values).on_conflict_do_nothing())
+        if values:
+            insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            await self.session.execute(insert(table).values(values).on_conflict_do_nothing())
 
     async def forget(self, message_id: int) -> None:
         """A turn's text changed (an edit, /retry with new words): its vectors go."""
@@ -195,21 +204,7 @@ class VectorRepository:
         self, model: str, rows: Sequence[tuple[int, int, Sequence[float]]]
     ) -> None:
         """(part id, conversation id, vector) each, as `store` for turns."""
-        if not rows:
-            return
-        present = set(
-            await self.session.scalars(
-                select(DocumentChunk.id).where(DocumentChunk.id.in_([row[0] for row in rows]))
-            )
-        )
-        values = [
-            {"chunk_id": c, "conversation_id": conv, "model": model, "vector": v}
-            for c, conv, v in rows
-            if c in present
-        ]
-        if values:
-            insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-            await self.session.execute(insert(ChunkVector).values(values).on_conflict_do_nothing())
+        await self._store(ChunkVector, DocumentChunk.id, "chunk_id", model, rows)
 
     async def parts_of_conversation(
         self, conversation_id: int, model: str, *, after_id: int = 0
@@ -236,14 +231,7 @@ class VectorRepository:
             return []
         rows = (
             await self.session.execute(
-                select(
-                    DocumentChunk.id,
-                    DocumentChunk.file_name,
-                    DocumentChunk.position,
-                    DocumentChunk.parts,
-                    DocumentChunk.content,
-                    DocumentChunk.token_count,
-                ).where(DocumentChunk.id.in_(list(ids)))
+                DocumentRepository.columns().where(DocumentChunk.id.in_(list(ids)))
             )
         ).all()
         by_id = {row[0]: row for row in rows}
