@@ -40,6 +40,7 @@ class UserContext:
     budget_unit: BudgetUnit | None = None  # None: the owner's default budget
     budget_daily: float | None = None
     budget_monthly: float | None = None
+    memory_profile: bool | None = None  # None: the owner's default (MEMORY_PROFILE)
 
     @property
     def is_admin(self) -> bool:
@@ -62,3 +63,5 @@ class Preferences:
     voice_replies: VoiceReplies = VoiceReplies.OFF
     # Whether any budget limit applies (the user's own or the owner's; never to admins).
     limited: bool = False
+    # Whether the assistant keeps (and sends) a profile of durable facts about the user.
+    profile: bool = False

@@ -37,6 +37,7 @@ class Current:
     mode: MemoryMode
     language: str | None  # chosen; None: from Telegram
     locale: str  # the language in use
+    profile: bool = False  # whether the assistant remembers things about the user
 
 
 def length_name(length: AnswerLength) -> str:
@@ -89,6 +90,9 @@ def overview(current: Current, note: str | None = None) -> Screen:
         ),
         _("🧠 Memory mode: <b>{value}</b>").format(value=texts.mode_name(current.mode.value)),
         _("🌐 Language: <b>{value}</b>").format(value=language),
+        _("🗂 Remember things about me: <b>{value}</b>").format(
+            value=_("On") if current.profile else _("Off")
+        ),
     ]
     if note:
         lines += ["", note]
@@ -102,6 +106,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         (_("🔊 Voice answers"), SettingsSection.VOICE),
         (_("🧠 Memory mode"), SettingsSection.MODE),
         (_("🌐 Language"), SettingsSection.LANGUAGE),
+        (_("🗂 Remember me"), SettingsSection.PROFILE),
         (_("✖️ Close"), SettingsSection.CLOSE),
     ):
         keyboard.button(text=label, callback_data=_button(section))
