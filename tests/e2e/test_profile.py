@@ -280,3 +280,32 @@ async def test_the_profile_never_goes_into_a_group_conversation(
     assert all(profile_in(body) == [] for body in group_requests)
     assert all("Ada" not in json.dumps(body) for body in group_requests)
     assert extractions(llm) == []  # group messages are never read for it
+
+
+async def test_a_failing_writer_changes_nothing_and_tries_again_later(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    # The cheap model does not exist yet: every extraction fails with 404.
+    llm.strict_models = True
+    llm.models = ["test-model"]
+    llm.reply = answering({"add": ADA, "remove": []})
+    bot = await start_bot(profile_settings(make_settings))
+    user = UserChat(bot, telegram, ALLOWED)
+    await user.send("Hi, I am Ada.")
+    await user.send("I am allergic to nuts.")
+    await written(bot)
+    assert [r.status for r in llm.records if is_extraction(r.body)] == [404]
+    assert all(m.text == "Noted." for m in user.messages)  # answers never suffered
+    assert await facts_of(db) == []
+
+    llm.models = ["test-model", "cheap-model"]
+    await user.send("What can I eat?")
+    await user.send("Thanks!")
+    await written(bot)
+    assert await facts_of(db) == ADA
+    # The messages the failed call could not read were read by the next one.
+    assert "Hi, I am Ada." in extractions(llm)[-1]["messages"][1]["content"]
