@@ -406,6 +406,16 @@ class MemorySettings(_Section):
     # A short title for each conversation (/chats), written by the summary model after its
     # first answer: one small call per conversation.
     titles: bool = True
+    # The user's profile: durable facts about them (name, family, preferences...) written
+    # by the summary model from their private conversations, shared by their personas. The
+    # owner's default (a user turns it off in /settings); the most of the conversation
+    # budget it takes; how many new user messages between two updates of it; its most
+    # tokens and entries.
+    profile: bool = True
+    profile_share: float = Field(default=0.1, ge=0.0, le=0.5)
+    profile_every: int = Field(default=4, ge=1)
+    profile_max_tokens: int = Field(default=300, ge=16)
+    profile_max_facts: int = Field(default=30, ge=1, le=200)
 
 
 class BudgetSettings(_Section):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db.updates import ProcessedUpdates
 from app.domain.users import Preferences, UserContext
+from app.memory.profile import ProfileWriter
 from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
 from app.middlewares.inflight import InFlightMiddleware
@@ -27,6 +28,7 @@ from app.services.groups import GroupService
 from app.services.identity import IdentityService
 from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService
+from app.services.profile import ProfileService
 from app.services.speech import SpeechService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
@@ -47,6 +49,7 @@ class Resources:
     updates: ProcessedUpdates
     summarizer: Summarizer
     usage: UsageService
+    profile_writer: ProfileWriter
 
 
 class AppData(TypedDict):
@@ -67,6 +70,7 @@ class AppData(TypedDict):
     voice: VoiceService
     documents: DocumentService
     conversations: ConversationService
+    profile: ProfileService
     groups: GroupService
     speech: SpeechService
 

@@ -31,6 +31,7 @@ from app.llm.embeddings import create_embedder
 from app.llm.speech import Speaker
 from app.llm.transcribe import create_transcriber
 from app.memory.embeddings import Embeddings
+from app.memory.profile import ProfileWriter
 from app.memory.service import MemoryService
 from app.memory.summary import Summarizer
 from app.memory.tokens import load_counter
@@ -55,6 +56,7 @@ from app.services.identity import IdentityService
 from app.services.personas import PersonaService, ensure_default_persona
 from app.services.pictures import Pictures
 from app.services.preferences import PreferencesService
+from app.services.profile import ProfileService
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
 from app.services.speech import SpeechService
@@ -159,6 +161,9 @@ def create_dispatcher(
         usage=usage,
         locks=SharedSummaryLocks(redis, bot_id=bot_id) if redis is not None else None,
     )
+    profile_writer = ProfileWriter(
+        pool, llm, memory.profiles, settings.openai, settings.memory, usage=usage
+    )
     shared_stops = SharedStops(redis, Generations()) if redis is not None else None
     users = IdentityService(pool, settings.access)
     i18n = create_i18n()
@@ -203,8 +208,10 @@ def create_dispatcher(
             pictures=Pictures(download_limit=download_limit),
             # Telegram's per-group limit is 20 a minute; tests shrink the minute.
             pacer=pacer,
+            profile_writer=profile_writer,
         ),
         summarizer=summarizer,
+        profile_writer=profile_writer,
         usage=usage,
         users=users,
         inflight=InFlightMiddleware(),
@@ -226,6 +233,7 @@ def create_dispatcher(
         "access_requests": access_requests,
         "voice": voice,
         "conversations": ConversationService(),
+        "profile": ProfileService(memory.profiles, profile_writer, default=settings.memory.profile),
         "groups": GroupService(settings.access, resources.chat.pacer, pool),
         "documents": DocumentService(
             settings.documents, memory, usage=usage, download_limit=download_limit
@@ -287,6 +295,7 @@ def create_dispatcher(
         await recovery.close()
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
+        await resources.profile_writer.drain(min(shutdown_grace, SUMMARY_GRACE))
         if shared_stops is not None:
             await shared_stops.close()
         if redis is not None and owns_redis:

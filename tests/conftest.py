@@ -155,8 +155,9 @@ def make_settings(
             ),
             chat=ChatSettings(_env_file=None),
             embeddings=EmbeddingsSettings(**(embeddings or {}), _env_file=None),
-            # No conversation titles unless a test asks: each is a model request of its own.
-            memory=memory or MemorySettings(titles=False, _env_file=None),
+            # No conversation titles and no profiles unless a test asks: each is a model
+            # request of its own.
+            memory=memory or MemorySettings(titles=False, profile=False, _env_file=None),
         )
 
     return make

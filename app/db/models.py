@@ -112,6 +112,28 @@ class User(Base):
     budget_unit: Mapped[BudgetUnit | None] = mapped_column(_enum(BudgetUnit, 8))
     budget_daily: Mapped[float | None] = mapped_column(Float)
     budget_monthly: Mapped[float | None] = mapped_column(Float)
+    # Whether the bot keeps a profile of the user (ProfileFact); NULL: the owner's default
+    # (MEMORY_PROFILE).
+    memory_profile: Mapped[bool | None]
+    # The newest of the user's turns the profile writer has read.
+    profile_until_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+class ProfileFact(Base):
+    """One durable fact about a user (their profile), shared by all their personas and
+    shown to nobody else."""
+
+    __tablename__ = "profile_facts"
+    __table_args__ = (Index("ix_profile_facts_user", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    # The fact's tokens as a line of the profile, counted once when written.
+    token_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

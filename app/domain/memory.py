@@ -22,10 +22,11 @@ class Breakdown:
     recalled_turns: int
     recent_turns: int
     documents: int = 0  # parts of long documents matching the message
+    profile: int = 0  # what the assistant knows of the user
 
     @property
     def conversation_used(self) -> int:
-        return self.summary + self.recalled + self.recent + self.documents
+        return self.summary + self.recalled + self.recent + self.documents + self.profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,11 @@ class MemoryReport:
     # None when the persona alone is too large for the window.
     breakdown: Breakdown | None
     summary: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEntry:
+    """One fact the assistant keeps about a user, as /memory lists it."""
+
+    id: int
+    text: str

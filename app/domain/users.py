@@ -41,6 +41,7 @@ class UserContext:
     budget_unit: BudgetUnit | None = None  # None: the owner's default budget
     budget_daily: float | None = None
     budget_monthly: float | None = None
+    memory_profile: bool | None = None  # None: the owner's default (MEMORY_PROFILE)
 
     @property
     def is_admin(self) -> bool:
@@ -65,3 +66,5 @@ class Preferences:
     limited: bool = False
     # Recall searches all the user's conversations with the persona.
     recall_everywhere: bool = False
+    # Whether the assistant keeps (and sends) a profile of durable facts about the user.
+    profile: bool = False

@@ -10,6 +10,7 @@ from babel.support import LazyProxy
 from app.fsm.conversations import ChatsDialog
 from app.fsm.groups import GroupsDialog
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
+from app.fsm.profile import ProfileDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
 
@@ -36,6 +37,7 @@ _EXPECTED: dict[str | None, LazyProxy] = {
     UsersDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
     GroupsDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
     ChatsDialog.typing_title.state: __("send the conversation's new title"),
+    ProfileDialog.typing_fact.state: __("send the fact about you as a text message"),
 }
 
 # The steps that wait for free text: a voice message sent there is transcribed and taken as
@@ -54,6 +56,7 @@ TAKES_SPOKEN_TEXT: frozenset[str | None] = frozenset(
         NewPersonaDialog.typing_question.state,
         NewPersonaDialog.typing_answer.state,
         ChatsDialog.typing_title.state,
+        ProfileDialog.typing_fact.state,
     }
 )
 
@@ -66,6 +69,7 @@ _DIALOG_NAMES: dict[str, LazyProxy] = {
     UsersDialog.__full_group_name__: __("managing users (/users)"),
     GroupsDialog.__full_group_name__: __("managing groups (/groups)"),
     ChatsDialog.__full_group_name__: __("your conversations (/chats)"),
+    ProfileDialog.__full_group_name__: __("what I know about you (/memory)"),
 }
 
 

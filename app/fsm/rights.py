@@ -10,6 +10,7 @@ from app.domain.rights import Right
 from app.fsm.conversations import ChatsDialog
 from app.fsm.groups import GroupsDialog
 from app.fsm.personas import EditPersonaDialog, ImportPersonaDialog, NewPersonaDialog
+from app.fsm.profile import ProfileDialog
 from app.fsm.settings import SettingsDialog
 from app.fsm.users import UsersDialog
 
@@ -22,6 +23,7 @@ DIALOG_RIGHTS: dict[type[StatesGroup], Right] = {
     UsersDialog: Right.ADMIN,
     GroupsDialog: Right.ADMIN,
     ChatsDialog: Right.CHAT,
+    ProfileDialog: Right.CHAT,
 }
 _BY_GROUP = {group.__full_group_name__: right for group, right in DIALOG_RIGHTS.items()}
 

@@ -12,9 +12,11 @@ from app import texts
 from app.domain.enums import MemoryMode
 from app.domain.users import Preferences, UserContext
 from app.handlers.chat import topic_of
-from app.keyboards.callbacks import ForgetButton, ModeChoice
+from app.keyboards.callbacks import ForgetAllButton, ForgetButton, ForgetStep, ModeChoice
 from app.memory.service import MemoryService
+from app.services.profile import ProfileService
 from app.views import dialog
+from app.views import profile as profile_views
 from app.views.dialog import Screen
 from app.views.memory import report_text
 
@@ -25,8 +27,11 @@ async def show_memory(
     preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
+    profile: ProfileService,
 ) -> None:
     s = preferences
+    # The profile only ever in the user's own private chat.
+    private = message.chat.type == "private"
     report = await memory.report(
         session,
         user.id,
@@ -36,7 +41,13 @@ async def show_memory(
         s.answer_length,
         place=topic_of(message),
         everywhere=s.recall_everywhere,
+        profile=private and s.profile,
     )
+    if private:
+        # Its own message, edited in place by its buttons; the report comes last.
+        entries = await profile.entries(session, user.id) if s.profile else []
+        screen = profile_views.profile(entries, s.profile)
+        await message.answer(screen.text, reply_markup=screen.markup)
     await message.answer(report_text(report))
 
 
@@ -77,18 +88,28 @@ async def ask_forget(
     preferences: Preferences,
     session: AsyncSession,
     memory: MemoryService,
+    profile: ProfileService,
 ) -> None:
     # In a topic of the private chat, the topic's conversation: the topic itself stays.
     place = topic_of(message)
     conversation = await memory.conversation(session, user.id, preferences.persona.id, place)
     turns = await memory.stored_turns(session, conversation)
     if turns == 0 and conversation.summary is None:
-        await message.answer(texts.nothing_to_forget())
+        # This one is empty; what else the bot keeps about the user may still go.
+        found = await profile.everything(session, user.id)
+        others = found.facts > 0 or found.conversations > 1
+        markup = profile_views.forget_everything_keyboard() if others else None
+        await message.answer(texts.nothing_to_forget(), reply_markup=markup)
         return
     keyboard = InlineKeyboardBuilder()
     for label, confirm in ((texts.forget_yes(), True), (texts.forget_no(), False)):
         data = ForgetButton(conversation_id=conversation.id, confirm=confirm)
         keyboard.button(text=label, callback_data=data)
+    keyboard.button(
+        text=profile_views.forget_everything_button(),
+        callback_data=ForgetAllButton(step=ForgetStep.ASK),
+    )
+    keyboard.adjust(2, 1)
     await message.answer(
         texts.forget_ask(preferences.persona.name, turns), reply_markup=keyboard.as_markup()
     )

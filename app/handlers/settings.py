@@ -1,5 +1,5 @@
 """/settings: persona, model, temperature, answer length, reasoning, voice answers, memory
-mode and language.
+mode, language, and whether the assistant remembers things about the user.
 
 One message, edited in place: the overview opens a screen per setting, a choice saves at
 once and returns to the overview. Only a typed temperature needs a dialog state.
@@ -26,7 +26,9 @@ from app.keyboards.callbacks import SettingsButton, SettingsSection
 from app.memory.service import MemoryService
 from app.services.personas import PersonaService
 from app.services.preferences import PreferencesService, SettingInvalid, parse_temperature
+from app.services.profile import ProfileService
 from app.views import dialog
+from app.views import profile as profile_views
 from app.views import settings as views
 
 
@@ -43,6 +45,7 @@ def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.C
         recall_everywhere=preferences.recall_everywhere,
         language=user.language,
         locale=i18n.current_locale,
+        profile=preferences.profile,
     )
 
 
@@ -90,6 +93,8 @@ async def open_section(
         screen = views.recall_scopes(current.recall_everywhere)
     elif section is SettingsSection.LANGUAGE:
         screen = views.languages(current.language)
+    elif section is SettingsSection.PROFILE:
+        screen = profile_views.settings_screen(current.profile)
     elif section is SettingsSection.CLOSE:
         screen = views.closed()
     else:
@@ -106,6 +111,7 @@ async def choose(
     personas: PersonaService,
     memory: MemoryService,
     user_choices: PreferencesService,
+    profile: ProfileService,
     settings: Settings,
     i18n: I18n,
     state: FSMContext,
@@ -163,6 +169,13 @@ async def choose(
                 await user_choices.set_language(session, user.id, chosen)
                 locale = locale_for(chosen, user.telegram_language)
                 current = dataclasses.replace(current, language=chosen, locale=locale)
+            case SettingsSection.PROFILE:
+                if value not in (profile_views.ON, profile_views.OFF):
+                    raise SettingInvalid(value)
+                enabled = value == profile_views.ON
+                # Off deletes what was noted; on starts from the messages sent from now.
+                await profile.set_enabled(session, user.id, enabled)
+                current = dataclasses.replace(current, profile=enabled)
             case _:
                 raise SettingInvalid(value)
     except (SettingInvalid, ValueError):

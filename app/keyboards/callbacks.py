@@ -89,6 +89,34 @@ class ForgetButton(CallbackData, prefix="fg"):
     confirm: bool
 
 
+class ForgetStep(enum.StrEnum):
+    """The steps of forgetting everything about the user, from /forget."""
+
+    ASK = "a"  # show what would be deleted
+    YES = "y"
+    NO = "n"
+
+
+class ForgetAllButton(CallbackData, prefix="fa"):
+    """/forget's "everything you know about me": the profile and every private conversation."""
+
+    step: ForgetStep
+
+
+class ProfileAction(enum.StrEnum):
+    """Buttons under the profile in /memory."""
+
+    DELETE = "d"
+    ADD = "a"
+
+
+class ProfileButton(CallbackData, prefix="pf"):
+    """Delete one fact of the user's profile (its id, checked to be theirs), or add one."""
+
+    action: ProfileAction
+    fact_id: int = 0
+
+
 class ChatsAction(enum.StrEnum):
     """Buttons of the /chats list."""
 
@@ -182,6 +210,7 @@ class SettingsSection(enum.StrEnum):
     MODE = "d"
     RECALL = "c"
     LANGUAGE = "g"
+    PROFILE = "f"
     CLOSE = "x"
 
 

@@ -124,6 +124,8 @@ class Shares:
 
     summary: float = 0.0
     recall: float = 0.0
+    # The user's profile (durable facts about them), sent in private conversations only.
+    profile: float = 0.0
 
 
 SUMMARY_HEADING = "Summary of the earlier conversation:"
@@ -156,6 +158,8 @@ class ContextBuilder:
     summary: Turn | None = None
     # Parts of long documents matching the new message, sent just before it.
     excerpts: Turn | None = None
+    # What the assistant knows of the user (their profile), after the persona.
+    profile: Turn | None = None
     _history: list[Turn] = field(default_factory=list)
     _recalled: list[Turn] = field(default_factory=list)
     _taken: set[int] = field(default_factory=set)
@@ -201,6 +205,17 @@ class ContextBuilder:
             return False
         self.summary = summary
         self._room -= summary.tokens
+        return True
+
+    def use_profile(self, profile: Turn | None) -> bool:
+        """Send the user's profile, if it fits its share of the budget; call before offering
+        turns. One over its share is left out whole (the writer keeps it well under)."""
+        if profile is None or self.profile is not None or self._history:
+            return False
+        if profile.tokens > min(int(self._conversation_budget * self.shares.profile), self._room):
+            return False
+        self.profile = profile
+        self._room -= profile.tokens
         return True
 
     def use_excerpts(self, excerpts: Turn, share: float) -> bool:
@@ -290,7 +305,16 @@ class ContextBuilder:
         summary = [self.summary] if self.summary is not None else []
         style = [self.style] if self.style is not None else []
         excerpts = [self.excerpts] if self.excerpts is not None else []
-        turns = [*self.persona.turns(), *style, *summary, *history, *excerpts, self.new_message]
+        profile = [self.profile] if self.profile is not None else []
+        turns = [
+            *self.persona.turns(),
+            *style,
+            *profile,
+            *summary,
+            *history,
+            *excerpts,
+            self.new_message,
+        ]
         summary_tokens = self.summary.tokens if self.summary is not None else 0
         recalled_tokens = sum(turn.tokens for turn in self._recalled)
         recent_tokens = sum(turn.tokens for turn in self._history)
@@ -307,6 +331,7 @@ class ContextBuilder:
             recalled_turns=len(self._recalled),
             recent_turns=len(self._history),
             documents=self.excerpts.tokens if self.excerpts is not None else 0,
+            profile=self.profile.tokens if self.profile is not None else 0,
         )
         prompt_tokens = (
             REPLY_PRIMING + persona + self.new_message.tokens + breakdown.conversation_used

@@ -43,6 +43,7 @@ from app.memory.context import (
 )
 from app.memory.embeddings import Embeddings
 from app.memory.images import image_tokens, sees_images
+from app.memory.profile import ProfileBook
 from app.memory.recall import fuse, search_terms
 from app.memory.tokens import REPLY_PRIMING, TokenCounter
 from app.memory.window import ContextBudget
@@ -127,7 +128,11 @@ class MemoryService:
         self.counter = counter
         self._openai = openai
         self.settings = memory or MemorySettings(_env_file=None)
-        self.shares = Shares(self.settings.summary_share, self.settings.recall_share)
+        self.shares = Shares(
+            self.settings.summary_share, self.settings.recall_share, self.settings.profile_share
+        )
+        # The users' profiles: their message and exact count (app/memory/profile.py).
+        self.profiles = ProfileBook(counter, self.settings)
         self._budgets: dict[tuple[str, MemoryMode, AnswerLength], ContextBudget] = {}
         self._styles: dict[AnswerLength, Turn] = {}
         self._personas: dict[int, tuple[int, PersonaMemory]] = {}
@@ -299,9 +304,12 @@ class MemoryService:
         length: AnswerLength = AnswerLength.NORMAL,
         place: ChatPlace | None = None,
         everywhere: bool = False,
+        *,
+        profile: bool = False,
     ) -> MemoryReport:
         """The request /retry would send now (the newest message of the user as the new
-        one, with what it recalls), part by part; in a topic (`place`), the topic's."""
+        one, with what it recalls, and their profile with `profile`), part by part; in a
+        topic (`place`), the topic's."""
         memory = await self.persona_memory(session, persona)
         conversation = await self.conversation(session, user_id, persona.id, place)
         sight = self.sight(model)
@@ -320,6 +328,7 @@ class MemoryService:
                 query=last.content if last else None,
                 sight=sight,
                 everywhere=everywhere,
+                profile=await self.profile_turn(session, user_id) if profile else None,
             )
             breakdown = assembled.breakdown
         summary = conversation.summary
@@ -331,6 +340,13 @@ class MemoryService:
             breakdown=breakdown,
             summary=summary.removeprefix(SUMMARY_HEADING).strip() if summary else None,
         )
+
+    async def profile_turn(self, session: AsyncSession, user_id: int) -> Turn | None:
+        """The user's profile as it is sent: only ever into their own private conversation's
+        requests (the caller knows where it is), never a group's."""
+        if self.shares.profile <= 0:
+            return None
+        return await self.profiles.turn(session, user_id)
 
     async def forget(
         self,
@@ -523,12 +539,16 @@ class MemoryService:
         query: str | None = None,
         sight: Sight | None = None,
         everywhere: bool = False,
+        profile: Turn | None = None,
     ) -> Assembled:
-        """Fill the builder in priority order: the summary, recent turns (older than
+        """Fill the builder in priority order: the user's `profile` (in a private
+        conversation only: the caller passes it), the summary, recent turns (older than
         `before_id`, if given) newest-first, turns recalled by searching for `query`, then
         recent turns again with what recall left. History is read only as far as it fits.
         Images of older turns are counted for `sight` (a note stands in for them when they
         do not fit, or when it is None); recalled turns come as their text."""
+        if conversation.group_id is None:
+            builder.use_profile(profile)
         builder.use_summary(conversation.summary_turn)
         if conversation.documents:
             await self._excerpts(session, builder, conversation, query)

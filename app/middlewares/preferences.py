@@ -26,6 +26,7 @@ class PreferencesMiddleware(BaseMiddleware):
         self.budget = budget
         self.models = frozenset(defaults.choosable_models)
         self.default_mode = MemoryMode(memory.default_mode)
+        self.profile = memory.profile
 
     async def __call__(
         self,
@@ -48,6 +49,7 @@ class PreferencesMiddleware(BaseMiddleware):
                 voice_replies=user.voice_replies or VoiceReplies.OFF,
                 limited=budget_applies(user, self.budget),
                 recall_everywhere=bool(user.recall_everywhere),
+                profile=self.profile if user.memory_profile is None else user.memory_profile,
             )
         return await handler(event, data)
 

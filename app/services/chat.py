@@ -38,6 +38,7 @@ from app.llm.chat import (
     stream_answer,
 )
 from app.memory.context import Assembled, ContextBuilder, MessageTooLong, PersonaTooLarge, Turn
+from app.memory.profile import ProfileWriter
 from app.memory.service import CurrentConversation, MemoryService, Sight
 from app.memory.summary import Summarizer
 from app.services.documents import ReadDocument
@@ -102,8 +103,11 @@ class ChatService:
         recovery: InterruptedAnswers | None = None,
         pictures: Pictures | None = None,
         pacer: ChatPacer | None = None,
+        profile_writer: ProfileWriter | None = None,
     ) -> None:
         self.memory = memory
+        # Keeps each user's profile up to date from their private messages.
+        self.profile_writer = profile_writer
         # Keeps each group under Telegram's per-group limit (app/delivery/pacing.py).
         self.pacer = pacer or ChatPacer()
         # The bytes of the images users send (app/services/pictures.py).
@@ -187,6 +191,7 @@ class ChatService:
             async with self.gate.section(session):
                 conversation = await self.memory.conversation(session, user_id, persona_id)
                 await session.commit()
+        profile = await self._profile(session, user_id, preferences, place)
         stored: asyncio.Task[Turn] | None = None
         if document is not None and document.parts:
             # A long document's parts are stored first: this message is answered from them.
@@ -201,6 +206,7 @@ class ChatService:
                 before_id=kept.id,
                 query=document.query,
                 everywhere=preferences.recall_everywhere,
+                profile=profile,
             )
         else:
             assembled = await self.memory.assemble(
@@ -210,6 +216,7 @@ class ChatService:
                 query=text,
                 sight=sight,
                 everywhere=preferences.recall_everywhere,
+                profile=profile,
             )
             # The user's message is stored while the model is asked, not before: nothing
             # else uses the session until it is, and the answer, or what a failure cost, is
@@ -220,7 +227,7 @@ class ChatService:
                 )
             )
         try:
-            return await self._answer(
+            answer = await self._answer(
                 bot,
                 session,
                 chat_id,
@@ -234,6 +241,36 @@ class ChatService:
         finally:
             if stored is not None:
                 await stored
+        if answer is not None and self._keeps_profile(preferences, place, conversation):
+            assert self.profile_writer is not None
+            self.profile_writer.noted(user_id)
+        return answer
+
+    def _keeps_profile(
+        self,
+        preferences: Preferences,
+        place: ChatPlace | None,
+        conversation: CurrentConversation | None = None,
+    ) -> bool:
+        """Whether the user's profile is read and sent here: their own private chat (or a
+        topic of it) with the profile on; never a group's conversation, nor a guest answer
+        that others in that chat would read."""
+        if self.profile_writer is None or not preferences.profile:
+            return False
+        if conversation is not None and conversation.group_id is not None:
+            return False
+        return place is None or (place.guest_query_id is None and place.chat_id > 0)
+
+    async def _profile(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        preferences: Preferences,
+        place: ChatPlace | None,
+    ) -> Turn | None:
+        if not self._keeps_profile(preferences, place):
+            return None
+        return await self.memory.profile_turn(session, user_id)
 
     async def _in_chat(
         self, session: AsyncSession, place: ChatPlace, persona_id: int, user_id: int
@@ -400,6 +437,9 @@ class ChatService:
         )
         if builder is None:
             return
+        profile = None
+        if self._keeps_profile(preferences, place, conversation):
+            profile = await self.memory.profile_turn(session, conversation.user_id)
         async with self.gate.section(session):
             assembled = await self.memory.assemble(
                 session,
@@ -409,6 +449,7 @@ class ChatService:
                 query=turn.content if recall else None,
                 sight=sight if sight is not None else self.memory.sight(preferences.model),
                 everywhere=preferences.recall_everywhere,
+                profile=profile,
             )
             if change is not None:
                 await change()

@@ -144,4 +144,5 @@ def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> 
         budget_unit=user.budget_unit,
         budget_daily=user.budget_daily,
         budget_monthly=user.budget_monthly,
+        memory_profile=user.memory_profile,
     )

@@ -21,6 +21,8 @@ def report_text(report: MemoryReport) -> str:
         ]
         if b.documents:
             parts.insert(3, (_("parts of your documents"), b.documents))
+        if b.profile:
+            parts.insert(1, (_("what I know about you"), b.profile))
     return texts.memory_report(
         persona=report.persona,
         mode=report.mode.value,

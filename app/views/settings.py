@@ -38,6 +38,7 @@ class Current:
     recall_everywhere: bool
     language: str | None  # chosen; None: from Telegram
     locale: str  # the language in use
+    profile: bool = False  # whether the assistant remembers things about the user
 
 
 def length_name(length: AnswerLength) -> str:
@@ -95,6 +96,9 @@ def overview(current: Current, note: str | None = None) -> Screen:
         _("🧠 Memory mode: <b>{value}</b>").format(value=texts.mode_name(current.mode.value)),
         _("🔎 Recall from: <b>{value}</b>").format(value=recall_name(current.recall_everywhere)),
         _("🌐 Language: <b>{value}</b>").format(value=language),
+        _("🗂 Remember things about me: <b>{value}</b>").format(
+            value=_("On") if current.profile else _("Off")
+        ),
     ]
     if note:
         lines += ["", note]
@@ -109,6 +113,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         (_("🧠 Memory mode"), SettingsSection.MODE),
         (_("🔎 Recall"), SettingsSection.RECALL),
         (_("🌐 Language"), SettingsSection.LANGUAGE),
+        (_("🗂 Remember me"), SettingsSection.PROFILE),
         (_("✖️ Close"), SettingsSection.CLOSE),
     ):
         keyboard.button(text=label, callback_data=_button(section))

@@ -161,7 +161,9 @@ async def test_history_is_cut_exactly_at_the_budget_and_the_window_is_never_exce
             max_answer_tokens=reserve,
             safety_margin_tokens=0,
             # Recent turns alone: the summary and recall have tests of their own.
-            memory=MemorySettings(summary_share=0, recall_share=0, titles=False, _env_file=None),
+            memory=MemorySettings(
+                summary_share=0, recall_share=0, titles=False, profile=False, _env_file=None
+            ),
         )
     )
     for i in range(14):

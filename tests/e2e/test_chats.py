@@ -59,7 +59,7 @@ async def test_two_conversations_are_listed_titled_and_the_first_can_be_taken_up
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     llm.reply = titled
-    bot = await start_bot(make_settings(memory=MemorySettings(_env_file=None)))
+    bot = await start_bot(make_settings(memory=MemorySettings(profile=False, _env_file=None)))
     chat = UserChat(bot, telegram, ALLOWED)
     await chat.send("Tell me about cats")
     assert await until_titled(db, 1) == ["About cats"]  # quotes and full stop taken off
@@ -160,7 +160,7 @@ async def test_with_topics_in_private_chats_new_opens_a_topic_and_each_topic_is_
 ) -> None:
     telegram.topics_enabled = True
     llm.reply = titled
-    bot = await start_bot(make_settings(memory=MemorySettings(_env_file=None)))
+    bot = await start_bot(make_settings(memory=MemorySettings(profile=False, _env_file=None)))
     chat = UserChat(bot, telegram, ALLOWED)
     await chat.send("/new")
     [cats] = telegram.topics(ALLOWED)

@@ -209,7 +209,7 @@ async def test_a_long_document_is_counted_within_a_small_share(
     settings = make_settings(
         context_window=3000,
         max_answer_tokens=200,
-        memory=MemorySettings(document_share=0.2, titles=False, _env_file=None),
+        memory=MemorySettings(document_share=0.2, titles=False, profile=False, _env_file=None),
     )
     bot = await start_bot(settings)
     text = " ".join(f"word{n} appears in sentence {n}." for n in range(3000))

@@ -29,6 +29,7 @@ def memory_settings(**values: Any) -> MemorySettings:
         "summary_retry_seconds": 0,
         "summary_model": "cheap-model",
         "titles": False,
+        "profile": False,  # its requests are not summaries (tests/e2e/test_profile.py)
     }
     return MemorySettings(**{**defaults, **values}, _env_file=None)
 

@@ -39,6 +39,7 @@ def fakes_env(tmp_path: Path, telegram: FakeTelegram, llm: FakeOpenAI) -> dict[s
         OPENAI_CONTEXT_WINDOW="8000",
         ALLOWED_USER_IDS=str(ALLOWED),
         MEMORY_TITLES="false",  # the tests count the model's requests
+        MEMORY_PROFILE="false",
     )
 
 

@@ -34,7 +34,7 @@ def settings(make_settings: Callable[..., Settings], **embeddings: Any) -> Setti
         safety_margin_tokens=0,
         embedding_model="test-embedding",
         embeddings=embeddings,
-        memory=MemorySettings(summary_share=0, titles=False, _env_file=None),
+        memory=MemorySettings(summary_share=0, titles=False, profile=False, _env_file=None),
     )
 
 
@@ -123,7 +123,7 @@ def _words_only(make_settings: Callable[..., Settings]) -> Settings:
         context_window=1_200,
         max_answer_tokens=150,
         safety_margin_tokens=0,
-        memory=MemorySettings(summary_share=0, titles=False, _env_file=None),
+        memory=MemorySettings(summary_share=0, titles=False, profile=False, _env_file=None),
     )
 
 

@@ -15,7 +15,7 @@ from app import commands
 from app.db.models import AccessRequest, Message, Persona, User
 from app.domain.enums import MemoryMode
 from app.domain.rights import Right
-from app.fsm import conversations, groups, personas, settings, users
+from app.fsm import conversations, groups, personas, profile, settings, users
 from app.fsm.rights import DIALOG_RIGHTS
 from app.keyboards import callbacks
 from app.keyboards.callbacks import (
@@ -28,7 +28,9 @@ from app.keyboards.callbacks import (
     EditorButton,
     EntryAction,
     EntryButton,
+    ForgetAllButton,
     ForgetButton,
+    ForgetStep,
     GroupCard,
     GroupCardAction,
     GroupDecision,
@@ -39,6 +41,8 @@ from app.keyboards.callbacks import (
     NewPersonaAction,
     NewPersonaButton,
     PersonaChoice,
+    ProfileAction,
+    ProfileButton,
     SettingsButton,
     SettingsSection,
     UsersAction,
@@ -60,6 +64,8 @@ BUTTONS: dict[type[CallbackData], tuple[CallbackData, Right]] = {
     PersonaChoice: (PersonaChoice(persona_id=1), Right.CHAT),
     ModeChoice: (ModeChoice(mode=MemoryMode.TASK), Right.CHAT),
     ForgetButton: (ForgetButton(conversation_id=1, confirm=True), Right.CHAT),
+    ForgetAllButton: (ForgetAllButton(step=ForgetStep.YES), Right.CHAT),
+    ProfileButton: (ProfileButton(action=ProfileAction.DELETE, fact_id=1), Right.CHAT),
     ContinueButton: (ContinueButton(answer_id=1), Right.CHAT),
     ChatsButton: (ChatsButton(action=ChatsAction.DELETE_YES, conversation_id=1), Right.CHAT),
     SettingsButton: (SettingsButton(section=SettingsSection.LENGTH, value="long"), Right.CHAT),
@@ -214,7 +220,7 @@ async def test_help_lists_only_what_the_user_may_use(
 def test_every_dialog_names_its_right() -> None:
     dialogs = {
         cls
-        for module in (personas, settings, users, conversations, groups)
+        for module in (personas, settings, users, conversations, groups, profile)
         for _, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, StatesGroup) and cls is not StatesGroup
     }

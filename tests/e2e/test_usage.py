@@ -204,6 +204,7 @@ def memory_settings() -> MemorySettings:
         summary_retry_seconds=0,
         summary_model="cheap-model",
         titles=False,
+        profile=False,
         _env_file=None,
     )
 

@@ -11,10 +11,13 @@ from app.memory.context import (
     PersonaMemory,
     PersonaTooLarge,
     QAPair,
+    Shares,
     Turn,
     compose_system_message,
     pair_tokens,
+    summary_message,
 )
+from app.memory.profile import profile_message
 from app.memory.tokens import REPLY_PRIMING, load_counter
 from app.memory.window import ContextBudget
 from tests.fakes.openai import count_prompt_tokens
@@ -65,6 +68,36 @@ def test_request_order_is_system_pairs_history_new_message() -> None:
     assert roles_and_text[1:3] == [("user", "Q1"), ("assistant", "A1")]
     assert [c for _, c in roles_and_text[3:6]] == [t.content for t in history(3)]
     assert roles_and_text[-1] == ("user", "new")
+
+
+def test_the_profile_comes_after_the_persona_and_before_the_summary_counted_exactly() -> None:
+    ann = persona(pairs=[("Q1", "A1")])
+    text = profile_message(["The user is called Ada.", "The user is allergic to nuts."])
+    profile = Turn("system", text, COUNTER.message("system", text))
+    summary_text = summary_message("They talked about cooking.")
+    summary = Turn("system", summary_text, COUNTER.message("system", summary_text))
+    builder = ContextBuilder(
+        ann, turn("user", "new"), ContextBudget(10_000, 1_000, 0), Shares(0.2, 0.1, 0.1)
+    )
+    assert builder.use_profile(profile) and builder.use_summary(summary)
+    for past in reversed(history(3)):
+        builder.offer(past)
+    assembled = builder.build()
+    assert [t["content"] for t in assembled.as_api()[3:5]] == [text, summary_text]
+    assert assembled.prompt_tokens == count_prompt_tokens(assembled.as_api())
+    assert assembled.breakdown is not None and assembled.breakdown.profile == profile.tokens
+
+
+def test_a_profile_over_its_share_is_left_out_whole() -> None:
+    text = profile_message(["The user likes long walks by the river."] * 20)
+    profile = Turn("system", text, COUNTER.message("system", text))
+    builder = ContextBuilder(
+        persona(), turn("user", "new"), ContextBudget(1_000, 200, 0), Shares(profile=0.05)
+    )
+    assert not builder.use_profile(profile)
+    assembled = builder.build()
+    assert all(t is not profile for t in assembled.turns)
+    assert assembled.breakdown is not None and assembled.breakdown.profile == 0
 
 
 def test_history_is_cut_exactly_where_the_next_turn_would_not_fit() -> None:

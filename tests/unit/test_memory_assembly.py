@@ -18,6 +18,7 @@ from app.memory.context import (
     pair_tokens,
     summary_message,
 )
+from app.memory.profile import profile_message
 from app.memory.tokens import load_counter
 from app.memory.window import ContextBudget
 from tests.fakes.openai import count_prompt_tokens
@@ -65,9 +66,14 @@ def histories(draw: st.DrawFn) -> list[Turn]:
 
 
 def assemble(
-    builder: ContextBuilder, history: list[Turn], recall_ids: list[int], summary: Turn | None
+    builder: ContextBuilder,
+    history: list[Turn],
+    recall_ids: list[int],
+    summary: Turn | None,
+    profile: Turn | None = None,
 ) -> Assembled:
     """What MemoryService.assemble does, without the database."""
+    builder.use_profile(profile)
     builder.use_summary(summary)
     newest_first = iter(reversed(history))
     for t in newest_first:
@@ -182,3 +188,72 @@ def test_recalled_turns_are_the_old_ones_asked_for_and_within_their_share() -> N
     ids = [t.id for t in assembled.turns if t.id is not None]
     assert ids[:3] == [1, 3, 5]
     assert assembled.breakdown is not None and assembled.breakdown.recalled_turns == 3
+
+
+def profile_turn(facts: list[str]) -> Turn | None:
+    if not facts:
+        return None
+    content = profile_message(facts)
+    return Turn("system", content, COUNTER.message("system", content))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    persona=personas(),
+    history=histories(),
+    new_text=words,
+    window=st.integers(600, 6_000),
+    reserve=st.sampled_from([100, 300, 1_000]),
+    shares=st.tuples(
+        st.sampled_from([0, 0.1, 0.3]),
+        st.sampled_from([0, 0.1, 0.2]),
+        st.sampled_from([0, 0.05, 0.1, 0.3, 0.5]),
+    ),
+    summary_text=st.none() | words,
+    facts=st.lists(words, max_size=30),
+    recall_ids=st.lists(st.integers(1, 80), max_size=10),
+)
+def test_profile_summary_recall_and_recent_turns_never_exceed_the_window_and_count_exactly(
+    persona: PersonaMemory,
+    history: list[Turn],
+    new_text: str,
+    window: int,
+    reserve: int,
+    shares: tuple[float, float, float],
+    summary_text: str | None,
+    facts: list[str],
+    recall_ids: list[int],
+) -> None:
+    budget = ContextBudget(window, reserve, 16)
+    assume(budget.prompt_limit > 0)
+    new = turn("user", new_text)
+    try:
+        builder = ContextBuilder(persona, new, budget, Shares(*shares))
+    except (PersonaTooLarge, MessageTooLong):
+        reject()  # no room for a conversation at all: not what this property is about
+    summary = None
+    if summary_text is not None:
+        content = summary_message(summary_text)
+        summary = Turn("system", content, COUNTER.message("system", content))
+    profile = profile_turn(facts)
+    assembled = assemble(builder, history, recall_ids, summary, profile)
+    api = assembled.as_api()
+
+    # Exact, and never over the window, with every part in.
+    assert assembled.prompt_tokens == count_prompt_tokens(api)
+    assert assembled.prompt_tokens + reserve + 16 <= window
+    b = assembled.breakdown
+    assert b is not None
+    assert b.profile <= int(b.conversation_budget * shares[2])
+    assert b.summary <= int(b.conversation_budget * shares[0])
+    assert b.recalled <= int(b.conversation_budget * shares[1])
+    assert b.conversation_used <= b.conversation_budget
+    # The profile whole or not at all, right after the persona (and before the summary).
+    sent = [t for t in assembled.turns if t is profile]
+    assert b.profile == (profile.tokens if sent and profile is not None else 0)
+    if sent:
+        assert assembled.turns[len(persona.turns())] is profile
+    if profile is not None and profile.tokens <= int(b.conversation_budget * shares[2]):
+        assert sent, "a profile within its share is always sent"
+    ids = [t.id for t in assembled.turns if t.id is not None]
+    assert ids == sorted(set(ids))
