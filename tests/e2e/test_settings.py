@@ -40,8 +40,10 @@ async def test_the_overview_shows_every_setting_with_the_owners_defaults(
     for part in ("Assistant", "test-model", "0.7 (default)", "Normal", "Off", "Chat", "English"):
         assert part in text
     labels = [label for label, _ in buttons(chat.last)]
-    assert len(labels) == 10 and "✖️ Close" in labels and "🔊 Voice answers" in labels
+    assert len(labels) == 11 and "✖️ Close" in labels and "🔊 Voice answers" in labels
+    assert "🔎 Recall" in labels and "🗂 Remember me" in labels
     assert "Voice answers: <b>Off</b>" in text
+    assert "Recall from: <b>This conversation</b>" in text
 
 
 async def test_a_chosen_model_is_the_one_asked(

@@ -1,8 +1,8 @@
 """user profile
 
-Revision ID: 047c08706609
-Revises: 8d090fd5a666
-Create Date: 2026-12-01 19:19:03.292596
+Revision ID: 2c9a48c66695
+Revises: f925d021d8cc
+Create Date: 2026-12-01 19:47:45.206104
 
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "047c08706609"
-down_revision: str | Sequence[str] | None = "8d090fd5a666"
+revision: str = "2c9a48c66695"
+down_revision: str | Sequence[str] | None = "f925d021d8cc"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
