@@ -88,10 +88,18 @@ class ModelServer:
     model: Any
     url: str = ""
     busy: list[float] = field(default_factory=list)  # seconds per request, in order
+    # Every text's vector, reused once `reuse` is set: the second database's backlog is
+    # then the database's share alone (the model's was measured on the first).
+    seen: dict[str, list[float]] = field(default_factory=dict)
+    reuse: bool = False
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.model.encode(texts, batch_size=BATCH, convert_to_numpy=True)
-        return [[float(x) for x in row] for row in vectors]
+        missing = [t for t in dict.fromkeys(texts) if not (self.reuse and t in self.seen)]
+        if missing:
+            vectors = self.model.encode(missing, batch_size=BATCH, convert_to_numpy=True)
+            for text, row in zip(missing, vectors, strict=True):
+                self.seen[text] = [float(x) for x in row]
+        return [self.seen[t] for t in texts]
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -169,6 +177,7 @@ class Figures:
     found: list[Found]
     catch_up_turns: int = 0
     catch_up_seconds: float = 0.0
+    model_reused: bool = False  # the backlog figure is then the database's share alone
     total_ms: list[float] = field(default_factory=list)  # assemble less the server's time
     prefilled_ms: list[float] = field(default_factory=list)  # the vector already there
     words_ms: list[float] = field(default_factory=list)  # no embeddings at all
@@ -203,7 +212,9 @@ async def measure_recall(
     turns, planted = conversation(RECALL_TURNS, seed=16)
     async with pool() as session, session.begin():
         _, ids = await add_conversation(session, 1, persona.id, turns)
+    progress("embedding the 1,000 turns")
     await embeddings.catch_up()
+    progress("asking the questions")
     found = []
     for position, pair in planted.items():
         memory.embeddings = None
@@ -254,6 +265,8 @@ async def measure_cost(
     turns, _ = conversation(COST_TURNS, seed=17)
     async with pool() as session, session.begin():
         await add_conversation(session, 2, persona.id, turns)
+    progress(f"{figures.backend}: embedding {COST_TURNS:,} turns")
+    figures.model_reused = server.reuse
     started = time.perf_counter()
     figures.catch_up_turns = await embeddings.catch_up()
     figures.catch_up_seconds = time.perf_counter() - started
@@ -262,6 +275,7 @@ async def measure_cost(
     vectors = await embeddings.embedder.embed(questions)
     prefilled.vectors = dict(zip(questions, vectors, strict=True))
     recalled = 0
+    progress(f"timing {COST_WARMUP + COST_RUNS} messages, three ways")
     for run in range(COST_WARMUP + COST_RUNS):
         question = questions[run % len(questions)]
         # Interleaved, so that drift hits the three alike.
@@ -320,6 +334,10 @@ async def measure_postgres(base: str, server: ModelServer) -> tuple[Figures | No
 # --- the report -------------------------------------------------------------------------------
 
 
+def progress(text: str) -> None:
+    print(f"... {text}", file=sys.stderr, flush=True)
+
+
 def verdict(passed: bool) -> str:
     return "PASS" if passed else "MISSED"
 
@@ -361,7 +379,19 @@ def report(f: Figures) -> bool:
         f" words only: p50 {percentile(f.words_ms, 50):.2f} ms, "
         f"p95 {percentile(f.words_ms, 95):.2f} ms"
     )
+    added = [total - words for total, words in zip(f.total_ms, f.words_ms, strict=True)]
+    print(
+        f"  meaning's extra over words only, message by message: p50 "
+        f"{percentile(added, 50):.2f} ms, p95 {percentile(added, 95):.2f} ms"
+    )
     rate = f.catch_up_turns / f.catch_up_seconds
+    if f.model_reused:
+        print(
+            f"backlog: catch_up() stored {f.catch_up_turns:,} turns in {f.catch_up_seconds:.1f}"
+            f" s ({rate:.0f} turns/s) with the model's vectors reused from the first run: the"
+            f" database's share only (the model's is above)"
+        )
+        return ok
     passed = rate >= PRODUCED
     ok &= passed
     print(
@@ -392,6 +422,7 @@ async def main() -> int:
         with tempfile.TemporaryDirectory(prefix="tba-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'r.db'}"
             results.append(await measure_db("sqlite", url, server))
+        server.reuse = True
         base = os.environ.get("TEST_POSTGRES_URL")
         if base:
             figures, skipped = await measure_postgres(base, server)
