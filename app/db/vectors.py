@@ -30,28 +30,39 @@ from app.domain.enums import MessageRole
 # Turns worth embedding: what users and the model said (not system notes).
 _SPOKEN = (MessageRole.USER, MessageRole.ASSISTANT)
 
+# The nearest vectors first, and only then their turns: joining the turns before the
+# limit would read every turn's text of the conversation (10,000 turns: 300 ms, not 15).
 _PGVECTOR_SEARCH = text(
     """
     SELECT m.id, m.role, m.content, m.token_count
-    FROM message_vectors AS v
-    JOIN messages AS m ON m.id = v.message_id
-    WHERE v.model = :model
-      AND (v.conversation_id = :conversation_id AND v.message_id < :before
-           OR v.conversation_id = ANY(CAST(:others AS integer[])))
-    ORDER BY CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector), m.id DESC
-    LIMIT :limit
+    FROM (
+        SELECT v.message_id,
+               CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector) AS distance
+        FROM message_vectors AS v
+        WHERE v.model = :model
+          AND (v.conversation_id = :conversation_id AND v.message_id < :before
+               OR v.conversation_id = ANY(CAST(:others AS integer[])))
+        ORDER BY distance, v.message_id DESC
+        LIMIT :limit
+    ) AS near
+    JOIN messages AS m ON m.id = near.message_id
+    ORDER BY near.distance, m.id DESC
     """
 )
-
 
 _PGVECTOR_PARTS = text(
     """
     SELECT c.id, c.file_name, c.position, c.parts, c.content, c.token_count
-    FROM chunk_vectors AS v
-    JOIN document_chunks AS c ON c.id = v.chunk_id
-    WHERE v.conversation_id = :conversation_id AND v.model = :model
-    ORDER BY CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector), c.id DESC
-    LIMIT :limit
+    FROM (
+        SELECT v.chunk_id,
+               CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector) AS distance
+        FROM chunk_vectors AS v
+        WHERE v.conversation_id = :conversation_id AND v.model = :model
+        ORDER BY distance, v.chunk_id DESC
+        LIMIT :limit
+    ) AS near
+    JOIN document_chunks AS c ON c.id = near.chunk_id
+    ORDER BY near.distance, c.id DESC
     """
 )
 
