@@ -281,6 +281,9 @@ async def measure_cost(
         # Interleaved, so that drift hits the three alike.
         memory.embeddings = embeddings
         server.busy.clear()
+        # Each message is new to the bot: no vector of the same text kept from the last
+        # round (the bot keeps the new message's for its document parts and the worker).
+        embeddings._queries.clear()
         total, count = await timed_assemble(pool, memory, persona, 2, question)
         assert len(server.busy) == 1, "one embedding request per message"
         total -= server.busy[0] * 1000
