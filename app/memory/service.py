@@ -582,6 +582,8 @@ class MemoryService:
         embedding model, by meaning, the two rankings fused (reciprocal rank fusion).
         `everywhere`: in the user's other conversations with the persona too."""
         limit = self.settings.recall_turns
+        if limit <= 0:
+            return []  # recall is off: no search, and no embedding asked for
         terms = search_terms(query)
         others: list[int] = []
         if everywhere and conversation.group_id is None:
