@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from app.db.models import Conversation, DocumentChunk
+from app.db.recall import fts_words
 
 # How many of the newest matching parts are ranked (see app/db/recall.py CANDIDATES): a
 # 500-page document has about 1,000 parts, and a common word would match most of them.
@@ -101,7 +102,7 @@ class DocumentRepository:
                 .limit(limit)
             )
             return result.all()
-        words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        words = fts_words(terms)
         match = f'conversation_id : "{conversation_id}" AND content : ({words})'
         result = await self.session.execute(
             _SQLITE_SEARCH, {"match": match, "candidates": CANDIDATES, "limit": limit}

@@ -60,6 +60,12 @@ _SQLITE_SEARCH_MANY = text(
 _SIMPLE: ColumnElement[str] = literal_column("'simple'::regconfig")
 
 
+def fts_words(terms: Sequence[str]) -> str:
+    """The terms as an FTS5 query that matches any of them, each quoted: a word like "NEAR"
+    or "AND" is then text, not syntax."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
 class RecallRepository:
     """Best-matching turns of one conversation older than a given turn, best first."""
 
@@ -92,7 +98,7 @@ class RecallRepository:
         limit: int,
         others: Sequence[int],
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
-        words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        words = fts_words(terms)
         ids = " OR ".join(f'"{int(c)}"' for c in (conversation_id, *others))
         match = f"conversation_id : ({ids}) AND content : ({words})"
         result = await self.session.execute(
@@ -110,8 +116,7 @@ class RecallRepository:
     async def _search_sqlite(
         self, conversation_id: int, terms: Sequence[str], before_id: int, limit: int
     ) -> Sequence[Row[int, MessageRole | str, str, int]]:
-        # Every term quoted: a word like "NEAR" or "AND" is then text, not syntax.
-        words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        words = fts_words(terms)
         match = f'conversation_id : "{conversation_id}" AND content : ({words})'
         result = await self.session.execute(
             _SQLITE_SEARCH,

@@ -35,12 +35,27 @@ class Spending:
     month_cost: float
 
 
-def _sums() -> tuple[Any, ...]:
+def _sums(table: type[Usage] | type[GroupUsage] = Usage) -> tuple[Any, ...]:
     return (
-        func.coalesce(func.sum(Usage.requests), 0),
-        func.coalesce(func.sum(Usage.prompt_tokens), 0),
-        func.coalesce(func.sum(Usage.completion_tokens), 0),
-        func.coalesce(func.sum(Usage.cost), 0.0),
+        func.coalesce(func.sum(table.requests), 0),
+        func.coalesce(func.sum(table.prompt_tokens), 0),
+        func.coalesce(func.sum(table.completion_tokens), 0),
+        func.coalesce(func.sum(table.cost), 0.0),
+    )
+
+
+def _spending(role: Role, unit: Any, daily: Any, monthly: Any, *sums: Any) -> Spending:
+    """The budget check's row as a Spending (PostgreSQL sums come as Decimals)."""
+    day_tokens, day_cost, month_tokens, month_cost = sums
+    return Spending(
+        role=role,
+        unit=unit,
+        daily=daily,
+        monthly=monthly,
+        day_tokens=int(day_tokens),
+        day_cost=float(day_cost),
+        month_tokens=int(month_tokens),
+        month_cost=float(month_cost),
     )
 
 
@@ -137,17 +152,14 @@ class UsageRepository:
         requests: int = 1,
     ) -> None:
         """Add to the day's row for the model, creating it."""
-        await self.session.execute(
-            _UPSERT[self.session.get_bind().dialect.name],
-            {
-                "user_id": user_id,
-                "day": day,
-                "model": model,
-                "requests": requests,
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "cost": cost,
-            },
+        await self._add(
+            _UPSERT,
+            {"user_id": user_id, "requests": requests},
+            day,
+            model,
+            prompt_tokens,
+            completion_tokens,
+            cost,
         )
 
     async def add_group(
@@ -161,18 +173,35 @@ class UsageRepository:
         cost: float,
     ) -> None:
         """Add to the group's row of the day for the model, creating it."""
-        await self.session.execute(
-            _GROUP_UPSERT[self.session.get_bind().dialect.name],
-            {
-                "chat_id": chat_id,
-                "day": day,
-                "model": model,
-                "requests": 1,
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "cost": cost,
-            },
+        await self._add(
+            _GROUP_UPSERT,
+            {"chat_id": chat_id, "requests": 1},
+            day,
+            model,
+            prompt_tokens,
+            completion_tokens,
+            cost,
         )
+
+    async def _add(
+        self,
+        upserts: dict[str, Any],
+        owner: dict[str, Any],
+        day: date,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+    ) -> None:
+        values = {
+            **owner,
+            "day": day,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cost": cost,
+        }
+        await self.session.execute(upserts[self.session.get_bind().dialect.name], values)
 
     async def group_spending(
         self, chat_id: int, *, today: date, month_start: date
@@ -184,31 +213,15 @@ class UsageRepository:
                 _GROUP_SPENDING, {"chat_id": chat_id, "today": today, "month_start": month_start}
             )
         ).first()
-        if row is None:
-            return None
-        unit, daily, monthly, day_tokens, day_cost, month_tokens, month_cost = row
-        return Spending(
-            role=Role.USER,
-            unit=unit,
-            daily=daily,
-            monthly=monthly,
-            day_tokens=int(day_tokens),
-            day_cost=float(day_cost),
-            month_tokens=int(month_tokens),
-            month_cost=float(month_cost),
-        )
+        return None if row is None else _spending(Role.USER, *row)
 
     async def group_totals(self, chat_id: int, *, since: date) -> UsageTotals:
         """A group's usage from `since` (inclusive) on."""
-        columns = (
-            func.coalesce(func.sum(GroupUsage.requests), 0),
-            func.coalesce(func.sum(GroupUsage.prompt_tokens), 0),
-            func.coalesce(func.sum(GroupUsage.completion_tokens), 0),
-            func.coalesce(func.sum(GroupUsage.cost), 0.0),
-        )
         row = (
             await self.session.execute(
-                select(*columns).where(GroupUsage.chat_id == chat_id, GroupUsage.day >= since)
+                select(*_sums(GroupUsage)).where(
+                    GroupUsage.chat_id == chat_id, GroupUsage.day >= since
+                )
             )
         ).one()
         return _totals(*row)
@@ -221,19 +234,7 @@ class UsageRepository:
                 _SPENDING, {"user_id": user_id, "today": today, "month_start": month_start}
             )
         ).first()
-        if row is None:
-            return None
-        role, unit, daily, monthly, day_tokens, day_cost, month_tokens, month_cost = row
-        return Spending(
-            role=role,
-            unit=unit,
-            daily=daily,
-            monthly=monthly,
-            day_tokens=int(day_tokens),
-            day_cost=float(day_cost),
-            month_tokens=int(month_tokens),
-            month_cost=float(month_cost),
-        )
+        return None if row is None else _spending(*row)
 
     async def totals(self, user_id: int, *, since: date) -> UsageTotals:
         """A user's usage from `since` (inclusive) on."""

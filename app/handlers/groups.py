@@ -10,6 +10,7 @@ import dataclasses
 import logging
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -211,35 +212,16 @@ async def group_forget(
 ) -> None:
     """/forget in a group: the group's admins and the bot's admins only."""
     group = await groups.get(session, message.chat.id)
-    if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
+    if not _usable(group, user):
         return
     with _speaking(i18n, group):
-        await _group_forget(message, bot, user, session, groups, group)
-
-
-async def _group_forget(
-    message: Message,
-    bot: Bot,
-    user: UserContext,
-    session: AsyncSession,
-    groups: GroupService,
-    group: GroupView,
-) -> None:
-    thread_id = thread_of(message)
-    if not await _group_admin(bot, message.chat.id, user):
-        await groups.tell(
-            bot,
-            message.chat.id,
-            user.id,
-            views.admins_only(),
-            reply_to=message.message_id,
-            thread_id=thread_id,
-        )
-        return
-    persona = await persona_for(session, group.persona_id)
-    forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id, by=user.id)
-    text = views.forgotten() if forgotten else views.nothing_to_forget()
-    await groups.say(bot, message.chat.id, text, reply_to=message.message_id)
+        if not await _from_admin(message, bot, user, groups, views.admins_only()):
+            return
+        thread_id = thread_of(message)
+        persona = await persona_for(session, group.persona_id)
+        forgotten = await groups.forget(session, message.chat.id, thread_id, persona.id, by=user.id)
+        text = views.forgotten() if forgotten else views.nothing_to_forget()
+        await groups.say(bot, message.chat.id, text, reply_to=message.message_id)
 
 
 async def overhear(
@@ -270,18 +252,10 @@ async def group_settings(
 ) -> None:
     """/settings in a group: its admins and the bot's get the settings, in the group."""
     group = await groups.get(session, message.chat.id)
-    if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
+    if not _usable(group, user):
         return
     with _speaking(i18n, group):
-        if not await _group_admin(bot, message.chat.id, user):
-            await groups.tell(
-                bot,
-                message.chat.id,
-                user.id,
-                settings_views.admins_only(),
-                reply_to=message.message_id,
-                thread_id=thread_of(message),
-            )
+        if not await _from_admin(message, bot, user, groups, settings_views.admins_only()):
             return
         screen = await _settings_screen(bot, session, group)
         await message.reply(screen.text, reply_markup=screen.markup)
@@ -320,7 +294,7 @@ async def group_setting(
         return
     chat_id = message.chat.id
     group = await groups.get(session, chat_id)
-    if group is None or group.status is not GroupStatus.ALLOWED or user.blocked:
+    if not _usable(group, user):
         await callback.answer(texts.stale_button(), show_alert=True)
         return
     with _speaking(i18n, group):
@@ -384,6 +358,29 @@ async def _group_setting(
         if changed.language is not None:
             stack.enter_context(get_i18n().use_locale(changed.language))
         return await _settings_screen(bot, session, changed, texts.saved())
+
+
+def _usable(group: GroupView | None, user: UserContext) -> TypeGuard[GroupView]:
+    """An allowed group, and a user who is not blocked: what its commands need."""
+    return group is not None and group.status is GroupStatus.ALLOWED and not user.blocked
+
+
+async def _from_admin(
+    message: Message, bot: Bot, user: UserContext, groups: GroupService, refusal: str
+) -> bool:
+    """Whether the message comes from an admin of its group or of the bot; anyone else is
+    told `refusal`, alone."""
+    if await _group_admin(bot, message.chat.id, user):
+        return True
+    await groups.tell(
+        bot,
+        message.chat.id,
+        user.id,
+        refusal,
+        reply_to=message.message_id,
+        thread_id=thread_of(message),
+    )
+    return False
 
 
 async def _group_admin(bot: Bot, chat_id: int, user: UserContext) -> bool:
