@@ -7,8 +7,10 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AliasChoices,
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
@@ -36,6 +38,7 @@ HINTS: dict[str, str] = {
     "TELEGRAM_API_URL": "a URL such as https://api.telegram.org",
     "OPENAI_API_KEY": "your key from platform.openai.com (any text for a local server)",
     "OPENAI_BASE_URL": "a URL such as http://localhost:11434/v1",
+    "DEFAULT_TIMEZONE": "a time zone name such as Europe/Berlin or America/New_York",
     "OPENAI_CONTEXT_WINDOW": "a whole number of tokens, at least 512",
     "OPENAI_MAX_ANSWER_TOKENS": "a whole number of tokens, at least 16",
     "ADMIN_IDS": "comma-separated numeric Telegram ids, like 12345,67890",
@@ -121,6 +124,9 @@ class OpenAISettings(_Section):
     image_detail: ImageDetail = ImageDetail.AUTO
     vision_models: Annotated[tuple[str, ...], NoDecode] = ()
     vision_model: str | None = None
+    # Which models are offered tools besides the known ones (names, or prefixes ending in
+    # "*"). A server that refuses `tools` for a model is asked again without them.
+    tool_models: Annotated[tuple[str, ...], NoDecode] = ()
     # Recall by meaning (/embeddings), on this server unless EMBEDDINGS_BASE_URL names
     # another. Unset: text-embedding-3-small on api.openai.com, and none elsewhere (a local
     # server has its own embedding models, or none); "off": recall by words only.
@@ -131,7 +137,7 @@ class OpenAISettings(_Section):
     def _url(cls, value: str) -> str:
         return _http_url(value)
 
-    @field_validator("models", "vision_models", mode="before")
+    @field_validator("models", "vision_models", "tool_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -376,6 +382,36 @@ class ChatSettings(_Section):
     interrupted_after: float = Field(default=30.0, ge=1.0, le=3600)
 
 
+class ToolsSettings(_Section):
+    """What the model may call (app/tools/), and how far it may go in one answer."""
+
+    model_config = SettingsConfigDict(env_prefix="TOOLS_")
+
+    # Off: no model is offered any tool.
+    enabled: bool = True
+    # Rounds of calls in one answer; then the model answers with what it has.
+    max_rounds: int = Field(default=5, ge=1, le=20)
+    # Seconds one call may take before the model is told it did not answer.
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    # Tokens the results of one answer's calls may take (with the calls), reserved in the
+    # request besides the answer's; a result over what is left is shortened. At most a
+    # quarter of what the window leaves the conversation.
+    result_tokens: int = Field(default=4_000, ge=200)
+    # The time zone of users who have not chosen one in /settings (IANA name).
+    default_timezone: str = Field(
+        default="UTC", validation_alias=AliasChoices("DEFAULT_TIMEZONE", "TOOLS_DEFAULT_TIMEZONE")
+    )
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name like Europe/Berlin") from None
+        return value
+
+
 class MemorySettings(_Section):
     """Dynamic memory: rolling summary, recall of old turns, and the chat/task modes."""
 
@@ -510,6 +546,7 @@ class Settings:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
+    tools: ToolsSettings = field(default_factory=ToolsSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -536,6 +573,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "voice": VoiceSettings,
     "documents": DocumentSettings,
     "memory": MemorySettings,
+    "tools": ToolsSettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,
 }
@@ -582,7 +620,9 @@ def _describe(exc: ValidationError, prefix: str) -> list[str]:
     invalid: list[str] = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"] if isinstance(part, str)]
-        if loc:
+        if loc and loc[0].isupper():  # a variable with a name of its own (an alias)
+            variable = loc[0]
+        elif loc:
             variable = (prefix + loc[0]).upper()
         else:  # a model-level check names its variable in the message
             variable = error["msg"].removeprefix("Value error, ").split(" ", 1)[0]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -61,9 +61,12 @@ from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
 from app.services.speech import SpeechService
 from app.services.summary_locks import SharedSummaryLocks
+from app.services.tools import ToolService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
 from app.services.voice import VoiceService
+from app.tools import builtin_tools
+from app.tools.toolbox import Toolbox
 from app.views.chat import continue_keyboard
 
 log = logging.getLogger(__name__)
@@ -129,11 +132,12 @@ def create_dispatcher(
     shutdown_grace: float = SHUTDOWN_GRACE,
     paste_window: float = 1.0,
     first_routers: Sequence[Router] = (),
+    clock: Callable[[], datetime] | None = None,
 ) -> Dispatcher:
     """The dispatcher with every router and middleware; start-up migrates and seeds.
 
     `first_routers` see updates before ours, behind the same middlewares and error handler
-    (tests add one whose handler fails)."""
+    (tests add one whose handler fails). `clock`: what tools read as now (aware, UTC)."""
     engine = create_engine(settings.database.url)
     pool = create_sessionmaker(engine)
     counter = load_counter(settings.openai.model)
@@ -188,6 +192,10 @@ def create_dispatcher(
     recovery = InterruptedAnswers(
         pool, i18n, gate=gate, shared=shared, stale_after=settings.chat.interrupted_after
     )
+    toolbox = Toolbox(builtin_tools(), timeout=settings.tools.timeout)
+    tools = ToolService(
+        toolbox, settings.tools, settings.openai, memory, clock=clock or (lambda: datetime.now(UTC))
+    )
     resources = Resources(
         engine=engine,
         pool=pool,
@@ -209,6 +217,7 @@ def create_dispatcher(
             # Telegram's per-group limit is 20 a minute; tests shrink the minute.
             pacer=pacer,
             profile_writer=profile_writer,
+            tools=tools,
         ),
         summarizer=summarizer,
         profile_writer=profile_writer,
@@ -261,7 +270,9 @@ def create_dispatcher(
     access = AccessMiddleware(users)
     sessions = DbSessionMiddleware(pool, resources.updates)
     locale = UserLocaleMiddleware(i18n)
-    preferences = PreferencesMiddleware(settings.openai, settings.memory, settings.budget)
+    preferences = PreferencesMiddleware(
+        settings.openai, settings.memory, settings.budget, settings.tools.default_timezone
+    )
     for observer in (
         dp.message,
         dp.edited_message,

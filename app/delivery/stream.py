@@ -92,9 +92,11 @@ class AnswerStream:
     _message_id: int | None = None  # the message being edited, when drafts are refused
     _preview_failures: int = 0
 
-    async def show(self, text: str) -> None:
-        now = self.clock()
-        if now < self._next_at or not text.strip():
+    async def show(self, text: str, *, now: bool = False) -> None:
+        """A preview of the answer so far, at most one per `interval`; `now`: this one
+        whatever the interval (what the bot is doing changed, as when a tool starts)."""
+        clock = self.clock()
+        if (clock < self._next_at and not now) or not text.strip():
             return
         # The newest part of a long answer is what is being written. A bare "##" or "```"
         # renders to nothing yet.
@@ -102,13 +104,13 @@ class AnswerStream:
         if not parts or parts[-1].text == self._shown:
             return
         preview = parts[-1]
-        self._next_at = now + self.interval
+        self._next_at = clock + self.interval
         try:
             await self._send_preview(preview)
             self._shown = preview.text
         except TelegramRetryAfter as exc:
             # A preview can be skipped; the next one goes out once Telegram allows it.
-            self._next_at = now + exc.retry_after
+            self._next_at = clock + exc.retry_after
         except Exception as exc:  # noqa: BLE001 - a preview may fail in any way, never the answer
             self._preview_failed(exc)
 

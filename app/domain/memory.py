@@ -23,6 +23,7 @@ class Breakdown:
     recent_turns: int
     documents: int = 0  # parts of long documents matching the message
     profile: int = 0  # what the assistant knows of the user
+    tools: int = 0  # kept for the tools offered (schemas, calls and results), if any
 
     @property
     def conversation_used(self) -> int:

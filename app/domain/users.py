@@ -42,6 +42,7 @@ class UserContext:
     budget_daily: float | None = None
     budget_monthly: float | None = None
     memory_profile: bool | None = None  # None: the owner's default (MEMORY_PROFILE)
+    timezone: str | None = None  # chosen in /settings; None: DEFAULT_TIMEZONE
 
     @property
     def is_admin(self) -> bool:
@@ -68,3 +69,6 @@ class Preferences:
     recall_everywhere: bool = False
     # Whether the assistant keeps (and sends) a profile of durable facts about the user.
     profile: bool = False
+    # What the user may do (the tools offered follow from it), and where they live.
+    rights: frozenset[str] = frozenset()
+    timezone: str = "UTC"

@@ -34,6 +34,7 @@ _EXPECTED: dict[str | None, LazyProxy] = {
     NewPersonaDialog.offering_switch.state: __("press one of the buttons above"),
     ImportPersonaDialog.sending_file.state: __("send the .json file made by /export_persona"),
     SettingsDialog.typing_temperature.state: __("send a temperature from 0 to 2, like 0.7"),
+    SettingsDialog.typing_timezone.state: __("send your city or time zone, like Berlin"),
     UsersDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
     GroupsDialog.typing_limit.state: __("send the budget limit as a number, or 0 for none"),
     ChatsDialog.typing_title.state: __("send the conversation's new title"),

@@ -1,4 +1,5 @@
-"""The /settings dialog's state: the only step that waits for text is a typed temperature."""
+"""The /settings dialog's states: the steps that wait for text, a typed temperature or time
+zone."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pydantic import BaseModel
 
 
 class SettingsDialog(StatesGroup):
-    """/settings: a menu edited in place; a state only while a temperature is being typed."""
+    """/settings: a menu edited in place; a state only while a value is being typed."""
 
     typing_temperature = State()
+    typing_timezone = State()
 
 
 class SettingsData(BaseModel):

@@ -1,8 +1,9 @@
 """/settings: persona, model, temperature, answer length, reasoning, voice answers, memory
-mode, language, and whether the assistant remembers things about the user.
+mode, language, whether the assistant remembers things about the user, and the time zone.
 
 One message, edited in place: the overview opens a screen per setting, a choice saves at
-once and returns to the overview. Only a typed temperature needs a dialog state.
+once and returns to the overview. Only a typed temperature or time zone needs a dialog
+state.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,11 +27,19 @@ from app.i18n import locale_for
 from app.keyboards.callbacks import SettingsButton, SettingsSection
 from app.memory.service import MemoryService
 from app.services.personas import PersonaService
-from app.services.preferences import PreferencesService, SettingInvalid, parse_temperature
+from app.services.preferences import (
+    PreferencesService,
+    SettingInvalid,
+    parse_temperature,
+    parse_timezone,
+)
 from app.services.profile import ProfileService
 from app.views import dialog
 from app.views import profile as profile_views
 from app.views import settings as views
+
+# The states in which a value is being typed: a button pressed instead ends them.
+TYPING = (SettingsDialog.typing_temperature.state, SettingsDialog.typing_timezone.state)
 
 
 def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.Current:
@@ -46,6 +56,8 @@ def _current(user: UserContext, preferences: Preferences, i18n: I18n) -> views.C
         language=user.language,
         locale=i18n.current_locale,
         profile=preferences.profile,
+        timezone=preferences.timezone,
+        own_timezone=user.timezone is not None,
     )
 
 
@@ -69,7 +81,7 @@ async def open_section(
     bot: Bot,
 ) -> None:
     section = callback_data.section
-    if await state.get_state() == SettingsDialog.typing_temperature.state:
+    if await state.get_state() in TYPING:
         await state.clear()  # a button instead of the typed value: the typing is over
     current = _current(user, preferences, i18n)
     if section is SettingsSection.PERSONA:
@@ -95,6 +107,8 @@ async def open_section(
         screen = views.languages(current.language)
     elif section is SettingsSection.PROFILE:
         screen = profile_views.settings_screen(current.profile)
+    elif section is SettingsSection.TIMEZONE:
+        screen = views.timezones(current, settings.tools.default_timezone)
     elif section is SettingsSection.CLOSE:
         screen = views.closed()
     else:
@@ -135,7 +149,7 @@ async def choose(
                 current = dataclasses.replace(current, model=model)
             case SettingsSection.TEMPERATURE:
                 if value == views.TYPE_VALUE:
-                    await _ask_temperature(callback, state, bot)
+                    await _ask(callback, state, bot, SettingsDialog.typing_temperature)
                     return
                 own = value != views.DEFAULT
                 temperature = parse_temperature(value) if own else None
@@ -169,6 +183,14 @@ async def choose(
                 await user_choices.set_language(session, user.id, chosen)
                 locale = locale_for(chosen, user.telegram_language)
                 current = dataclasses.replace(current, language=chosen, locale=locale)
+            case SettingsSection.TIMEZONE:
+                if value == views.TYPE_VALUE:
+                    await _ask(callback, state, bot, SettingsDialog.typing_timezone)
+                    return
+                zone = None if value == views.DEFAULT else value
+                await user_choices.set_timezone(session, user.id, zone)
+                in_use = zone or settings.tools.default_timezone
+                current = dataclasses.replace(current, timezone=in_use, own_timezone=bool(zone))
             case SettingsSection.PROFILE:
                 if value not in (profile_views.ON, profile_views.OFF):
                     raise SettingInvalid(value)
@@ -182,21 +204,26 @@ async def choose(
         # Not a value any keyboard of ours offers: a forged or outdated button.
         await callback.answer(texts.stale_button(), show_alert=True)
         return
-    if await state.get_state() == SettingsDialog.typing_temperature.state:
+    if await state.get_state() in TYPING:
         await state.clear()
     with i18n.use_locale(current.locale):
         screen = views.overview(current, texts.saved())
     await dialog.answer_with(callback, bot, screen)
 
 
-async def _ask_temperature(callback: CallbackQuery, state: FSMContext, bot: Bot) -> None:
+async def _ask(callback: CallbackQuery, state: FSMContext, bot: Bot, typing: State) -> None:
     menu_id = callback.message.message_id if callback.message else None
-    await state.set_state(SettingsDialog.typing_temperature)
+    await state.set_state(typing)
     await state.set_data(SettingsData(menu_id=menu_id).model_dump())
-    await dialog.answer_with(callback, bot, views.type_temperature())
+    screen = (
+        views.type_temperature()
+        if typing == SettingsDialog.typing_temperature
+        else views.type_timezone()
+    )
+    await dialog.answer_with(callback, bot, screen)
 
 
-async def typed_temperature(
+async def typed_value(
     message: Message,
     user: UserContext,
     preferences: Preferences,
@@ -206,29 +233,31 @@ async def typed_temperature(
     state: FSMContext,
     bot: Bot,
 ) -> None:
+    """A typed temperature or time zone (whichever the dialog waits for): checked, stored,
+    and the overview comes back below it."""
+    timezone = await state.get_state() == SettingsDialog.typing_timezone.state
+    current = _current(user, preferences, i18n)
     try:
-        temperature = parse_temperature(message.text or "")
+        if timezone:
+            zone = parse_timezone(message.text or "")
+            await user_choices.set_timezone(session, user.id, zone)
+            current = dataclasses.replace(current, timezone=zone, own_timezone=True)
+        else:
+            temperature = parse_temperature(message.text or "")
+            await user_choices.set_temperature(session, user.id, temperature)
+            current = dataclasses.replace(current, temperature=temperature, own_temperature=True)
     except SettingInvalid:
-        await message.answer(views.temperature_invalid())
+        await message.answer(views.timezone_invalid() if timezone else views.temperature_invalid())
         return
-    await user_choices.set_temperature(session, user.id, temperature)
     data = SettingsData.model_validate(await state.get_data())
     await state.clear()
-    current = dataclasses.replace(
-        _current(user, preferences, i18n), temperature=temperature, own_temperature=True
-    )
     await dialog.replace(bot, user.id, data.menu_id, views.overview(current, texts.saved()))
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
     router.message.register(open_settings, Command("settings"))
-    router.message.register(
-        typed_temperature,
-        StateFilter(SettingsDialog.typing_temperature),
-        F.text,
-        ~F.text.startswith("/"),
-    )
+    router.message.register(typed_value, StateFilter(*TYPING), F.text, ~F.text.startswith("/"))
     router.callback_query.register(open_section, SettingsButton.filter(F.value == ""))
     router.callback_query.register(choose, SettingsButton.filter(F.value != ""))
     return router

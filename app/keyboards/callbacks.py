@@ -211,6 +211,7 @@ class SettingsSection(enum.StrEnum):
     RECALL = "c"
     LANGUAGE = "g"
     PROFILE = "f"
+    TIMEZONE = "z"
     CLOSE = "x"
 
 
@@ -218,8 +219,8 @@ class SettingsButton(CallbackData, prefix="st"):
     """A /settings button: open a section (no value) or choose a value in it.
 
     Values are short codes checked when pressed (a persona id, an index into the owner's
-    model list, a temperature, a length, a reasoning display, a mode, a language); a forged
-    one is refused."""
+    model list, a temperature, a length, a reasoning display, a mode, a language, a time
+    zone); a forged one is refused."""
 
     section: SettingsSection
     value: str = ""

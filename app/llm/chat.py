@@ -4,18 +4,24 @@ and the tokens the API says the request cost."""
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
 
+from app.domain.tools import ToolCall
+
 log = logging.getLogger(__name__)
 
 # Base URLs of servers that answered 400 to `stream_options`: not asked for usage again.
 _REFUSE_STREAM_OPTIONS: set[str] = set()
+# (base URL, model) pairs that answered 400 to `tools` (Ollama: "does not support tools";
+# vLLM without --enable-auto-tool-choice): asked without them from then on.
+_REFUSE_TOOLS: set[tuple[str, str]] = set()
 
 
 class FailureKind(enum.StrEnum):
@@ -49,6 +55,11 @@ class ChatRequest:
     # OpenAI's own API wants max_completion_tokens (its reasoning models refuse max_tokens);
     # Ollama, LM Studio and older vLLM only know max_tokens.
     use_max_completion_tokens: bool = True
+    # The tools offered, as the API takes them (`Tool.schema()`); none: no `tools` key.
+    tools: Sequence[dict[str, Any]] = ()
+    # "none": the tools stay in the request (its history has calls), but the model must
+    # answer in text now (the rounds are over).
+    tool_choice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,41 @@ class StreamReport:
 
     usage: TokenUsage | None = None
     finish_reason: str | None = None
+    # The calls the model made instead of (or after) its text, whole once the stream ended.
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # The server refused `tools` for this model: it was asked again without them.
+    tools_refused: bool = False
+    _pieces: dict[int, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def add_tool_pieces(self, pieces: object) -> None:
+        """The `tool_calls` of one delta: each call's id and name come first, its arguments
+        in pieces after, by `index` (a server that sends whole calls without an index gets
+        each one as a new call)."""
+        if not isinstance(pieces, list):
+            return
+        for position, piece in enumerate(pieces):
+            if not isinstance(piece, dict):
+                continue
+            index = piece.get("index")
+            if not isinstance(index, int):
+                index = len(self._pieces) + position
+            call = self._pieces.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            if isinstance(piece.get("id"), str) and piece["id"]:
+                call["id"] = piece["id"]
+            function = piece.get("function")
+            if isinstance(function, dict):
+                if isinstance(function.get("name"), str):
+                    call["name"] += function["name"]
+                arguments = function.get("arguments")
+                if isinstance(arguments, str):
+                    call["arguments"] += arguments
+                elif isinstance(arguments, dict):  # Ollama's native form, already parsed
+                    call["arguments"] += json.dumps(arguments, ensure_ascii=False)
+        self.tool_calls = [
+            ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
+            for index, call in sorted(self._pieces.items())
+            if call["name"]
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,19 +224,16 @@ async def stream_answer(
     asks_usage = str(client.base_url) not in _REFUSE_STREAM_OPTIONS
     if asks_usage:
         body["stream_options"] = {"include_usage": True}
+    tools_key = (str(client.base_url), request.model)
+    if request.tools and tools_key not in _REFUSE_TOOLS:
+        body["tools"] = list(request.tools)
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+    elif request.tools:
+        report.tools_refused = True
     think = ThinkSplitter()
     try:
-        try:
-            stream = await _post_stream(client, body)
-        except openai.BadRequestError as exc:
-            if not asks_usage or "stream_options" not in str(exc):
-                raise
-            # A strict server refuses the option itself: ask again without it, and from
-            # now on never ask this server (our own counts stand in for its usage).
-            log.warning("%s refuses stream_options; usage is counted locally", client.base_url)
-            _REFUSE_STREAM_OPTIONS.add(str(client.base_url))
-            del body["stream_options"]
-            stream = await _post_stream(client, body)
+        stream = await _post_refusable(client, body, report)
         async with stream:
             async for chunk in stream:
                 if not isinstance(chunk, dict):
@@ -207,6 +250,35 @@ async def stream_answer(
         yield rest
     if report.finish_reason is None:
         raise LLMError(FailureKind.INTERRUPTED, "the stream ended without a finish reason")
+
+
+async def _post_refusable(
+    client: AsyncOpenAI, body: dict[str, Any], report: StreamReport
+) -> AsyncStream[object]:
+    """The stream, asked again without what a strict server refused (400): usage in the
+    stream, or tools for this model. Neither is asked of that server again."""
+    while True:
+        try:
+            return await _post_stream(client, body)
+        except openai.BadRequestError as exc:
+            said = str(exc).lower()
+            if "stream_options" in body and "stream_options" in said:
+                # Our own counts stand in for its usage.
+                log.warning("%s refuses stream_options; usage is counted locally", client.base_url)
+                _REFUSE_STREAM_OPTIONS.add(str(client.base_url))
+                del body["stream_options"]
+            elif "tools" in body and "tool" in said:
+                log.warning(
+                    "%s refuses tools for %s; asked without them from now on",
+                    client.base_url,
+                    body["model"],
+                )
+                _REFUSE_TOOLS.add((str(client.base_url), body["model"]))
+                del body["tools"]
+                body.pop("tool_choice", None)
+                report.tools_refused = True
+            else:
+                raise
 
 
 async def _post_stream(client: AsyncOpenAI, body: dict[str, Any]) -> AsyncStream[object]:
@@ -265,6 +337,8 @@ def _deltas(chunk: dict[str, Any], think: ThinkSplitter, report: StreamReport) -
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             continue
+        if delta.get("tool_calls"):
+            report.add_tool_pieces(delta["tool_calls"])
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(reasoning, str) and reasoning:
             deltas.append(Delta(reasoning=reasoning))

@@ -40,6 +40,17 @@ class Turn:
     fallback: Turn | None = None
     # Of `tokens`, what the images cost: the rest is the stored count of the text.
     image_tokens: int = 0
+    # An answer's tool rounds (the assistant's calls and the tools' results, as the API
+    # took them), sent before it; `tokens` includes them.
+    tools: tuple[dict[str, Any], ...] = ()
+
+    def messages(
+        self, urls: Mapping[str, str] | None = None, detail: ImageDetail = ImageDetail.AUTO
+    ) -> list[dict[str, Any]]:
+        """The turn as the API takes it: its tool rounds, if any, then its own message."""
+        if self.tools:
+            return [*self.tools, self.as_api(urls, detail)]
+        return [self.as_api(urls, detail)]
 
     def as_api(
         self, urls: Mapping[str, str] | None = None, detail: ImageDetail = ImageDetail.AUTO
@@ -332,6 +343,7 @@ class ContextBuilder:
             recent_turns=len(self._history),
             documents=self.excerpts.tokens if self.excerpts is not None else 0,
             profile=self.profile.tokens if self.profile is not None else 0,
+            tools=self.budget.tools,
         )
         prompt_tokens = (
             REPLY_PRIMING + persona + self.new_message.tokens + breakdown.conversation_used
@@ -384,4 +396,4 @@ class Assembled:
     def as_api(
         self, urls: Mapping[str, str] | None = None, detail: ImageDetail = ImageDetail.AUTO
     ) -> list[dict[str, Any]]:
-        return [turn.as_api(urls, detail) for turn in self.turns]
+        return [message for turn in self.turns for message in turn.messages(urls, detail)]

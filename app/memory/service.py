@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +65,8 @@ STYLE_INSTRUCTIONS: dict[AnswerLength, str] = {
     AnswerLength.SHORT: "Keep your answers short: a few sentences at most, unless asked for more.",
     AnswerLength.LONG: "Answer in depth, with detail and examples where they help.",
 }
+
+log = logging.getLogger(__name__)
 
 
 # Said to the model in place of images it is not shown (they no longer fit, or it cannot
@@ -426,8 +431,8 @@ class MemoryService:
         rows = await MessageRepository(session).newest(conversation.id, before_id=None, limit=1)
         if not rows or _role(rows[0][1]) is not MessageRole.ASSISTANT:
             return None
-        turn_id, _, content, tokens, _ = rows[0]
-        return Turn("assistant", content, tokens, turn_id)
+        turn_id, _, content, tokens, _, trace = rows[0]
+        return Turn("assistant", content, tokens, turn_id, tools=_trace(trace))
 
     async def extend_answer(
         self, session: AsyncSession, conversation: CurrentConversation, turn_id: int, more: str
@@ -437,11 +442,11 @@ class MemoryService:
         row = await session.get(Message, turn_id)
         if row is None or row.conversation_id != conversation.id:
             raise LookupError(f"message {turn_id} is not in conversation {conversation.id}")
-        turn = self.answer_turn(row.content + more)
+        turn = self.answer_turn(row.content + more, _trace(row.tool_trace))
         row.content, row.token_count = turn.content, turn.tokens
         await self._rewritten(session, conversation, turn_id)
         await session.flush()
-        return Turn("assistant", turn.content, turn.tokens, turn_id)
+        return replace(turn, id=turn_id)
 
     async def forget_answer(
         self, session: AsyncSession, conversation: CurrentConversation, turn_id: int
@@ -490,8 +495,10 @@ class MemoryService:
             image_tokens=cost,
         )
 
-    def answer_turn(self, text: str) -> Turn:
-        return Turn("assistant", text, self.counter.message("assistant", text))
+    def answer_turn(self, text: str, tools: Sequence[dict[str, Any]] = ()) -> Turn:
+        """An answer, after its tool rounds (if any), counted with them."""
+        tokens = self.counter.message("assistant", text) + self.counter.api_messages(tools)
+        return Turn("assistant", text, tokens, tools=tuple(tools))
 
     async def remember(
         self,
@@ -514,8 +521,9 @@ class MemoryService:
             telegram_message_id=telegram_message_id,
             source=source,
             pictures=pictures,
+            tool_trace=json.dumps(turn.tools, ensure_ascii=False) if turn.tools else None,
         )
-        return Turn(turn.role, turn.content, turn.tokens, message_id)
+        return replace(turn, id=message_id, pictures=(), fallback=None, image_tokens=0)
 
     def builder(
         self,
@@ -524,9 +532,13 @@ class MemoryService:
         model: str,
         mode: MemoryMode = MemoryMode.CHAT,
         length: AnswerLength = AnswerLength.NORMAL,
+        tools: int = 0,
     ) -> ContextBuilder:
-        """Raises PersonaTooLarge or MessageTooLong before anything is stored or sent."""
+        """Raises PersonaTooLarge or MessageTooLong before anything is stored or sent.
+        `tools`: tokens kept out of the conversation for the tools offered."""
         budget = self.budget_for(model, mode, length)
+        if tools:
+            budget = replace(budget, tools=tools)
         return ContextBuilder(persona, new_turn, budget, self.shares, style=self.style(length))
 
     async def assemble(
@@ -726,18 +738,34 @@ class _History:
             self._before_id = rows[-1][0]
             self._page = min(self._page * 4, MAX_PAGE)
 
-    async def _dress(self, rows: Sequence[Row[int, MessageRole, str, int, int]]) -> list[Turn]:
+    async def _dress(
+        self, rows: Sequence[Row[int, MessageRole, str, int, int, str | None]]
+    ) -> list[Turn]:
         """Turns of a page; the images of those that carry some, in one query."""
         with_images = [row[0] for row in rows if row[4]]
         pictures = await self._messages.pictures(with_images) if with_images else {}
         turns: list[Turn] = []
-        for row_id, role, content, tokens, _ in rows:
+        for row_id, role, content, tokens, _, trace in rows:
             name: Role = "assistant" if role is MessageRole.ASSISTANT else "user"
-            turn = Turn(name, content, tokens, row_id)
+            turn = Turn(name, content, tokens, row_id, tools=_trace(trace))
             if row_id in pictures:
                 turn = self._memory.with_pictures(turn, pictures[row_id], self._sight)
             turns.append(turn)
         return turns
+
+
+def _trace(stored: str | None) -> tuple[dict[str, Any], ...]:
+    """An answer's stored tool rounds; none when there are none or they do not read."""
+    if not stored:
+        return ()
+    try:
+        messages = json.loads(stored)
+    except ValueError:
+        log.warning("A stored tool trace is not JSON; the answer is sent without it")
+        return ()
+    if not isinstance(messages, list):
+        return ()
+    return tuple(message for message in messages if isinstance(message, dict))
 
 
 def _role(role: MessageRole | str) -> MessageRole:

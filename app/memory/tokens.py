@@ -6,9 +6,12 @@ import base64
 import functools
 import gzip
 import hashlib
+import json
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import tiktoken
 from tiktoken.model import encoding_name_for_model
@@ -70,6 +73,11 @@ O200K_BASE_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
 # and every reply is primed with 3 more (OpenAI cookbook, "How to count tokens").
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
+# Tool calls and tool schemas have no published formula: OpenAI renders the schemas into a
+# compact format of its own. We count a schema as its compact JSON (more than that format
+# takes) and each call in an assistant message as 3 tokens besides its name and arguments,
+# so that our counts stay an upper bound: the window can never be exceeded by them.
+TOKENS_PER_TOOL_CALL = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,36 @@ class TokenCounter:
 
     def message(self, role: str, content: str) -> int:
         return TOKENS_PER_MESSAGE + self.text(role) + self.text(content)
+
+    def truncate(self, text: str, limit: int) -> str:
+        """The longest start of `text` within `limit` tokens (cut between tokens, so a
+        character cut in two is dropped)."""
+        tokens = self.encoding.encode(text, disallowed_special=())
+        if len(tokens) <= limit:
+            return text
+        head = self.encoding.decode_bytes(tokens[: max(limit, 0)])
+        return head.decode("utf-8", errors="ignore")
+
+    def api_messages(self, messages: Iterable[Mapping[str, Any]]) -> int:
+        """Messages of text as the API takes them, tool calls and tool results included
+        (what an answer's tool rounds add to a request)."""
+        total = 0
+        for message in messages:
+            content = message.get("content")
+            total += self.message(
+                str(message.get("role", "")), content if isinstance(content, str) else ""
+            )
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                total += TOKENS_PER_TOOL_CALL + self.text(str(function.get("name") or ""))
+                total += self.text(str(function.get("arguments") or ""))
+        return total
+
+    def tools(self, schemas: Sequence[Mapping[str, Any]]) -> int:
+        """What the `tools` of a request cost: their compact JSON (an upper bound)."""
+        if not schemas:
+            return 0
+        return self.text(json.dumps(list(schemas), ensure_ascii=False, separators=(",", ":")))
 
 
 def read_vocabulary(filename: str, sha256: str) -> dict[bytes, int]:

@@ -58,11 +58,14 @@ class ContextBudget:
     window: int
     answer_reserve: int
     margin: int
+    # Kept for the tools offered: their schemas, and the calls and results of the answer's
+    # tool rounds (which join the prompt round by round).
+    tools: int = 0
 
     @property
     def prompt_limit(self) -> int:
         """Most tokens the prompt (all messages, reply priming included) may take."""
-        return self.window - self.answer_reserve - self.margin
+        return self.window - self.answer_reserve - self.margin - self.tools
 
     @property
     def persona_limit(self) -> int:

@@ -20,8 +20,13 @@ class PreferencesMiddleware(BaseMiddleware):
     """Inner middleware: adds `preferences`, from what the access middleware read."""
 
     def __init__(
-        self, defaults: OpenAISettings, memory: MemorySettings, budget: BudgetSettings
+        self,
+        defaults: OpenAISettings,
+        memory: MemorySettings,
+        budget: BudgetSettings,
+        timezone: str = "UTC",
     ) -> None:
+        self.timezone = timezone  # DEFAULT_TIMEZONE
         self.defaults = defaults
         self.budget = budget
         self.models = frozenset(defaults.choosable_models)
@@ -50,6 +55,8 @@ class PreferencesMiddleware(BaseMiddleware):
                 limited=budget_applies(user, self.budget),
                 recall_everywhere=bool(user.recall_everywhere),
                 profile=self.profile if user.memory_profile is None else user.memory_profile,
+                rights=frozenset(user.rights),
+                timezone=user.timezone or self.timezone,
             )
         return await handler(event, data)
 

@@ -27,6 +27,7 @@ from app.delivery.stream import AnswerStream, DraftSupport
 from app.domain.enums import MessageSource, ReasoningDisplay
 from app.domain.groups import ChatPlace
 from app.domain.media import ImageFile, Picture
+from app.domain.tools import ToolCall, round_messages
 from app.domain.users import Preferences
 from app.llm.chat import (
     ChatRequest,
@@ -46,7 +47,9 @@ from app.services.generations import Generation, Generations
 from app.services.pictures import PictureRefused, Pictures
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
+from app.services.tools import Round, ToolOffer, ToolService
 from app.services.usage import UsageService
+from app.tools.base import ToolContext
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,9 @@ class _Attempt:
     reasoning: str = ""
     report: StreamReport = field(default_factory=StreamReport)
     stopped: bool = False  # the user pressed stop (or sent /stop)
+    # What the request's prompt takes by our count (the answer's earlier tool rounds and
+    # the tools' schemas included): its usage when the server reports none.
+    prompt_tokens: int = 0
 
     @property
     def produced(self) -> bool:
@@ -104,8 +110,11 @@ class ChatService:
         pictures: Pictures | None = None,
         pacer: ChatPacer | None = None,
         profile_writer: ProfileWriter | None = None,
+        tools: ToolService | None = None,
     ) -> None:
         self.memory = memory
+        # The tools offered to the model, and running its calls (app/services/tools.py).
+        self.tools = tools
         # Keeps each user's profile up to date from their private messages.
         self.profile_writer = profile_writer
         # Keeps each group under Telegram's per-group limit (app/delivery/pacing.py).
@@ -585,6 +594,19 @@ class ChatService:
             )
             return None
         persona = await self.memory.persona_memory(session, preferences.persona)
+        offer = self.tools.offer(preferences) if self.tools is not None else None
+        if offer is not None:
+            try:
+                return self.memory.builder(
+                    persona,
+                    turn,
+                    preferences.model,
+                    preferences.mode,
+                    preferences.answer_length,
+                    tools=offer.reserve,
+                )
+            except (PersonaTooLarge, MessageTooLong):
+                pass  # then without tools, for this message: they must not cost an answer
         try:
             return self.memory.builder(
                 persona, turn, preferences.model, preferences.mode, preferences.answer_length
@@ -744,50 +766,171 @@ class ChatService:
                 thread_id=place.thread_id if place is not None else None,
                 pacer=self.pacer,
             )
-        attempts = 1 + self.openai.stream_retries
+        offer = self._offer(preferences, assembled)
+        if offer is not None:
+            request = replace(request, tools=offer.schemas)
+        prompt_tokens = assembled.prompt_tokens + (offer.schema_tokens if offer else 0)
+        trace: list[dict[str, Any]] = []  # the answer's tool rounds, as the API takes them
         with self.generations.running(chat_id, draft_id) as generation:
-            for number in range(1, attempts + 1):
-                attempt = _Attempt()
-                try:
-                    await self._stream(bot, chat_id, request, stream, attempt, generation)
-                    break
-                except LLMError as exc:
-                    # Every attempt that produced anything was paid for.
-                    if attempt.report.usage is not None or attempt.produced:
-                        usage = self._usage(assembled, attempt)
-                        if stored is not None:
-                            await stored
-                        await self._record_alone(session, conversation, preferences.model, usage)
-                    if exc.kind in HEALABLE and number < attempts:
-                        log.warning(
-                            "Answer stream for user %s cut (%s); asking again (%d of %d)",
-                            conversation.user_id,
-                            exc.kind,
-                            number + 1,
-                            attempts,
-                        )
-                        await asyncio.sleep(STREAM_RETRY_DELAY * 2 ** (number - 1))
-                        continue
-                    log.warning(
-                        "Model call failed for user %s (%s): %s",
-                        conversation.user_id,
-                        exc.kind,
-                        exc,
-                    )
-                    if attempt.content.strip():
-                        await stream.finish(
-                            attempt.content + "\n\n" + texts.answer_interrupted(exc.kind)
-                        )
-                    else:
-                        await bot.send_message(
-                            chat_id, texts.model_failed(exc.kind), message_thread_id=_thread(place)
-                        )
+            rounds = 0
+            while True:
+                attempt = await self._attempts(
+                    bot, session, chat_id, conversation, preferences, request, stream,
+                    generation, prompt_tokens, stored, place,
+                )  # fmt: skip
+                if attempt is None:
                     return None
+                calls = attempt.report.tool_calls
+                if offer is None or not calls or attempt.stopped or request.tool_choice:
+                    break  # the answer (calls in a round told to answer are ignored)
+                # Each round was paid for: its usage is recorded as it ends.
+                if stored is not None:
+                    await stored
+                await self._record_alone(
+                    session, conversation, preferences.model, self._usage(attempt)
+                )
+                rounds += 1
+                assert self.tools is not None
+                await stream.show(self._tools_preview(attempt.content, calls), now=True)
+                done = await self._run_tools(
+                    chat_id, conversation, preferences, place, attempt, offer, trace, generation
+                )
+                if attempt.stopped:
+                    # Stopped while the tools ran: nothing more is asked (this round's
+                    # usage is recorded above) and there is no answer to store.
+                    await stream.finish(texts.answer_stopped_before_text())
+                    return None
+                if done is not None:
+                    trace.extend(done.messages)
+                    prompt_tokens += done.tokens
+                    request = replace(request, messages=[*messages, *trace])
+                if done is None or rounds >= self.tools.settings.max_rounds:
+                    # The rounds are over (or the calls would not fit): the model answers
+                    # with what it has.
+                    request = replace(request, tool_choice="none")
         if stored is not None:
             await stored
         return await self._deliver(
-            session, stream, conversation, assembled, preferences, attempt, extending
+            session, stream, conversation, assembled, preferences, attempt, extending, trace
         )
+
+    def _offer(self, preferences: Preferences, assembled: Assembled) -> ToolOffer | None:
+        """The tools offered, if the request kept room for them (a message too long with
+        them was assembled without)."""
+        if self.tools is None or assembled.breakdown is None or not assembled.breakdown.tools:
+            return None
+        offer = self.tools.offer(preferences)
+        if offer is None or offer.reserve != assembled.breakdown.tools:
+            return None
+        return offer
+
+    def _tools_preview(self, said: str, calls: Sequence[ToolCall]) -> str:
+        assert self.tools is not None
+        doing = self.tools.doing(calls)
+        return f"{said.strip()}\n\n{doing}" if said.strip() else doing
+
+    async def _run_tools(
+        self,
+        chat_id: int,
+        conversation: CurrentConversation,
+        preferences: Preferences,
+        place: ChatPlace | None,
+        attempt: _Attempt,
+        offer: ToolOffer,
+        trace: list[dict[str, Any]],
+        generation: Generation,
+    ) -> Round | None:
+        """One round's calls, run until they end or the user stops the answer (then
+        `attempt.stopped`, and the calls are cancelled)."""
+        assert self.tools is not None
+        used = self.memory.counter.api_messages(trace)
+        context = ToolContext(
+            user_id=conversation.user_id,
+            chat_id=chat_id,
+            timezone=preferences.timezone,
+            thread_id=_thread(place),
+            clock=self.tools.clock,
+        )
+        running = asyncio.create_task(
+            self.tools.run_round(
+                context,
+                attempt.content,
+                attempt.report.tool_calls,
+                preferences.rights,
+                room=offer.result_tokens - used,
+            )
+        )
+        stopping = asyncio.create_task(generation.stopped.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not running.done():
+                running.cancel()
+                attempt.stopped = True
+                log.info("Answer in chat %s stopped by the user while tools ran", chat_id)
+        if attempt.stopped:
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            return None
+        return running.result()
+
+    async def _attempts(
+        self,
+        bot: Bot,
+        session: AsyncSession,
+        chat_id: int,
+        conversation: CurrentConversation,
+        preferences: Preferences,
+        request: ChatRequest,
+        stream: Delivery,
+        generation: Generation,
+        prompt_tokens: int,
+        stored: asyncio.Task[Turn] | None,
+        place: ChatPlace | None,
+    ) -> _Attempt | None:
+        """One request, asked again when its stream is cut (OPENAI_STREAM_RETRIES); None
+        once the user is told it failed."""
+        attempts = 1 + self.openai.stream_retries
+        for number in range(1, attempts + 1):
+            attempt = _Attempt(prompt_tokens=prompt_tokens)
+            try:
+                await self._stream(bot, chat_id, request, stream, attempt, generation)
+                return attempt
+            except LLMError as exc:
+                # Every attempt that produced anything was paid for.
+                if attempt.report.usage is not None or attempt.produced:
+                    if stored is not None:
+                        await stored
+                    await self._record_alone(
+                        session, conversation, preferences.model, self._usage(attempt)
+                    )
+                if exc.kind in HEALABLE and number < attempts:
+                    log.warning(
+                        "Answer stream for user %s cut (%s); asking again (%d of %d)",
+                        conversation.user_id,
+                        exc.kind,
+                        number + 1,
+                        attempts,
+                    )
+                    await asyncio.sleep(STREAM_RETRY_DELAY * 2 ** (number - 1))
+                    continue
+                log.warning(
+                    "Model call failed for user %s (%s): %s",
+                    conversation.user_id,
+                    exc.kind,
+                    exc,
+                )
+                if attempt.content.strip():
+                    await stream.finish(
+                        attempt.content + "\n\n" + texts.answer_interrupted(exc.kind)
+                    )
+                else:
+                    await bot.send_message(
+                        chat_id, texts.model_failed(exc.kind), message_thread_id=_thread(place)
+                    )
+                return None
+        raise AssertionError("unreachable: the last attempt returns")
 
     async def _stream(
         self,
@@ -850,11 +993,13 @@ class ChatService:
         preferences: Preferences,
         attempt: _Attempt,
         extending: Turn | None,
+        trace: Sequence[dict[str, Any]] = (),
     ) -> str | None:
         """The final message and the stored answer, as the stream ended: complete, stopped,
         cut at the length limit, or held back by the content filter. The reasoning is shown
-        above an answer if the user chose so, and never stored. Returns the answer when it was
-        delivered whole (not stopped) and stored."""
+        above an answer if the user chose so, and never stored; the tool rounds (`trace`)
+        are stored with the answer. Returns the answer when it was delivered whole (not
+        stopped) and stored."""
         user_id, model = conversation.user_id, preferences.model
         answer = attempt.content
         folded = preferences.reasoning is ReasoningDisplay.FOLDED
@@ -863,22 +1008,20 @@ class ChatService:
         if attempt.stopped and not answer.strip():
             await stream.finish(texts.answer_stopped_before_text())
             if attempt.report.usage is not None or attempt.produced:
-                await self._record_alone(
-                    session, conversation, model, self._usage(assembled, attempt)
-                )
+                await self._record_alone(session, conversation, model, self._usage(attempt))
             return None
         if finish == "content_filter":
             log.warning("The model's content filter stopped the answer for user %s", user_id)
             note = texts.answer_filtered()
             await stream.finish(f"{answer}\n\n{note}" if answer.strip() else note)
-            await self._record_alone(session, conversation, model, self._usage(assembled, attempt))
+            await self._record_alone(session, conversation, model, self._usage(attempt))
             return None
         if not answer.strip():
             log.warning("The model returned an empty answer for user %s", user_id)
             await stream.finish(texts.empty_answer())
-            await self._record_alone(session, conversation, model, self._usage(assembled, attempt))
+            await self._record_alone(session, conversation, model, self._usage(attempt))
             return None
-        usage = self._usage(assembled, attempt)
+        usage = self._usage(attempt)
         if attempt.stopped:
             shown, keyboard = f"{answer}\n\n{texts.answer_stopped()}", None
         elif finish == "length":
@@ -887,14 +1030,16 @@ class ChatService:
         else:
             shown, keyboard = answer, None
         if finish == "length" and not attempt.stopped:
-            stored = await self._store(session, conversation, answer, extending, model, usage)
+            stored = await self._store(
+                session, conversation, answer, extending, model, usage, trace
+            )
             assert stored.id is not None
             await stream.finish(shown, self.continue_keyboard(stored.id), reasoning=reasoning)
         else:
             # Stored while it is delivered: neither waits for the other, and a Telegram
             # failure cannot lose what the model said.
             results = await asyncio.gather(
-                self._store(session, conversation, answer, extending, model, usage),
+                self._store(session, conversation, answer, extending, model, usage, trace),
                 stream.finish(shown, keyboard, reasoning=reasoning),
                 return_exceptions=True,
             )
@@ -913,14 +1058,18 @@ class ChatService:
             self.summarizer.title_later(conversation.id, user_id=user_id, then=then)
         return None if attempt.stopped else answer
 
-    def _usage(self, assembled: Assembled, attempt: _Attempt) -> TokenUsage:
+    def _usage(self, attempt: _Attempt) -> TokenUsage:
         """The server's figures; without them our exact counts of what was sent and said
-        (reasoning is paid for as completion tokens too)."""
+        (reasoning and tool calls are paid for as completion tokens too)."""
         if attempt.report.usage is not None:
             return attempt.report.usage
         counter = self.memory.counter
         said = counter.text(attempt.content) + counter.text(attempt.reasoning)
-        return TokenUsage(assembled.prompt_tokens, said)
+        if attempt.report.tool_calls:
+            said += counter.api_messages(
+                round_messages(attempt.report.tool_calls, [])[:1]
+            ) - counter.message("assistant", "")
+        return TokenUsage(attempt.prompt_tokens, said)
 
     def _summarise_later(self, conversation: CurrentConversation, assembled: Assembled) -> None:
         """Turns left out of this request go into the summary, after the answer is out."""
@@ -945,15 +1094,17 @@ class ChatService:
         extending: Turn | None,
         model: str,
         usage: TokenUsage,
+        trace: Sequence[dict[str, Any]] = (),
     ) -> Turn:
         """The answer (or the continuation of `extending`) and what it cost, in one commit:
-        no round trip of its own for usage."""
+        no round trip of its own for usage. The answer's tool rounds (`trace`) go with it;
+        a continuation's are not kept (the answer it extends keeps its own)."""
         async with self.gate.section(session):
             if extending is not None and extending.id is not None:
                 turn = await self.memory.extend_answer(session, conversation, extending.id, answer)
             else:
                 turn = await self.memory.remember(
-                    session, conversation, self.memory.answer_turn(answer)
+                    session, conversation, self.memory.answer_turn(answer, trace)
                 )
             await self._record(session, conversation, model, usage)
             if self.recovery is not None:

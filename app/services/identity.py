@@ -145,4 +145,5 @@ def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> 
         budget_daily=user.budget_daily,
         budget_monthly=user.budget_monthly,
         memory_profile=user.memory_profile,
+        timezone=user.timezone,
     )

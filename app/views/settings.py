@@ -21,6 +21,21 @@ TEMPERATURE_PRESETS = ("0", "0.3", "0.7", "1", "1.3")
 TELEGRAM_LANGUAGE = "tg"  # the language button that follows the user's Telegram app
 DEFAULT = "default"  # the button that puts a setting back to the owner's default
 TYPE_VALUE = "type"
+# Offered as buttons; any other zone (or a city, or UTC+3) can be typed.
+TIMEZONE_PRESETS = (
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +54,8 @@ class Current:
     language: str | None  # chosen; None: from Telegram
     locale: str  # the language in use
     profile: bool = False  # whether the assistant remembers things about the user
+    timezone: str = "UTC"  # in use: the user's own, or DEFAULT_TIMEZONE
+    own_timezone: bool = False
 
 
 def length_name(length: AnswerLength) -> str:
@@ -99,6 +116,7 @@ def overview(current: Current, note: str | None = None) -> Screen:
         _("🗂 Remember things about me: <b>{value}</b>").format(
             value=_("On") if current.profile else _("Off")
         ),
+        _("🕒 Time zone: <b>{value}</b>").format(value=_timezone_name(current)),
     ]
     if note:
         lines += ["", note]
@@ -114,11 +132,17 @@ def overview(current: Current, note: str | None = None) -> Screen:
         (_("🔎 Recall"), SettingsSection.RECALL),
         (_("🌐 Language"), SettingsSection.LANGUAGE),
         (_("🗂 Remember me"), SettingsSection.PROFILE),
+        (_("🕒 Time zone"), SettingsSection.TIMEZONE),
         (_("✖️ Close"), SettingsSection.CLOSE),
     ):
         keyboard.button(text=label, callback_data=_button(section))
     keyboard.adjust(2)
     return Screen("\n".join(lines), keyboard.as_markup())
+
+
+def _timezone_name(current: Current) -> str:
+    name = escape(current.timezone)
+    return name if current.own_timezone else _("{value} (default)").format(value=name)
 
 
 def closed() -> Screen:
@@ -248,6 +272,47 @@ def languages(chosen: str | None) -> Screen:
     options.append((_("As in Telegram"), TELEGRAM_LANGUAGE))
     selected = chosen or TELEGRAM_LANGUAGE
     return Screen(text, _choices(SettingsSection.LANGUAGE, options, selected, columns=2))
+
+
+def timezones(current: Current, default: str) -> Screen:
+    text = _(
+        "⚙️ Settings › 🕒 <b>Time zone</b>\n\nNow: <b>{zone}</b>. The assistant tells the date "
+        "and time in it. Choose one, or type your city or zone."
+    ).format(zone=escape(current.timezone))
+    selected = current.timezone if current.own_timezone else DEFAULT
+    keyboard = InlineKeyboardBuilder()
+    for zone in TIMEZONE_PRESETS:
+        mark = "✓ " if zone == selected else ""
+        keyboard.button(text=mark + zone, callback_data=_button(SettingsSection.TIMEZONE, zone))
+    keyboard.adjust(2)
+    keyboard.row()
+    mark = "✓ " if selected == DEFAULT else ""
+    keyboard.button(
+        text=mark + _("Default ({value})").format(value=default),
+        callback_data=_button(SettingsSection.TIMEZONE, DEFAULT),
+    )
+    keyboard.button(
+        text=_("✏️ Type a city"), callback_data=_button(SettingsSection.TIMEZONE, TYPE_VALUE)
+    )
+    keyboard.row()
+    keyboard.button(text=_("‹ Back"), callback_data=_button(SettingsSection.MENU))
+    return Screen(text, keyboard.as_markup())
+
+
+def type_timezone() -> Screen:
+    return Screen(
+        _(
+            "⚙️ Settings › 🕒 <b>Time zone</b>\n\nSend your city (Berlin, New York), a zone "
+            "(Europe/Berlin) or an offset (UTC+3), or /cancel."
+        )
+    )
+
+
+def timezone_invalid() -> str:
+    return _(
+        "I don't know that time zone. Send a city like Berlin, a zone like Europe/Berlin or an "
+        "offset like UTC+3, or /cancel."
+    )
 
 
 def unavailable() -> str:

@@ -40,8 +40,9 @@ async def test_the_overview_shows_every_setting_with_the_owners_defaults(
     for part in ("Assistant", "test-model", "0.7 (default)", "Normal", "Off", "Chat", "English"):
         assert part in text
     labels = [label for label, _ in buttons(chat.last)]
-    assert len(labels) == 11 and "✖️ Close" in labels and "🔊 Voice answers" in labels
-    assert "🔎 Recall" in labels and "🗂 Remember me" in labels
+    assert len(labels) == 12 and "✖️ Close" in labels and "🔊 Voice answers" in labels
+    assert "🔎 Recall" in labels and "🗂 Remember me" in labels and "🕒 Time zone" in labels
+    assert "Time zone: <b>UTC (default)</b>" in text
     assert "Voice answers: <b>Off</b>" in text
     assert "Recall from: <b>This conversation</b>" in text
 
@@ -188,6 +189,8 @@ async def test_forged_settings_buttons_change_nothing(
         (SettingsSection.REASONING, "loud"),
         (SettingsSection.LANGUAGE, "fr"),
         (SettingsSection.PERSONA, "999"),
+        (SettingsSection.TIMEZONE, "Mars/Olympus_Mons"),
+        (SettingsSection.TIMEZONE, "../../etc/passwd"),
     ):
         data = SettingsButton(section=section, value=value).pack()
         answer = await chat.press_data(data, menu_id)
@@ -200,6 +203,7 @@ async def test_forged_settings_buttons_change_nothing(
         None,
     )
     assert user.memory_mode is None and user.reasoning_display is None
+    assert user.timezone is None
 
 
 async def test_while_a_temperature_is_awaited_a_sticker_is_explained(
@@ -312,3 +316,28 @@ async def test_the_reasoning_choice_toggles_and_survives_a_restart(
     await choose_reasoning(chat, "Off")
     assert (await stored_user(db)).reasoning_display is ReasoningDisplay.OFF
     assert (await chat.send("hi again")).plain_text == "Hello!"
+
+
+async def test_a_time_zone_is_chosen_typed_by_city_and_put_back_to_the_default(
+    start_bot: StartBot, telegram: FakeTelegram, db: async_sessionmaker[AsyncSession]
+) -> None:
+    chat = await open_settings(await start_bot(), telegram)
+    await chat.press("Time zone")
+    assert "Now: <b>UTC</b>" in (chat.last.text or "")
+    await chat.press("Europe/Berlin")
+    assert "Time zone: <b>Europe/Berlin</b>" in (chat.last.text or "")
+    assert (await stored_user(db)).timezone == "Europe/Berlin"
+    await chat.press("Time zone")
+    await chat.press("Type a city")
+    for wrong in ("Atlantis", "UTC+15"):
+        assert "don't know that time zone" in ((await chat.send(wrong)).text or "")
+    overview = await chat.send("Москва")
+    assert "Time zone: <b>Europe/Moscow</b>" in (overview.text or "")
+    assert (await stored_user(db)).timezone == "Europe/Moscow"
+    await chat.press("Time zone")
+    await chat.press("Type a city")
+    assert "Time zone: <b>Etc/GMT-3</b>" in ((await chat.send("UTC+3")).text or "")
+    await chat.press("Time zone")
+    await chat.press("Default (UTC)")
+    assert "Time zone: <b>UTC (default)</b>" in (chat.last.text or "")
+    assert (await stored_user(db)).timezone is None

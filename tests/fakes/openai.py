@@ -52,7 +52,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import tiktoken
@@ -68,6 +68,7 @@ from tests.fakes.vision import (
 __all__ = [
     "FakeOpenAI",
     "RequestRecord",
+    "ToolCalls",
     "count_prompt_tokens",
     "count_tokens",
     "get_encoding",
@@ -75,7 +76,31 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ReplyFn = Callable[[dict[str, Any]], "str | Awaitable[str]"]
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """A reply that calls tools: each (name, arguments) becomes one call, streamed as
+    OpenAI does (the call's id and name first, its arguments in pieces after, by index),
+    after `text` if any, with finish_reason "tool_calls". Arguments given as a str are
+    sent as they are (a model that writes broken JSON)."""
+
+    calls: tuple[tuple[str, dict[str, Any] | str], ...]
+    text: str = ""
+
+
+ReplyFn = Callable[[dict[str, Any]], "str | ToolCalls | Awaitable[str | ToolCalls]"]
+
+# What a request's `tools` cost in the prompt, as the fake counts it: their compact JSON.
+# (OpenAI renders them into its own format and counts fewer; the bot counts the JSON too,
+# so its counts are an upper bound there and exact here.)
+TOOL_CALL_TOKENS = 3  # per call in an assistant message, besides its name and arguments
+
+
+def count_tools(tools: Any) -> int:
+    if not tools:
+        return 0
+    return count_tokens(json.dumps(tools, ensure_ascii=False, separators=(",", ":")))
+
 
 _ERROR_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
     # status: (type, code, message)
@@ -147,6 +172,10 @@ def count_prompt_tokens(messages: Iterable[dict[str, Any]], model: str = "") -> 
         total += sum(image_part_tokens(model, part) for part in image_parts(message))
         if message.get("name") is not None:
             total += 1 + count_tokens(str(message["name"]))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {} if isinstance(call, dict) else {}
+            total += TOOL_CALL_TOKENS + count_tokens(str(function.get("name") or ""))
+            total += count_tokens(str(function.get("arguments") or ""))
     return total
 
 
@@ -266,6 +295,8 @@ class RequestRecord:
     finished_at: float | None = None
     # time.monotonic() when the client closed the connection before the stream's end.
     client_closed_at: float | None = None
+    # The calls of a ToolCalls reply, as sent (OpenAI's shape, with their ids).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -373,7 +404,12 @@ class FakeOpenAI:
         self.context_errors = 0
         self.in_flight = 0
         self.max_in_flight = 0
-        self._replies: deque[str] = deque()
+        self._replies: deque[str | ToolCalls] = deque()
+        #: Answer 400 to a request with `tools`, as Ollama does for a model without tool
+        #: support ("registry.ollama.ai/library/x does not support tools").
+        self.refuse_tools = False
+        #: Characters of a call's arguments per streamed chunk.
+        self.argument_chunk = 7
         self._faults: deque[_Fault] = deque()
 
         self._runner: web.AppRunner | None = None
@@ -445,9 +481,13 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ configuration
 
-    def queue_reply(self, text: str) -> None:
+    def queue_reply(self, text: str | ToolCalls) -> None:
         """Use ``text`` for the next request that gets a reply (FIFO, before ``reply``)."""
         self._replies.append(text)
+
+    def queue_tool_calls(self, *calls: tuple[str, dict[str, Any] | str], text: str = "") -> None:
+        """The next reply calls these tools (in one round)."""
+        self._replies.append(ToolCalls(tuple(calls), text))
 
     def fail_next(
         self,
@@ -601,7 +641,7 @@ class FakeOpenAI:
             self._faults.popleft()
         return fault
 
-    async def _next_reply(self, body: dict[str, Any]) -> str:
+    async def _next_reply(self, body: dict[str, Any]) -> str | ToolCalls:
         if self._replies:
             return self._replies.popleft()
         reply = self.reply
@@ -617,7 +657,7 @@ class FakeOpenAI:
         result = reply(body)
         if inspect.isawaitable(result):
             result = await result
-        return str(result)
+        return result if isinstance(result, ToolCalls) else str(result)
 
     def _error(
         self,
@@ -809,6 +849,7 @@ class FakeOpenAI:
             )
         except ValueError:  # an image part that is not an image OpenAI reads
             invalid_image, prompt = True, 0
+        prompt += count_tools(body.get("tools"))
         record = RequestRecord(body, prompt, arrived, bool(body.get("stream")))
         self.requests.append(body)
         self.prompt_tokens.append(prompt)
@@ -855,6 +896,14 @@ class FakeOpenAI:
                 "invalid_request_error",
                 None,
                 "stream_options",
+            )
+        if self.refuse_tools and body.get("tools"):
+            return self._error(
+                record,
+                400,
+                f"registry.ollama.ai/library/{body.get('model')}:latest does not support tools",
+                "api_error",
+                None,
             )
         if not valid_messages:
             return self._error(
@@ -916,6 +965,28 @@ class FakeOpenAI:
             )
 
         reply = await self._next_reply(body)
+        calls: list[dict[str, Any]] = []
+        if isinstance(reply, ToolCalls) and (
+            body.get("tool_choice") == "none" or not body.get("tools")
+        ):
+            # Told to answer in text (or offered no tools): what a model says then.
+            reply = reply.text or "I answer with what I have."
+        if isinstance(reply, ToolCalls):
+            for name, arguments in reply.calls:
+                calls.append(
+                    {
+                        "id": f"call_{uuid.uuid4().hex[:24]}",
+                        "type": "function",
+                        "function": {
+                            "name": name,
+                            "arguments": arguments
+                            if isinstance(arguments, str)
+                            else json.dumps(arguments, ensure_ascii=False),
+                        },
+                    }
+                )
+            record.tool_calls = calls
+            reply = reply.text
         reasoning = self.reasoning or ""
         tokens = _encode(reply)
         limit = max_tokens
@@ -926,8 +997,16 @@ class FakeOpenAI:
         if limit is not None and len(tokens) > limit:
             tokens = tokens[: max(limit, 0)]
             finish_reason = "length"
+        if calls and finish_reason == "stop":
+            finish_reason = "tool_calls"
         finish_reason = finish_override or finish_reason
         reasoning_tokens = len(_encode(reasoning))
+        reasoning_tokens += sum(
+            TOOL_CALL_TOKENS
+            + count_tokens(c["function"]["name"])
+            + count_tokens(c["function"]["arguments"])
+            for c in calls
+        )  # paid for as completion tokens, like reasoning
         record.completion_tokens = len(tokens) + reasoning_tokens
         record.finish_reason = finish_reason
         reported_prompt, reported_completion = self.fixed_usage or (
@@ -952,7 +1031,16 @@ class FakeOpenAI:
         created = int(time.time())
         if record.stream:
             return await self._stream(
-                request, record, body, tokens, usage, completion_id, created, cut_after, end_after
+                request,
+                record,
+                body,
+                tokens,
+                usage,
+                completion_id,
+                created,
+                cut_after,
+                end_after,
+                calls,
             )
 
         if cut_after is not None:
@@ -972,9 +1060,10 @@ class FakeOpenAI:
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": text,
+                        "content": text or (None if calls else ""),
                         "refusal": None,
                         "annotations": [],
+                        **({"tool_calls": calls} if calls else {}),
                     },
                     "logprobs": None,
                     "finish_reason": finish_reason,
@@ -998,6 +1087,7 @@ class FakeOpenAI:
         created: int,
         cut_after: int | None,
         end_after: tuple[int, bool] | None = None,
+        calls: list[dict[str, Any]] | None = None,
     ) -> web.StreamResponse:
         stream_options = body.get("stream_options")
         # A server that does not report usage ignores the option altogether.
@@ -1038,6 +1128,27 @@ class FakeOpenAI:
                 for piece in _split_into_chunks(_encode(self.reasoning), self.chunk_tokens)
             ]
         events += [(chunk(delta({"content": piece})), True) for piece in pieces]
+        for index, call in enumerate(calls or ()):
+            head = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
+            events.append((chunk(delta({"tool_calls": [head]})), True))
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), self.argument_chunk):
+                piece = arguments[start : start + self.argument_chunk]
+                events.append(
+                    (
+                        chunk(
+                            delta(
+                                {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                            )
+                        ),
+                        True,
+                    )
+                )
         events.append((chunk(delta({}, record.finish_reason)), False))
         if include_usage:
             events.append((chunk([], usage), False))

@@ -24,6 +24,21 @@ FORBIDDEN: dict[str, set[str]] = {
     "services": {"views", "handlers", "middlewares", "factory"},
     "views": {"db", "memory", "llm", "services", "handlers", "middlewares", "aiogram.methods"},
     "handlers": {"db", "sqlalchemy.orm", "sqlalchemy.sql"},
+    # What the model may call: below the services, above the domain; gettext of aiogram
+    # for what a tool's preview says, nothing else of it.
+    "tools": {
+        "db",
+        "config",
+        "memory",
+        "llm",
+        "services",
+        "views",
+        "handlers",
+        "delivery",
+        "middlewares",
+        "aiogram.types",
+        "aiogram.methods",
+    },
     # Pure readers of files, run in threads: the domain of ours, and no framework or I/O client.
     "documents": {"*", "aiogram", "sqlalchemy", "redis", "openai", "aiohttp"},
 }
