@@ -7,18 +7,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint migrate bench locales clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/plugins/dice/pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The example plugin (its entry point), which the tests load as an owner would.
+	$(BIN)/python -m pip install --quiet -e examples/plugins/dice
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m app
 
 test: $(STAMP)
-	$(BIN)/ruff check app tests bench alembic
-	$(BIN)/ruff format --check app tests bench alembic
+	$(BIN)/ruff check app tests bench alembic examples
+	$(BIN)/ruff format --check app tests bench alembic examples
 	$(BIN)/mypy
 	# Three workers, each taking whole files (a file's tests share its Redis db and order):
 	# the end-to-end tests mostly wait on bot processes, so this halves the run on 2 cores.

@@ -24,15 +24,17 @@ from app.config import (
     BudgetSettings,
     DatabaseSettings,
     OpenAISettings,
+    PluginsSettings,
     SettingsError,
     load_sections,
 )
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
-from app.domain.rights import Right, parse_right
+from app.domain.rights import Right, parse_right, parse_tool_right
 from app.domain.user_admin import Change, Note, Spent, UserAdminError, UserStatus, UserSummary
 from app.memory.tokens import load_counter
 from app.memory.window import ContextBudget
+from app.plugin_host import PluginHost
 from app.services.personas import PersonaError, PersonaService, ensure_default_persona
 from app.services.user_admin import UserAdminService
 
@@ -70,6 +72,7 @@ class UserTool:
     database: DatabaseSettings
     access: AccessSettings
     budget: BudgetSettings  # the currency usage costs are shown in
+    plugins: PluginsSettings  # whose rights `grant` and `revoke` know
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--all", action="store_true", help="list every user")
     allow = add(actions, "allow", "let a user chat (also before they write)", users_allow)
     block = add(actions, "block", "block a user", users_block)
-    rights = ", ".join(right.value for right in Right)
+    rights = ", ".join(right.value for right in Right) + ", or a plugin's right"
     grant = add(actions, "grant", f"grant a right: {rights}", users_grant)
     revoke = add(actions, "revoke", f"revoke a right: {rights}", users_revoke)
     for action in (allow, block, grant, revoke):
@@ -211,14 +214,22 @@ async def users_block(session: AsyncSession, args: argparse.Namespace, tool: Use
 
 
 async def users_grant(session: AsyncSession, args: argparse.Namespace, tool: UserTool) -> str:
-    right = _right(args.right)
-    change = await UserAdminService(tool.access).grant(session, args.id, right)
+    right = _right(args.right, tool)
+    service = UserAdminService(tool.access)
+    if isinstance(right, Right):
+        change = await service.grant(session, args.id, right)
+    else:
+        change = await service.set_tool_right(session, args.id, right, granted=True)
     return _confirm(change, f"Granted {right} to {{who}}", f"{{who}} already had {right}")
 
 
 async def users_revoke(session: AsyncSession, args: argparse.Namespace, tool: UserTool) -> str:
-    right = _right(args.right)
-    change = await UserAdminService(tool.access).revoke(session, args.id, right)
+    right = _right(args.right, tool)
+    service = UserAdminService(tool.access)
+    if isinstance(right, Right):
+        change = await service.revoke(session, args.id, right)
+    else:
+        change = await service.set_tool_right(session, args.id, right, granted=False)
     return _confirm(change, f"Revoked {right} from {{who}}", f"{{who}} did not have {right}")
 
 
@@ -331,7 +342,8 @@ def _confirm(change: Change, done: str, already: str) -> str:
 def _rights(user: UserSummary) -> str:
     if user.status is UserStatus.ADMIN:
         return "all (admin)"
-    return ", ".join(right.value for right in Right if right in user.rights) or "-"
+    rights = [right.value for right in Right if right in user.rights]
+    return ", ".join(rights + sorted(user.tool_rights)) or "-"
 
 
 def _usage(usage: Spent, currency: str) -> str:
@@ -343,11 +355,20 @@ def _usage(usage: Spent, currency: str) -> str:
     return text
 
 
-def _right(value: str) -> Right:
+def _right(value: str, tool: UserTool) -> Right | str:
+    """A built-in right, or one a plugin in PLUGINS declares (its factory is run to know)."""
     try:
         return parse_right(value)
     except ValueError as exc:
-        raise ToolError(_sentence(exc) + ".") from exc
+        known = PluginHost.declared_rights(tool.plugins)
+        try:
+            name = parse_tool_right(value)
+        except ValueError:
+            name = ""
+        if name in known:
+            return name
+        more = f"; the plugins' rights: {', '.join(sorted(known))}" if known else ""
+        raise ToolError(_sentence(exc) + more + ".") from exc
 
 
 def _user_id(value: str) -> int:

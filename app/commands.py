@@ -7,8 +7,8 @@ demands: `get_routers` checks the two against each other and stops start-up if t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from aiogram import Bot
 from aiogram.types import (
@@ -31,14 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CommandInfo:
-    """A command and the right its router group needs (None: anyone may use it).
+    """A command and the right its router group needs (None: anyone may use it; a plugin's
+    command may need a right of its own, by name).
 
     `description` is translated when read (`str()` of it), in the language of the moment.
     """
 
     name: str
-    description: LazyProxy
-    right: Right | None = Right.CHAT
+    description: LazyProxy | str
+    right: Right | str | None = Right.CHAT
 
 
 COMMANDS: tuple[CommandInfo, ...] = (
@@ -77,9 +78,33 @@ BY_NAME = {command.name: command for command in COMMANDS}
 KNOWN = frozenset(BY_NAME)
 
 
+@dataclass(frozen=True, slots=True)
+class CommandBook:
+    """The commands of one dispatcher: ours, then its plugins' (what the menus, /help and
+    the unknown-command answer read)."""
+
+    commands: tuple[CommandInfo, ...] = COMMANDS
+    by_name: dict[str, CommandInfo] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {c.name: c for c in self.commands})
+
+    @classmethod
+    def with_plugins(cls, extra: Sequence[CommandInfo]) -> CommandBook:
+        return cls((*COMMANDS, *(c for c in extra if c.name not in BY_NAME)))
+
+    @property
+    def known(self) -> frozenset[str]:
+        return frozenset(self.by_name)
+
+    def available(self, rights: Collection[str]) -> list[CommandInfo]:
+        """The commands a user with these rights may use, in menu order."""
+        return [c for c in self.commands if c.right is None or c.right in rights]
+
+
 def available(rights: frozenset[Right]) -> list[CommandInfo]:
-    """The commands a user with these rights may use, in menu order."""
-    return [c for c in COMMANDS if c.right is None or c.right in rights]
+    """The commands of the bot itself a user with these rights may use, in menu order."""
+    return CommandBook().available(rights)
 
 
 def command_name(text: str) -> str:
@@ -87,7 +112,9 @@ def command_name(text: str) -> str:
     return text.split(maxsplit=1)[0].removeprefix("/").split("@", 1)[0].lower()
 
 
-async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
+async def register_menu(
+    bot: Bot, i18n: I18n, admin_ids: Iterable[int], book: CommandBook | None = None
+) -> None:
     """The menu Telegram shows next to the input field, in every language we speak.
 
     Everyone's menu (private chats) leaves out the admins' commands; each admin's own chat
@@ -96,7 +123,8 @@ async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
     The menu is a nicety: whatever setting it fails with (a Bot API server that does not know
     setMyCommands answers 404) is one warning, and the bot runs without it.
     """
-    everyone = [c for c in COMMANDS if c.right is not Right.ADMIN]
+    book = book or CommandBook()
+    everyone = [c for c in book.commands if c.right is not Right.ADMIN]
     try:
         await _set_menu(bot, i18n, everyone, BotCommandScopeAllPrivateChats())
         await _set_menu(bot, i18n, list(GROUP_MENU), BotCommandScopeAllGroupChats())
@@ -104,13 +132,16 @@ async def register_menu(bot: Bot, i18n: I18n, admin_ids: Iterable[int]) -> None:
         log.warning("Command menu not set (%s); the bot runs without it", brief(exc))
         return  # the admins' menus would fail the same way
     for admin_id in sorted(set(admin_ids)):
-        await set_admin_menu(bot, i18n, admin_id)
+        await set_admin_menu(bot, i18n, admin_id, book)
 
 
-async def set_admin_menu(bot: Bot, i18n: I18n, admin_id: int) -> None:
+async def set_admin_menu(
+    bot: Bot, i18n: I18n, admin_id: int, book: CommandBook | None = None
+) -> None:
     """An admin's own chat gets every command, /users included."""
+    commands = list((book or CommandBook()).commands)
     try:
-        await _set_menu(bot, i18n, list(COMMANDS), BotCommandScopeChat(chat_id=admin_id))
+        await _set_menu(bot, i18n, commands, BotCommandScopeChat(chat_id=admin_id))
     except Exception as exc:  # noqa: BLE001 - a menu is never worth an error
         # Mostly "chat not found": the admin has never written to the bot (or blocked it).
         # Their menu is set at the next start after they have.

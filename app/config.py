@@ -385,7 +385,7 @@ class ChatSettings(_Section):
 class ToolsSettings(_Section):
     """What the model may call (app/tools/), and how far it may go in one answer."""
 
-    model_config = SettingsConfigDict(env_prefix="TOOLS_")
+    model_config = SettingsConfigDict(env_prefix="TOOLS_", validate_by_name=True)
 
     # Off: no model is offered any tool.
     enabled: bool = True
@@ -409,6 +409,27 @@ class ToolsSettings(_Section):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not a time zone name like Europe/Berlin") from None
+        return value
+
+
+class PluginsSettings(_Section):
+    """Which plugins are loaded (app/plugins/loader.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="PLUGINS_", validate_by_name=True)
+
+    # Names of the plugins to load, comma-separated: entry points of installed packages
+    # (group telegram_bot_assistant.plugins) or modules in PLUGINS_PATH.
+    enabled: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias=AliasChoices("PLUGINS", "PLUGINS_ENABLED")
+    )
+    # A folder of plugin modules (name.py, or packages), besides the installed ones.
+    path: Path | None = None
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
 
@@ -547,6 +568,7 @@ class Settings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
+    plugins: PluginsSettings = field(default_factory=PluginsSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -574,6 +596,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "documents": DocumentSettings,
     "memory": MemorySettings,
     "tools": ToolsSettings,
+    "plugins": PluginsSettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,
 }

@@ -13,6 +13,7 @@ from aiogram.utils.i18n import I18n
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.commands import CommandBook
 from app.config import Settings
 from app.db.updates import ProcessedUpdates
 from app.domain.users import Preferences, UserContext
@@ -33,6 +34,7 @@ from app.services.speech import SpeechService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
 from app.services.voice import VoiceService
+from app.tools.toolbox import Toolbox
 
 
 @dataclass(slots=True)
@@ -73,6 +75,8 @@ class AppData(TypedDict):
     profile: ProfileService
     groups: GroupService
     speech: SpeechService
+    toolbox: Toolbox  # every tool and the rights they need (/users grants them)
+    command_book: CommandBook  # our commands and the plugins' (menus, /help, unknown)
 
 
 class MiddlewareData(TypedDict, total=False):

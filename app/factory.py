@@ -15,7 +15,7 @@ from aiogram.utils.token import extract_bot_id
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.commands import register_menu
+from app.commands import CommandBook, register_menu
 from app.config import PUBLIC_TELEGRAM_API, Settings
 from app.db.engine import WriteGate, create_engine, create_sessionmaker
 from app.db.migrate import upgrade
@@ -45,6 +45,7 @@ from app.middlewares.preferences import PreferencesMiddleware
 from app.middlewares.serial import PerUserSerialMiddleware
 from app.middlewares.shared_lock import SharedUserLocks
 from app.middlewares.spoken import SpokenTextMiddleware
+from app.plugin_host import PluginHost
 from app.services.access_requests import AccessRequestService
 from app.services.chat import ChatService
 from app.services.conversations import ConversationService
@@ -192,10 +193,18 @@ def create_dispatcher(
     recovery = InterruptedAnswers(
         pool, i18n, gate=gate, shared=shared, stale_after=settings.chat.interrupted_after
     )
+    clock = clock or (lambda: datetime.now(UTC))
     toolbox = Toolbox(builtin_tools(), timeout=settings.tools.timeout)
-    tools = ToolService(
-        toolbox, settings.tools, settings.openai, memory, clock=clock or (lambda: datetime.now(UTC))
+    tools = ToolService(toolbox, settings.tools, settings.openai, memory, clock=clock)
+    plugins = PluginHost.load(
+        settings.plugins,
+        toolbox=toolbox,
+        i18n=i18n,
+        llm=llm,
+        clock=clock,
+        services={"pool": pool, "usage": usage, "gate": gate, "counter": counter},
     )
+    command_book = CommandBook.with_plugins(plugins.commands)
     resources = Resources(
         engine=engine,
         pool=pool,
@@ -247,6 +256,8 @@ def create_dispatcher(
         "documents": DocumentService(
             settings.documents, memory, usage=usage, download_limit=download_limit
         ),
+        "toolbox": toolbox,
+        "command_book": command_book,
         "speech": SpeechService(
             Speaker(llm, settings.openai.tts_model, settings.openai.tts_voice), counter, usage=usage
         ),
@@ -285,14 +296,15 @@ def create_dispatcher(
         observer.outer_middleware(locale)
         observer.middleware(preferences)
     dp.message.outer_middleware(SpokenTextMiddleware(voice, settings.budget))
-    dp.include_routers(*first_routers, *get_routers())
+    dp.include_routers(*first_routers, *get_routers(plugins.routers, command_book))
 
     async def on_startup(bot: Bot) -> None:
         await prepare_database(resources)
         async with pool() as session:
             # Admins made in /users or on the command line, besides those in ADMIN_IDS.
             admins = {admin.id for admin in await access_requests.admins(session)}
-        await register_menu(bot, i18n, admins | settings.access.admin_ids)
+        await plugins.start(bot, toolbox)
+        await register_menu(bot, i18n, admins | settings.access.admin_ids, command_book)
         if shared_stops is not None:
             await shared_stops.start(bot.id)
         await recovery.start(bot)
@@ -301,6 +313,7 @@ def create_dispatcher(
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
+        await plugins.stop()
         # After the drain: an answer it cancelled stays recorded, for the next start (or
         # another replica) to tell its user.
         await recovery.close()

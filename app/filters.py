@@ -23,14 +23,20 @@ class HasRight(Filter):
     """Passes when the user has the right. Set on the router groups assembled in
     app/handlers/__init__.py, the one place where features are tied to rights."""
 
-    def __init__(self, right: Right) -> None:
+    def __init__(self, right: Right | str) -> None:
         self.right = right
 
     async def __call__(self, event: TelegramObject, user: UserContext | None = None) -> bool:
-        return user is not None and self.right in user.rights
+        if user is None:
+            return False
+        if self.right in user.rights:
+            return True
+        # A plugin's right: granted, with chat (tool_rights holds only those in effect),
+        # and every right for admins.
+        return self.right in user.tool_rights or Right.ADMIN in user.rights
 
     def __str__(self) -> str:
-        return f"HasRight({self.right.value})"
+        return f"HasRight({self.right})"
 
 
 class ActiveDialog(Filter):

@@ -30,6 +30,20 @@ DEFAULT_LOCALE = "en"
 LANGUAGES: dict[str, str] = {"en": "English", "ru": "Русский"}
 
 
+def read_catalogs(path: Path, domain: str) -> dict[str, gettext.GNUTranslations]:
+    """The .po catalogs under `path` (<locale>/LC_MESSAGES/<domain>.po), compiled in memory."""
+    translations: dict[str, gettext.GNUTranslations] = {}
+    for po_path in sorted(Path(path).glob(f"*/LC_MESSAGES/{domain}.po")):
+        locale = po_path.parent.parent.name
+        with po_path.open("rb") as source:
+            catalog = read_po(source, locale=locale, domain=domain)
+        compiled = io.BytesIO()
+        write_mo(compiled, catalog)
+        compiled.seek(0)
+        translations[locale] = gettext.GNUTranslations(compiled)
+    return translations
+
+
 class CatalogI18n(I18n):
     """aiogram's I18n, loading the .po catalogs themselves.
 
@@ -38,16 +52,16 @@ class CatalogI18n(I18n):
     """
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
-        translations: dict[str, gettext.GNUTranslations] = {}
-        for po_path in sorted(self.path.glob(f"*/LC_MESSAGES/{self.domain}.po")):
-            locale = po_path.parent.parent.name
-            with po_path.open("rb") as source:
-                catalog = read_po(source, locale=locale, domain=self.domain)
-            compiled = io.BytesIO()
-            write_mo(compiled, catalog)
-            compiled.seek(0)
-            translations[locale] = gettext.GNUTranslations(compiled)
-        return translations
+        return read_catalogs(self.path, self.domain)
+
+    def add_catalogs(self, path: Path, domain: str) -> None:
+        """A plugin's catalogs: its texts are looked up after ours (gettext's fallback),
+        through the same `_()`."""
+        for locale, translations in read_catalogs(path, domain).items():
+            if locale in self.locales:
+                self.locales[locale].add_fallback(translations)
+            else:
+                self.locales[locale] = translations
 
     @contextmanager
     def context(self) -> Iterator[I18n]:

@@ -38,8 +38,9 @@ _PREFIXES = (
     "BUDGET_",
     "WEBHOOK_",
     "TOOLS_",
+    "PLUGINS_",
 )
-_NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE")
+_NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE", "PLUGINS")
 
 
 @pytest.fixture(autouse=True)

@@ -117,6 +117,9 @@ class User(Base):
     memory_profile: Mapped[bool | None]
     # The newest of the user's turns the profile writer has read.
     profile_until_id: Mapped[int | None] = mapped_column(Integer)
+    # Rights to tools beyond RIGHT_COLUMNS (a plugin's, an MCP server's: "mcp_files"),
+    # granted by admins; space-separated names. They count only together with chat.
+    tool_rights: Mapped[str | None] = mapped_column(Text)
     # An IANA time zone chosen in /settings (the date and time tool, reminders); NULL:
     # DEFAULT_TIMEZONE.
     timezone: Mapped[str | None] = mapped_column(String(64))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 
 
 class Right(enum.StrEnum):
@@ -16,6 +17,18 @@ class Right(enum.StrEnum):
     CREATE_PERSONAS = "create_personas"
     EDIT_PERSONAS = "edit_personas"
     ADMIN = "admin"
+
+
+# A right a tool names that is none of the above (a plugin's, an MCP server's).
+TOOL_RIGHT = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+def parse_tool_right(value: str) -> str:
+    """'MCP-Files' -> 'mcp_files'; ValueError for what cannot be a right's name."""
+    name = value.strip().lower().replace("-", "_")
+    if not TOOL_RIGHT.match(name) or name in {right.value for right in Right}:
+        raise ValueError(f"{value!r} is not a tool right (lower-case letters, digits, _)")
+    return name
 
 
 def parse_right(value: str) -> Right:

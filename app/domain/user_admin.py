@@ -49,6 +49,8 @@ class UserSummary:
     budget: Limits | None  # None: the owner's defaults (BUDGET_*)
     listed_admin: bool  # in ADMIN_IDS: may not be blocked nor lose the admin role
     created_at: datetime
+    # Tools' rights granted (a plugin's, an MCP server's); in effect only with chat.
+    tool_rights: frozenset[str] = frozenset()
 
     @property
     def display_name(self) -> str:

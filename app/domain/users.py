@@ -43,6 +43,8 @@ class UserContext:
     budget_monthly: float | None = None
     memory_profile: bool | None = None  # None: the owner's default (MEMORY_PROFILE)
     timezone: str | None = None  # chosen in /settings; None: DEFAULT_TIMEZONE
+    # Tools' rights in effect (a plugin's, an MCP server's): granted, and with chat.
+    tool_rights: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:

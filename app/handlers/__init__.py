@@ -13,7 +13,7 @@ start-up when that list and these groups disagree, so the two cannot drift apart
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from aiogram import Router
 
@@ -54,13 +54,13 @@ from app.handlers import (
 class RightGroup(Router):
     """Routers that only users with `right` reach or, not `granted`, only users without it."""
 
-    def __init__(self, right: Right, *, granted: bool, name: str) -> None:
+    def __init__(self, right: Right | str, *, granted: bool, name: str) -> None:
         super().__init__(name=name)
         self.right = right
         self.granted = granted
 
 
-def needing(right: Right, *routers: Router, name: str) -> Router:
+def needing(right: Right | str, *routers: Router, name: str) -> Router:
     """A group of routers for users with `right` only."""
     group = RightGroup(right, granted=True, name=name)
     group.message.filter(HasRight(right))
@@ -79,7 +79,17 @@ def lacking(right: Right, *routers: Router, name: str) -> Router:
     return group
 
 
-def get_routers() -> list[Router]:
+def get_routers(
+    plugins: Sequence[tuple[str | None, Router]] = (),
+    book: commands.CommandBook | None = None,
+) -> list[Router]:
+    """Every router in order; `plugins`: the plugins' routers with the right each needs
+    (None: anyone), placed after ours and before the conversation, so that their dialogs
+    take their steps' text before anything else does."""
+    plugin_groups = [
+        router if right is None else needing(right, router, name=f"plugin:{router.name}")
+        for right, router in plugins
+    ]
     routers = [
         # Groups first: whatever a group sends (once addressed to the bot) stops there.
         groups.create_router(),
@@ -116,6 +126,7 @@ def get_routers() -> list[Router]:
             groups.create_admin_router(),
             name="admin",
         ),
+        *plugin_groups,
         # Inside a dialog, what no dialog step took; outside, chat and other content.
         needing(
             Right.CHAT,
@@ -134,7 +145,7 @@ def get_routers() -> list[Router]:
         # Whatever any of them raised: one sentence to the user, one line in the log.
         errors.create_router(),
     ]
-    check_command_rights(routers)
+    check_command_rights(routers, book or commands.CommandBook())
     return routers
 
 
@@ -142,28 +153,28 @@ class CommandRightsMismatch(RuntimeError):
     """app/commands.py and the router groups disagree on a command (a programming error)."""
 
 
-def check_command_rights(routers: Iterable[Router]) -> None:
-    """Every command a router takes is listed in app/commands.py with the right of its group
-    (none outside a group), and every listed command has a router."""
+def check_command_rights(routers: Iterable[Router], book: commands.CommandBook) -> None:
+    """Every command a router takes is listed in app/commands.py (or by its plugin) with the
+    right of its group (none outside a group), and every listed command has a router."""
     routed: set[str] = set()
     for router in routers:
         group = router if isinstance(router, RightGroup) else None
         right = group.right if group is not None else None
         for name in sorted(commands_of(router)):
             routed.add(name)
-            listed = commands.BY_NAME.get(name)
+            listed = book.by_name.get(name)
             if listed is None:
                 raise CommandRightsMismatch(f"/{name} has a router but no line in app/commands.py")
             # A group for users without a right holds their version of an open command
             # (a stranger's /start): the command's own right is checked where it is routed.
             if group is not None and not group.granted:
                 continue
-            if listed.right is not right:
+            if listed.right != right:
                 raise CommandRightsMismatch(
                     f"/{name} is routed for {_holders(right)} but app/commands.py lists it "
                     f"for {_holders(listed.right)}"
                 )
-    if unrouted := commands.KNOWN - routed:
+    if unrouted := book.known - routed:
         names = ", ".join(f"/{name}" for name in sorted(unrouted))
         raise CommandRightsMismatch(f"app/commands.py lists {names}, which no router takes")
 
@@ -182,5 +193,5 @@ def commands_of(router: Router) -> set[str]:
     return names
 
 
-def _holders(right: Right | None) -> str:
-    return "everyone" if right is None else f"users with {right.value}"
+def _holders(right: Right | str | None) -> str:
+    return "everyone" if right is None else f"users with {right}"

@@ -10,8 +10,11 @@ from app import commands, texts
 from app.domain.users import UserContext
 
 
-async def help_command(message: Message, user: UserContext) -> None:
-    available = [(c.name, str(c.description)) for c in commands.available(user.rights)]
+async def help_command(
+    message: Message, user: UserContext, command_book: commands.CommandBook
+) -> None:
+    rights = user.rights | user.tool_rights
+    available = [(c.name, str(c.description)) for c in command_book.available(rights)]
     text = texts.help_text(available)
     if user.has_access:
         text += "\n\n" + texts.help_chat()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import F, Router
+from aiogram.filters import Filter
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
@@ -11,14 +12,18 @@ from app.domain.rights import Right
 from app.filters import HasRight
 
 
-def _is_unknown_command(text: str | None) -> bool:
-    # A message without text (a voice, a photo) is no command.
-    if text is None or not text.startswith("/"):
-        return False
-    # Admin commands are not admitted to exist for anyone else: an admin's command reaches
-    # this router only when the user is not an admin.
-    command = commands.BY_NAME.get(commands.command_name(text))
-    return command is None or command.right is Right.ADMIN
+class UnknownCommand(Filter):
+    """A command none of this dispatcher's (ours and its plugins') is called; and an admin
+    command, which is not admitted to exist for anyone else (an admin's command reaches
+    this router only when the user is not an admin)."""
+
+    async def __call__(self, message: Message, command_book: commands.CommandBook) -> bool:
+        text = message.text
+        # A message without text (a voice, a photo) is no command.
+        if text is None or not text.startswith("/"):
+            return False
+        command = command_book.by_name.get(commands.command_name(text))
+        return command is None or command.right is Right.ADMIN
 
 
 async def unknown_command(message: Message) -> None:
@@ -37,7 +42,7 @@ async def not_allowed(message: Message) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(unknown_command, F.text.func(_is_unknown_command))
+    router.message.register(unknown_command, UnknownCommand())
     # A known command that its group turned away; without access at all, `denied` answers.
     router.message.register(not_allowed, F.text.startswith("/"), HasRight(Right.CHAT))
     return router

@@ -18,7 +18,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import texts
-from app.commands import remove_admin_menu, set_admin_menu
+from app.commands import CommandBook, remove_admin_menu, set_admin_menu
 from app.config import Settings
 from app.domain.enums import BudgetUnit
 from app.domain.rights import Right
@@ -31,6 +31,7 @@ from app.keyboards.callbacks import UsersAction, UsersButton
 from app.services.personas import PersonaService
 from app.services.preferences import SettingInvalid, parse_limit
 from app.services.user_admin import UserAdminService
+from app.tools.toolbox import Toolbox
 from app.views import dialog
 from app.views import users as views
 from app.views.dialog import Screen
@@ -68,6 +69,8 @@ async def press(
     state: FSMContext,
     bot: Bot,
     i18n: I18n,
+    toolbox: Toolbox,
+    command_book: CommandBook,
 ) -> None:
     action, page = callback_data.action, callback_data.page
     if await state.get_state() == UsersDialog.typing_limit.state:
@@ -92,6 +95,8 @@ async def press(
             state,
             bot,
             i18n,
+            toolbox,
+            command_book,
         )
     except (UserAdminError, ValueError) as exc:
         # Refused (an admin in ADMIN_IDS, the last admin), or a forged or outdated button.
@@ -113,13 +118,15 @@ async def _act(
     state: FSMContext,
     bot: Bot,
     i18n: I18n,
+    toolbox: Toolbox,
+    command_book: CommandBook,
 ) -> Screen:
     """One button's action on `target`; the screen to show next."""
     uid, page, budget = target.id, data.page, settings.budget
     change: Change | None = None
     match data.action:
         case UsersAction.OPEN:
-            return views.user_card(target, page, budget)
+            return views.user_card(target, page, budget, tool_rights=toolbox.grantable())
         case UsersAction.ALLOW:
             change = await user_admin.allow(session, uid, by=admin.id)
             if change.changed:
@@ -129,13 +136,16 @@ async def _act(
             await end_dialog_without_right(state, uid, change.user.rights)
             if Note.WAS_ADMIN in change.notes:
                 await remove_admin_menu(bot, uid)
+        case UsersAction.GRANT | UsersAction.REVOKE if data.value in toolbox.grantable():
+            granted = data.action is UsersAction.GRANT
+            change = await user_admin.set_tool_right(session, uid, data.value, granted)
         case UsersAction.GRANT:
             right = Right(data.value)
             change = await user_admin.grant(session, uid, right)
             if right is Right.CHAT and change.changed:
                 await _tell(bot, i18n, session, user_admin, uid)
             elif right is Right.ADMIN and change.changed:
-                await set_admin_menu(bot, i18n, uid)
+                await set_admin_menu(bot, i18n, uid, command_book)
         case UsersAction.REVOKE:
             right = Right(data.value)
             change = await user_admin.revoke(session, uid, right)
@@ -169,7 +179,9 @@ async def _act(
             return views.ask_limit(target, data.value, unit, budget.currency)
         case _:
             raise ValueError(data.action)
-    return views.user_card(change.user, page, budget, views.note(change))
+    return views.user_card(
+        change.user, page, budget, views.note(change), tool_rights=toolbox.grantable()
+    )
 
 
 async def typed_limit(

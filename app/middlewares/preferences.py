@@ -55,7 +55,7 @@ class PreferencesMiddleware(BaseMiddleware):
                 limited=budget_applies(user, self.budget),
                 recall_everywhere=bool(user.recall_everywhere),
                 profile=self.profile if user.memory_profile is None else user.memory_profile,
-                rights=frozenset(user.rights),
+                rights=frozenset(user.rights) | user.tool_rights,
                 timezone=user.timezone or self.timezone,
             )
         return await handler(event, data)

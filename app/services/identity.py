@@ -121,6 +121,11 @@ def rights_of(user: User, everyone_allowed: bool = False) -> frozenset[Right]:
     return frozenset(rights)
 
 
+def tool_rights_of(user: User) -> frozenset[str]:
+    """The tools' rights granted to the user (stored space-separated)."""
+    return frozenset((user.tool_rights or "").split())
+
+
 def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> UserContext:
     rights = rights_of(user, everyone_allowed)
     return UserContext(
@@ -146,4 +151,5 @@ def _context(user: User, everyone_allowed: bool, persona: PersonaRef | None) -> 
         budget_monthly=user.budget_monthly,
         memory_profile=user.memory_profile,
         timezone=user.timezone,
+        tool_rights=tool_rights_of(user) if Right.CHAT in rights else frozenset(),
     )

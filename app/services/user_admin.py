@@ -35,7 +35,7 @@ from app.domain.user_admin import (
     UserStatus,
     UserSummary,
 )
-from app.services.identity import rights_of
+from app.services.identity import rights_of, tool_rights_of
 
 
 def utc_today() -> date:
@@ -149,6 +149,29 @@ class UserAdminService:
         await session.flush()
         return await self._change(session, user, changed, False, revoked=right)
 
+    async def set_tool_right(
+        self, session: AsyncSession, user_id: int, right: str, granted: bool
+    ) -> Change:
+        """Grant or take away a tool's right (a plugin's, an MCP server's: `right` as
+        `parse_tool_right` gives it); a user who never wrote to the bot is created by a
+        grant. Like the persona rights, it counts only with chat."""
+        if granted:
+            user, created = await self._get_or_create(session, user_id)
+        else:
+            user, created = await self._existing(session, user_id), False
+        held = tool_rights_of(user)
+        changed = (right in held) != granted
+        held = held | {right} if granted else held - {right}
+        user.tool_rights = " ".join(sorted(held)) or None
+        await session.flush()
+        summary = await self.get(session, user.id)
+        notes: list[Note] = [Note.CREATED] if created else []
+        if granted and Right.CHAT not in summary.rights:
+            notes.append(Note.NEEDS_CHAT)
+        if not granted and summary.status is UserStatus.ADMIN:
+            notes.append(Note.ADMIN_HAS_ALL)
+        return Change(summary, changed or created, tuple(notes))
+
     # --- persona and budget ------------------------------------------------------------------
 
     async def set_persona(
@@ -258,6 +281,7 @@ class UserAdminService:
             status=_status(user, rights, row.pending_request),
             rights=rights,
             granted=_granted(user),
+            tool_rights=tool_rights_of(user),
             persona_id=user.persona_id,
             persona_name=row.persona_name,
             today=Spent(row.today_tokens, row.today_cost),

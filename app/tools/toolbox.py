@@ -23,6 +23,9 @@ class Toolbox:
     def __init__(self, tools: Iterable[Tool] = (), *, timeout: float = 30.0) -> None:
         self.timeout = timeout
         self._tools: dict[str, Tool] = {}
+        # What each grantable right is for, as admins read it in /users (a str, or a lazy
+        # gettext text translated when shown).
+        self._described: dict[str, object] = {}
         for tool in tools:
             self.add(tool)
 
@@ -45,14 +48,20 @@ class Toolbox:
         """The rights the tools name: each one an admin may grant."""
         return {tool.right for tool in self._tools.values() if tool.right is not None}
 
+    def describe_right(self, right: str, description: object) -> None:
+        """Say what a right is for (its plugin or MCP server does), for /users."""
+        self._described[right] = description
+
+    def grantable(self) -> dict[str, str]:
+        """Every right a tool needs or a plugin declares, with what it is for, by name."""
+        names = self.rights | set(self._described)
+        return {name: str(self._described.get(name, name)) for name in sorted(names)}
+
     def offered(self, rights: Collection[str]) -> list[Tool]:
-        """The tools a user with these rights may use, in a stable order (the request's
-        prefix then stays the same from one message to the next, for the servers' caches)."""
-        return [
-            tool
-            for name, tool in sorted(self._tools.items())
-            if tool.right is None or tool.right in rights
-        ]
+        """The tools a user with these rights may use (admins: all), in a stable order (the
+        request's prefix then stays the same from one message to the next, for the servers'
+        caches)."""
+        return [tool for _, tool in sorted(self._tools.items()) if allowed(tool, rights)]
 
     async def run(
         self,
@@ -83,7 +92,7 @@ class Toolbox:
             log.info("The model called an unknown tool for user %s", context.user_id)
             known = ", ".join(t.name for t in self.offered(rights)) or "none"
             return refused(f"there is no tool named {call.name!r}; the tools are: {known}.")
-        if tool.right is not None and tool.right not in rights:
+        if not allowed(tool, rights):
             log.info(
                 "Tool %s refused to user %s: no right %s", tool.name, context.user_id, tool.right
             )
@@ -106,6 +115,12 @@ class Toolbox:
             log.debug("Tool %s failed", tool.name, exc_info=True)
             return refused("the tool failed; tell the user it is not available right now.")
         return ToolResult(call.id, call.name, content, seconds=time.perf_counter() - started)
+
+
+def allowed(tool: Tool, rights: Collection[str]) -> bool:
+    """Whether a user with these rights may use the tool: it needs none, they have its
+    right, or they are an admin."""
+    return tool.right is None or tool.right in rights or "admin" in rights
 
 
 def parse_arguments(text: str) -> dict[str, Any] | None:

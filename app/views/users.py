@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
@@ -134,7 +135,16 @@ def budget_line(user: UserSummary, budget: BudgetSettings) -> str:
     )
 
 
-def user_card(user: UserSummary, page: int, budget: BudgetSettings, note: str = "") -> Screen:
+def user_card(
+    user: UserSummary,
+    page: int,
+    budget: BudgetSettings,
+    note: str = "",
+    tool_rights: Mapping[str, str] | None = None,
+) -> Screen:
+    """A user's card; `tool_rights`: the rights tools need (name: what it is for), each
+    with a toggle."""
+    tool_rights = tool_rights or {}
     lines = [
         f"{_STATUS_MARKS[user.status]} <b>{_name(user)}</b> · <code>{user.id}</code>",
         _("Status: {status}").format(status=status_name(user.status)),
@@ -148,6 +158,11 @@ def user_card(user: UserSummary, page: int, budget: BudgetSettings, note: str = 
     for right in Right:
         mark = "✓" if right in user.rights else ("·" if right in user.granted else "✗")
         lines.append(f"{mark} {right_name(right)}")
+    for name, description in tool_rights.items():
+        held = name in user.tool_rights
+        in_effect = (held and Right.CHAT in user.rights) or Right.ADMIN in user.rights
+        mark = "✓" if in_effect else ("·" if held else "✗")
+        lines.append(f"{mark} 🔧 {escape(description, quote=False)}")
     if user.listed_admin:
         lines.append(_("Listed in ADMIN_IDS: always an admin."))
     if note:
@@ -163,6 +178,11 @@ def user_card(user: UserSummary, page: int, budget: BudgetSettings, note: str = 
         action = UsersAction.REVOKE if granted else UsersAction.GRANT
         label = ("✓ " if granted else "✗ ") + right_name(right)
         keyboard.button(text=label, callback_data=_button(action, uid, page, right.value))
+    for name, description in tool_rights.items():
+        held = name in user.tool_rights
+        action = UsersAction.REVOKE if held else UsersAction.GRANT
+        label = ("✓ 🔧 " if held else "✗ 🔧 ") + description
+        keyboard.button(text=label[:64], callback_data=_button(action, uid, page, name))
     keyboard.button(text=_("🎭 Persona"), callback_data=_button(UsersAction.PERSONAS, uid, page))
     keyboard.button(text=_("💰 Budget"), callback_data=_button(UsersAction.BUDGET, uid, page))
     keyboard.button(text=_("‹ Users"), callback_data=_button(UsersAction.LIST, page=page))

@@ -511,3 +511,17 @@ def test_the_commands_on_postgresql(
         "Imported persona “Pirate 2”"
     )
     assert "Pirate 2" in cli.ok("personas", "list")
+
+
+def test_a_plugins_right_is_granted_and_revoked_by_name(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example plugin (installed in the test environment) declares the right "dice"."""
+    monkeypatch.setenv("PLUGINS", "dice")
+    cli.add(User(id=5, has_access=True))
+    assert cli.ok("users", "grant", "5", "dice") == "Granted dice to user 5.\n"
+    assert cli.user(5).tool_rights == "dice"  # type: ignore[union-attr]
+    assert cli.ok("users", "revoke", "5", "dice") == "Revoked dice from user 5.\n"
+    assert cli.user(5).tool_rights is None  # type: ignore[union-attr]
+    code, _, err = cli("users", "grant", "5", "dicee")
+    assert code == 1 and err.endswith("admin; the plugins' rights: dice.\n")

@@ -39,6 +39,20 @@ FORBIDDEN: dict[str, set[str]] = {
         "aiogram.types",
         "aiogram.methods",
     },
+    # What plugins see (api) and how they are found (loader): the tools and the domain,
+    # never the bot's services, storage or handlers (app/plugin_host.py wires them in).
+    "plugins": {
+        "db",
+        "config",
+        "memory",
+        "llm",
+        "services",
+        "views",
+        "handlers",
+        "delivery",
+        "middlewares",
+        "factory",
+    },
     # Pure readers of files, run in threads: the domain of ours, and no framework or I/O client.
     "documents": {"*", "aiogram", "sqlalchemy", "redis", "openai", "aiohttp"},
 }
