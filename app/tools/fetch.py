@@ -128,7 +128,10 @@ class FetchedPage:
         return self.content_type in HTML_TYPES
 
     def text(self) -> str:
-        return self.body.decode(self.charset or "utf-8", errors="replace")
+        try:
+            return self.body.decode(self.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset name Python does not know
+            return self.body.decode("utf-8", errors="replace")
 
 
 def readable_type(content_type: str) -> bool:
@@ -150,10 +153,12 @@ class PageFetcher:
         self.timeout = timeout
         self.policy = policy
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: SafeResolver | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=SafeResolver(self.policy), limit=20)
+            self._resolver = SafeResolver(self.policy)
+            connector = aiohttp.TCPConnector(resolver=self._resolver, limit=20)
             # trust_env=False: no proxy from the environment, which would connect for us
             # to an address we never checked.
             self._session = aiohttp.ClientSession(
@@ -167,6 +172,9 @@ class PageFetcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:  # a resolver given to a connector is not its to close
+            await self._resolver.close()
+            self._resolver = None
 
     def check(self, url: URL) -> None:
         """Refuse what must not be fetched before any connection: other schemes, user

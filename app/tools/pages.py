@@ -27,14 +27,16 @@ def extract(page: FetchedPage) -> tuple[str, str]:
     # a bot whose model never reads a page need not spend at start-up.
     import trafilatura
 
+    # The charset the server names wins; without one trafilatura reads the page's own.
+    markup: str | bytes = page.text() if page.charset else page.body
     document = trafilatura.bare_extraction(
-        page.body, url=page.url, with_metadata=True, include_tables=True, include_links=False
+        markup, url=page.url, with_metadata=True, include_tables=True, include_links=False
     )
     title = text = ""
     if document is not None and not isinstance(document, dict):
         title, text = (document.title or "").strip(), (document.text or "").strip()
     if not text:
-        text = (trafilatura.html2txt(page.body) or "").strip()
+        text = (trafilatura.html2txt(markup) or "").strip()
     return title, text
 
 
