@@ -399,3 +399,45 @@ async def test_a_slow_page_times_out(
     finally:
         released.set()
     assert content == "Error: the page did not load within 0.3 seconds."
+
+
+async def test_a_redirect_loop_ends_after_five_redirects(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    pages: FakePages,
+) -> None:
+    pages.redirect("/loop", "/loop")
+    content = await read(
+        start_bot,
+        make_settings,
+        telegram,
+        llm,
+        pages.base_url + "/loop",
+        allow_private_addresses=("127.0.0.1/32",),
+    )
+    assert content == "Error: the page redirected more than 5 times."
+    assert len(pages.hits) == 6
+
+
+async def test_a_brave_key_refused_is_told_to_the_model_and_the_owner(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    brave = await FakeBrave(key="the-right-key").start()
+    try:
+        bot = await start_bot(
+            web_settings(make_settings, brave_api_key="a-wrong-key", brave_url=brave.url)
+        )
+        chat = UserChat(bot, telegram, ALLOWED)
+        with caplog.at_level(logging.WARNING, logger="app.tools.search"):
+            result = await ask(chat, llm, "web_search", {"query": "cats"})
+    finally:
+        await brave.stop()
+    assert result["content"].startswith("Error: the search service refused the bot's key")
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "app.tools.search"]
+    assert "SEARCH_BRAVE_API_KEY" in warning and "a-wrong-key" not in warning
