@@ -214,7 +214,10 @@ class PageFetcher:
                         location = response.headers.get("Location")
                         if not location:
                             raise ToolError("the page redirected nowhere.")
-                        url = response.url.join(URL(location))
+                        try:
+                            url = response.url.join(URL(location))
+                        except ValueError:
+                            raise ToolError("the page redirected to a broken link.") from None
                         continue
                     return await self._read(response)
             except aiohttp.ClientConnectorError as exc:
