@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, fields
+from ipaddress import ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -61,6 +62,8 @@ HINTS: dict[str, str] = {
     "WEBHOOK_PATH": "a path starting with /, like /telegram",
     "WEBHOOK_SECRET": "needed with WEBHOOK_URL: 1-256 of A-Z a-z 0-9 _ - e.g. openssl rand -hex 16",
     "WEBHOOK_MAX_CONNECTIONS": "a whole number from 1 to 100",
+    "SEARCH_SEARXNG_URL": "the URL of your SearXNG instance, like http://localhost:8888",
+    "SEARCH_ALLOW_PRIVATE_ADDRESSES": "comma-separated networks like 10.0.0.0/8, or empty",
 }
 
 
@@ -432,6 +435,50 @@ class PluginsSettings(_Section):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+class SearchSettings(_Section):
+    """Web search (a SearXNG instance, or the Brave Search API) and reading web pages."""
+
+    model_config = SettingsConfigDict(env_prefix="SEARCH_")
+
+    # The owner's SearXNG instance; its JSON API must be on (`formats: [html, json]` in its
+    # settings.yml). It, and the Brave URL, are the owner's: the address checks that guard
+    # page reading do not apply to them (a SearXNG on localhost is usual).
+    searxng_url: str | None = None
+    # A Brave Search API key, used when no SearXNG is set; and its endpoint.
+    brave_api_key: SecretStr | None = None
+    brave_url: str = "https://api.search.brave.com/res/v1/web/search"
+    # Results a search returns when the model does not ask for a number (at most 20).
+    results: int = Field(default=5, ge=1, le=20)
+    # The largest page read, in bytes, and the seconds reading it may take (redirects too).
+    page_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    page_timeout: float = Field(default=15.0, gt=0, le=120)
+    # For tests and closed networks only: private networks (CIDR, comma-separated, like
+    # 127.0.0.1/32,10.0.0.0/8) pages may be read from. Empty: only public addresses.
+    allow_private_addresses: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("searxng_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value) if value else None
+
+    @field_validator("brave_url")
+    @classmethod
+    def _brave(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("allow_private_addresses", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for network in value:
+            ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
+
+    @property
+    def has_search(self) -> bool:
+        return bool(self.searxng_url or self.brave_api_key)
+
 
 class MemorySettings(_Section):
     """Dynamic memory: rolling summary, recall of old turns, and the chat/task modes."""
@@ -569,6 +616,7 @@ class Settings:
     memory: MemorySettings = field(default_factory=MemorySettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -597,6 +645,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "memory": MemorySettings,
     "tools": ToolsSettings,
     "plugins": PluginsSettings,
+    "search": SearchSettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,
 }

@@ -68,6 +68,7 @@ from app.services.user_admin import UserAdminService
 from app.services.voice import VoiceService
 from app.tools import builtin_tools
 from app.tools.toolbox import Toolbox
+from app.tools.web import WebTools, create_web_tools
 from app.views.chat import continue_keyboard
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,21 @@ def shared_redis(settings: Settings, storage: BaseStorage) -> tuple[Redis | None
     if isinstance(storage, AppRedisStorage):
         return storage.redis, False
     return Redis.from_url(settings.redis.url), True
+
+
+def create_web(settings: Settings) -> WebTools:
+    """read_page, and web_search when SEARCH_SEARXNG_URL or SEARCH_BRAVE_API_KEY is set."""
+    search = settings.search
+    key = search.brave_api_key
+    return create_web_tools(
+        searxng_url=search.searxng_url,
+        brave_url=search.brave_url,
+        brave_api_key=key.get_secret_value() if key is not None else None,
+        results=search.results,
+        page_max_bytes=search.page_max_bytes,
+        page_timeout=search.page_timeout,
+        allow_private_addresses=search.allow_private_addresses,
+    )
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -195,6 +211,10 @@ def create_dispatcher(
     )
     clock = clock or (lambda: datetime.now(UTC))
     toolbox = Toolbox(builtin_tools(), timeout=settings.tools.timeout)
+    web = create_web(settings) if settings.tools.enabled else None
+    if web is not None:
+        for tool in web.tools:
+            toolbox.add(tool)
     tools = ToolService(toolbox, settings.tools, settings.openai, memory, clock=clock)
     plugins = PluginHost.load(
         settings.plugins,
@@ -326,6 +346,8 @@ def create_dispatcher(
             await redis.aclose()
         await close_resources(resources)
         await voice.close()
+        if web is not None:
+            await web.close()
         if memory.embeddings is not None:
             await memory.embeddings.close()
         if serial.shared is not None:

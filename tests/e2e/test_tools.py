@@ -62,7 +62,7 @@ async def test_a_tool_round_trip_shows_the_answer_and_keeps_the_round(
 
     assert answer.text == "17 times 23 is 391."
     first, second = llm.requests
-    assert tool_names(first) == ["calculator", "current_datetime"]
+    assert tool_names(first) == ["calculator", "current_datetime", "read_page"]
     # The second request: the question, the model's call, the tool's result.
     asked = second["messages"][-2]
     assert asked["role"] == "assistant" and asked["content"] == "Let me compute."
@@ -171,7 +171,8 @@ async def test_a_failing_call_and_a_made_up_tool_are_told_to_the_model(
     results = [m["content"] for m in tool_messages(llm.requests[1])]
     assert results == [
         "Error: division by zero.",
-        "Error: there is no tool named 'web_search'; the tools are: calculator, current_datetime.",
+        "Error: there is no tool named 'web_search'; the tools are: calculator, "
+        "current_datetime, read_page.",
         "Error: the arguments are not a JSON object; call the tool again with one.",
     ]
     (stored,) = await answers(db)

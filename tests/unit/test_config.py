@@ -102,3 +102,28 @@ def test_malformed_issue_6_settings_are_named(tmp_path: Path) -> None:
     problems = " ".join(error.value.problems)
     for name in ("NEW_USER_RIGHTS", "BUDGET_PRICES", "BUDGET_UNIT", "BUDGET_DAILY"):
         assert f"{name} is not valid" in problems
+
+
+def test_web_search_settings_are_parsed(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\nSEARCH_SEARXNG_URL=http://searx:8080/\n"
+        "SEARCH_BRAVE_API_KEY=\nSEARCH_ALLOW_PRIVATE_ADDRESSES=127.0.0.1/32, 10.0.0.0/8\n",
+    )
+    search = settings.search
+    assert search.searxng_url == "http://searx:8080"
+    assert search.has_search
+    assert search.allow_private_addresses == ("127.0.0.1/32", "10.0.0.0/8")
+    assert (search.results, search.page_max_bytes) == (5, 2 * 1024 * 1024)
+
+
+def test_no_search_backend_by_default_and_bad_networks_are_named(tmp_path: Path) -> None:
+    assert not load(tmp_path, "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\n").search.has_search
+    with pytest.raises(SettingsError) as error:
+        load(
+            tmp_path,
+            "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\nSEARCH_ALLOW_PRIVATE_ADDRESSES=lan\n",
+        )
+    assert "SEARCH_ALLOW_PRIVATE_ADDRESSES is not valid (comma-separated networks" in str(
+        error.value
+    )
