@@ -34,6 +34,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/assistant.db"
 
 # What to tell the owner when a variable is missing or wrong: the fix, not the type error.
 HINTS: dict[str, str] = {
+    "MCP_CONFIG": "the path of an existing JSON file listing MCP servers",
     "TELEGRAM_BOT_TOKEN": "the token @BotFather gave you, like 123456:ABC-DEF...",
     "TELEGRAM_API_URL": "a URL such as https://api.telegram.org",
     "OPENAI_API_KEY": "your key from platform.openai.com (any text for a local server)",
@@ -412,6 +413,31 @@ class ToolsSettings(_Section):
         return value
 
 
+class McpSettings(_Section):
+    """MCP servers whose tools the model is offered (app/mcp/), each behind its right."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_")
+
+    # The JSON file listing the servers ({"mcpServers": {...}}, as other MCP clients read);
+    # unset: no MCP server.
+    config: Path | None = None
+    # Seconds a server may take to start (or be connected) and list its tools at start-up;
+    # one that takes longer is skipped.
+    start_timeout: float = Field(default=20.0, gt=0, le=600)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("config")
+    @classmethod
+    def _a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+
 class MemorySettings(_Section):
     """Dynamic memory: rolling summary, recall of old turns, and the chat/task modes."""
 
@@ -547,6 +573,7 @@ class Settings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
+    mcp: McpSettings = field(default_factory=McpSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -574,6 +601,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "documents": DocumentSettings,
     "memory": MemorySettings,
     "tools": ToolsSettings,
+    "mcp": McpSettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,
 }

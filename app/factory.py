@@ -30,6 +30,8 @@ from app.llm.client import create_llm_client
 from app.llm.embeddings import create_embedder
 from app.llm.speech import Speaker
 from app.llm.transcribe import create_transcriber
+from app.mcp.client import McpManager
+from app.mcp.config import load_config
 from app.memory.embeddings import Embeddings
 from app.memory.profile import ProfileWriter
 from app.memory.service import MemoryService
@@ -193,6 +195,12 @@ def create_dispatcher(
         pool, i18n, gate=gate, shared=shared, stale_after=settings.chat.interrupted_after
     )
     toolbox = Toolbox(builtin_tools(), timeout=settings.tools.timeout)
+    # A malformed MCP_CONFIG stops start-up here (McpConfigError is a ValueError); the
+    # servers themselves start with the dispatcher.
+    mcp = McpManager(
+        load_config(settings.mcp.config) if settings.mcp.config is not None else [],
+        start_timeout=settings.mcp.start_timeout,
+    )
     tools = ToolService(
         toolbox, settings.tools, settings.openai, memory, clock=clock or (lambda: datetime.now(UTC))
     )
@@ -298,6 +306,9 @@ def create_dispatcher(
         await recovery.start(bot)
         if memory.embeddings is not None:
             await memory.embeddings.start()
+        # Before polling starts, so the first message is offered them.
+        for tool in await mcp.start():
+            toolbox.add(tool)
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
@@ -307,6 +318,7 @@ def create_dispatcher(
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
         await resources.profile_writer.drain(min(shutdown_grace, SUMMARY_GRACE))
+        await mcp.stop()  # after the drain: no answer is calling them any more
         if shared_stops is not None:
             await shared_stops.close()
         if redis is not None and owns_redis:

@@ -38,6 +38,7 @@ _PREFIXES = (
     "BUDGET_",
     "WEBHOOK_",
     "TOOLS_",
+    "MCP_",
 )
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE")
 

@@ -102,3 +102,11 @@ def test_malformed_issue_6_settings_are_named(tmp_path: Path) -> None:
     problems = " ".join(error.value.problems)
     for name in ("NEW_USER_RIGHTS", "BUDGET_PRICES", "BUDGET_UNIT", "BUDGET_DAILY"):
         assert f"{name} is not valid" in problems
+
+
+def test_mcp_config_must_name_a_file_and_blank_is_none(tmp_path: Path) -> None:
+    base = "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\n"
+    assert load(tmp_path, base + "MCP_CONFIG=\n").mcp.config is None
+    with pytest.raises(SettingsError) as error:
+        load(tmp_path, base + f"MCP_CONFIG={tmp_path / 'absent.json'}\n")
+    assert "MCP_CONFIG is not valid" in error.value.sentence()
