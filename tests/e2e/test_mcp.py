@@ -5,7 +5,6 @@ is skipped, one that dies is reconnected, and none outlives the bot."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -159,9 +158,8 @@ async def test_a_killed_server_is_reconnected(
     (failed,) = tool_messages(llm.requests[-1])
     assert failed["content"].startswith("Error: the MCP server 'fake'")
 
-    async with asyncio.timeout(10):
-        while "MCP server fake is back" not in caplog.text:
-            await asyncio.sleep(0.05)
+    # Back after the first pause (1 s).
+    await llm.wait_for(lambda: "MCP server fake is back" in caplog.text, 10)
     (again,) = fake_servers()
     assert again.pid != server.pid
     llm.queue_tool_calls(("fake__add", {"a": 1, "b": 2}))
@@ -180,5 +178,5 @@ async def test_the_servers_stop_with_the_bot(
     servers = fake_servers()
     assert len(servers) == 2
     await bot.stop()
-    gone, alive = psutil.wait_procs(servers, timeout=5)
+    _, alive = psutil.wait_procs(servers, timeout=5)
     assert not alive
