@@ -30,6 +30,8 @@ BACKOFF_FIRST = 1.0
 BACKOFF_LAST = 60.0
 # How often a quiet connection is checked, so a dead server is found before a call needs it.
 PING_EVERY = 15.0
+# Seconds closing a connection may take (a process is killed after the SDK's own wait).
+CLOSE_TIMEOUT = 10.0
 # Most pages of a server's tool list read (a server that pages for ever cannot hang us).
 _MOST_PAGES = 20
 
@@ -60,6 +62,7 @@ class McpConnection:
         self._listed = asyncio.Event()
         self._broken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.reconnections = 0
 
     @property
@@ -94,6 +97,7 @@ class McpConnection:
         task, self._task = self._task, None
         if task is None or task.done():
             return
+        self._stopping = True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -148,10 +152,16 @@ class McpConnection:
                     await self._watch(client)
                 finally:
                     self._client = None
-                    with contextlib.suppress(Exception):
-                        await stack.aclose()
+                    await close(stack, self.name)
             except asyncio.CancelledError:
-                raise
+                if self._stopping:
+                    raise
+                # Not ours: the SDK's task group cancels the task holding it when one of its
+                # own tasks fails (an HTTP stream that broke). The connection is gone.
+                _uncancel()
+                if not self._listed.is_set():
+                    raise ServerGone("the connection broke") from None
+                log.warning("MCP server %s broke; reconnecting in %.0f s", self.name, pause)
             except Exception as exc:
                 if not self._listed.is_set():
                     raise  # start() logs it and skips the server
@@ -265,6 +275,18 @@ async def connect(config: ServerConfig) -> AsyncIterator[Client]:
         yield client
 
 
+async def close(stack: AsyncExitStack, name: str) -> None:
+    """Close a connection, broken or not, within a time limit (a dead HTTP server may keep
+    the session's goodbye waiting)."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await stack.aclose()
+    except TimeoutError:
+        log.warning("MCP server %s: closing its connection took over %.0f s", name, CLOSE_TIMEOUT)
+    except Exception as exc:  # a broken connection may fail to close: it is gone either way
+        log.debug("MCP server %s: closing failed: %s", name, describe(exc), exc_info=True)
+
+
 async def list_tools(client: Client) -> list[McpTool]:
     tools: list[McpTool] = []
     cursor: str | None = None
@@ -275,6 +297,13 @@ async def list_tools(client: Client) -> list[McpTool]:
         if not cursor:
             break
     return tools
+
+
+def _uncancel() -> None:
+    """Forget the cancellations the SDK asked of this task, so time limits work again."""
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
 
 
 def describe(exc: BaseException | None) -> str:

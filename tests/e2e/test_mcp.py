@@ -5,9 +5,11 @@ is skipped, one that dies is reconnected, and none outlives the bot."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -180,3 +182,77 @@ async def test_the_servers_stop_with_the_bot(
     await bot.stop()
     _, alive = psutil.wait_procs(servers, timeout=5)
     assert not alive
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def http_server(port: int) -> asyncio.subprocess.Process:
+    """The fake server over streamable HTTP on 127.0.0.1, once it accepts connections."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.fakes.mcp_server", "--http", str(port), cwd=ROOT
+    )
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return process
+
+
+async def test_an_http_server_is_called_with_its_headers_and_reconnected(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+    process = await http_server(port)
+    try:
+        monkeypatch.setenv("FAKE_MCP_TOKEN", "t0ken")
+        servers = {
+            "web": {
+                "type": "http",
+                "url": f"http://127.0.0.1:{port}/mcp",
+                "headers": {"Authorization": "Bearer ${FAKE_MCP_TOKEN}"},
+            }
+        }
+        bot = await start_bot(mcp_settings(make_settings, tmp_path, servers))
+        chat = UserChat(bot, telegram, ADMIN)
+        llm.queue_tool_calls(
+            ("web__header", {"name": "authorization"}), ("web__add", {"a": 2, "b": 2})
+        )
+        llm.queue_reply("Done.")
+        await chat.send("Who am I, and 2 + 2?")
+        token, total = tool_messages(llm.requests[-1])
+        assert token["content"] == "Bearer t0ken"
+        assert total["content"] == "4"
+
+        # The server goes away and comes back on the same address.
+        process.kill()
+        await process.wait()
+        caplog.set_level(logging.INFO, logger="app.mcp")
+        llm.queue_tool_calls(("web__add", {"a": 1, "b": 1}))
+        llm.queue_reply("It is away.")
+        await chat.send("1 + 1?")
+        assert tool_messages(llm.requests[-1])[-1]["content"].startswith("Error: ")
+        process = await http_server(port)
+        await llm.wait_for(lambda: "MCP server web is back" in caplog.text, 15)
+        llm.queue_tool_calls(("web__add", {"a": 1, "b": 1}))
+        llm.queue_reply("It is 2.")
+        await chat.send("1 + 1 now?")
+        assert tool_messages(llm.requests[-1])[-1]["content"] == "2"
+        assert "t0ken" not in caplog.text
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
