@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp import Client, MCPError, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -120,7 +121,7 @@ class McpConnection:
                     "reconnected, so tell the user to try again in a minute."
                 ) from None
             raise ToolError(exc.message) from None
-        except (OSError, ServerGone) as exc:
+        except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             self._broken.set()
             raise ToolError(f"the MCP server {self.name!r} cannot be reached.") from exc
         text = result_text(result)
@@ -165,12 +166,15 @@ class McpConnection:
             except Exception as exc:
                 if not self._listed.is_set():
                     raise  # start() logs it and skips the server
-                log.warning(
+                # One warning when it goes; while it stays away, each try at INFO.
+                log.log(
+                    logging.WARNING if pause == self.backoff[0] else logging.INFO,
                     "MCP server %s is down (%s); reconnecting in %.0f s",
                     self.name,
                     describe(exc),
                     pause,
                 )
+                log.debug("MCP server %s is down", self.name, exc_info=True)
             else:
                 log.warning("MCP server %s stopped; reconnecting in %.0f s", self.name, pause)
             await asyncio.sleep(pause)
@@ -318,4 +322,7 @@ def describe(exc: BaseException | None) -> str:
         return "no answer in time"
     if isinstance(exc, OSError | MCPError | ServerGone):
         return f"{type(exc).__name__}: {exc}"
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):  # an HTTP error: its status, not its URL or headers
+        return f"{type(exc).__name__}: HTTP {status}"
     return type(exc).__name__

@@ -28,12 +28,15 @@ FAKE = {"command": sys.executable, "args": ["-m", "tests.fakes.mcp_server"], "cw
 
 
 def mcp_settings(
-    make_settings: Callable[..., Settings], tmp_path: Path, servers: dict[str, Any]
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    servers: dict[str, Any],
+    start_timeout: float = 15,
 ) -> Settings:
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps({"mcpServers": servers}))
     settings = tool_settings(make_settings)
-    mcp = McpSettings(config=path, start_timeout=15, _env_file=None)
+    mcp = McpSettings(config=path, start_timeout=start_timeout, _env_file=None)
     return dataclasses.replace(settings, mcp=mcp)
 
 
@@ -123,20 +126,40 @@ async def test_a_server_that_cannot_start_is_skipped_and_the_bot_answers(
         "fake": FAKE,
         "missing": {"command": str(tmp_path / "no-such-server"), "env": {"KEY": "secret-42"}},
         "quits": {"command": sys.executable, "args": ["-c", "pass"]},
+        "nowhere": {"url": f"http://127.0.0.1:{free_port()}/mcp"},
     }
     with caplog.at_level(logging.WARNING, logger="app.mcp"):
         bot = await start_bot(mcp_settings(make_settings, tmp_path, servers))
     warnings = [r.getMessage() for r in caplog.records if r.name.startswith("app.mcp")]
-    assert len(warnings) == 2, warnings
-    missing, quits = sorted(warnings)
+    assert len(warnings) == 3, warnings
+    missing, nowhere, quits = sorted(warnings)
     assert missing.startswith("MCP server missing could not start: FileNotFoundError")
+    assert nowhere.startswith("MCP server nowhere could not start")
     assert quits.startswith("MCP server quits could not start")
     assert "secret-42" not in caplog.text
     llm.queue_reply("Hello.")
     assert (await UserChat(bot, telegram, ADMIN).send("Hi")).text == "Hello."
     names = tool_names(llm.requests[-1])
     assert "fake__add" in names
-    assert not [n for n in names if n.startswith(("missing__", "quits__"))]
+    assert not [n for n in names if n.startswith(("missing__", "quits__", "nowhere__"))]
+
+
+async def test_a_server_slower_than_the_start_timeout_is_skipped_and_stopped(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mute = {"command": sys.executable, "args": ["-c", "import time; time.sleep(60)"]}
+    with caplog.at_level(logging.WARNING, logger="app.mcp"):
+        await start_bot(mcp_settings(make_settings, tmp_path, {"mute": mute}, start_timeout=1))
+    assert "MCP server mute did not start within 1 s: skipped" in caplog.text
+    sleepers = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "time.sleep(60)" in " ".join(child.cmdline())
+    ]
+    assert not sleepers  # its process is not left behind
 
 
 async def test_a_killed_server_is_reconnected(
