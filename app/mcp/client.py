@@ -271,6 +271,8 @@ async def connect(config: ServerConfig) -> AsyncIterator[Client]:
             transport: Any = stdio_client(params, errlog=sys.stderr)
         else:
             assert isinstance(config, HttpServer)
+            # The SDK's own HTTP client, with its timeouts for MCP (a long read for event
+            # streams): what streamable_http_client makes when given none; ours sends headers.
             http = await stack.enter_async_context(
                 create_mcp_http_client(headers=dict(config.headers) or None)
             )
