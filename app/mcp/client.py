@@ -89,7 +89,7 @@ class McpConnection:
             )
             await self.stop()
         else:
-            reason = self._task.exception()
+            reason = None if self._task.cancelled() else self._task.exception()
             log.warning("MCP server %s could not start: %s; skipped", self.name, describe(reason))
         return False
 
