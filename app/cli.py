@@ -23,6 +23,7 @@ from app.config import (
     AccessSettings,
     BudgetSettings,
     DatabaseSettings,
+    McpSettings,
     OpenAISettings,
     PluginsSettings,
     SettingsError,
@@ -32,6 +33,8 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
 from app.domain.rights import Right, parse_right, parse_tool_right
 from app.domain.user_admin import Change, Note, Spent, UserAdminError, UserStatus, UserSummary
+from app.mcp.config import load_config
+from app.mcp.tools import right_name
 from app.memory.tokens import load_counter
 from app.memory.window import ContextBudget
 from app.plugin_host import PluginHost
@@ -73,6 +76,7 @@ class UserTool:
     access: AccessSettings
     budget: BudgetSettings  # the currency usage costs are shown in
     plugins: PluginsSettings  # whose rights `grant` and `revoke` know
+    mcp: McpSettings  # and the MCP servers' (mcp_<server>)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,18 +360,23 @@ def _usage(usage: Spent, currency: str) -> str:
 
 
 def _right(value: str, tool: UserTool) -> Right | str:
-    """A built-in right, or one a plugin in PLUGINS declares (its factory is run to know)."""
+    """A built-in right, or one a plugin in PLUGINS declares (its factory is run to know),
+    or an MCP server's of MCP_CONFIG."""
     try:
         return parse_right(value)
     except ValueError as exc:
         known = PluginHost.declared_rights(tool.plugins)
+        if tool.mcp.config is not None:
+            known |= {
+                right_name(server.name): server.name for server in load_config(tool.mcp.config)
+            }
         try:
             name = parse_tool_right(value)
         except ValueError:
             name = ""
         if name in known:
             return name
-        more = f"; the plugins' rights: {', '.join(sorted(known))}" if known else ""
+        more = f"; the tools' rights: {', '.join(sorted(known))}" if known else ""
         raise ToolError(_sentence(exc) + more + ".") from exc
 
 

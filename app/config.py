@@ -35,6 +35,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/assistant.db"
 
 # What to tell the owner when a variable is missing or wrong: the fix, not the type error.
 HINTS: dict[str, str] = {
+    "MCP_CONFIG": "the path of an existing JSON file listing MCP servers",
     "TELEGRAM_BOT_TOKEN": "the token @BotFather gave you, like 123456:ABC-DEF...",
     "TELEGRAM_API_URL": "a URL such as https://api.telegram.org",
     "OPENAI_API_KEY": "your key from platform.openai.com (any text for a local server)",
@@ -435,6 +436,7 @@ class PluginsSettings(_Section):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+
 class SearchSettings(_Section):
     """Web search (a SearXNG instance, or the Brave Search API) and reading web pages."""
 
@@ -478,6 +480,31 @@ class SearchSettings(_Section):
     @property
     def has_search(self) -> bool:
         return bool(self.searxng_url or self.brave_api_key)
+
+
+class McpSettings(_Section):
+    """MCP servers whose tools the model is offered (app/mcp/), each behind its right."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_")
+
+    # The JSON file listing the servers ({"mcpServers": {...}}, as other MCP clients read);
+    # unset: no MCP server.
+    config: Path | None = None
+    # Seconds a server may take to start (or be connected) and list its tools at start-up;
+    # one that takes longer is skipped.
+    start_timeout: float = Field(default=20.0, gt=0, le=600)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("config")
+    @classmethod
+    def _a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
 
 
 class MemorySettings(_Section):
@@ -617,6 +644,7 @@ class Settings:
     tools: ToolsSettings = field(default_factory=ToolsSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    mcp: McpSettings = field(default_factory=McpSettings)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -646,6 +674,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "tools": ToolsSettings,
     "plugins": PluginsSettings,
     "search": SearchSettings,
+    "mcp": McpSettings,
     "budget": BudgetSettings,
     "logging": LoggingSettings,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -12,6 +13,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.utils.token import extract_bot_id
+from babel.support import LazyProxy
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +32,9 @@ from app.llm.client import create_llm_client
 from app.llm.embeddings import create_embedder
 from app.llm.speech import Speaker
 from app.llm.transcribe import create_transcriber
+from app.mcp.client import McpManager
+from app.mcp.config import load_config
+from app.mcp.tools import right_name
 from app.memory.embeddings import Embeddings
 from app.memory.profile import ProfileWriter
 from app.memory.service import MemoryService
@@ -66,6 +71,7 @@ from app.services.tools import ToolService
 from app.services.usage import UsageService
 from app.services.user_admin import UserAdminService
 from app.services.voice import VoiceService
+from app.texts import mcp_right
 from app.tools import builtin_tools
 from app.tools.toolbox import Toolbox
 from app.tools.web import WebTools, create_web_tools
@@ -215,6 +221,12 @@ def create_dispatcher(
     if web is not None:
         for tool in web.tools:
             toolbox.add(tool)
+    # A malformed MCP_CONFIG stops start-up here (McpConfigError is a ValueError); the
+    # servers themselves start with the dispatcher.
+    mcp = McpManager(
+        load_config(settings.mcp.config) if settings.mcp.config is not None else [],
+        start_timeout=settings.mcp.start_timeout,
+    )
     tools = ToolService(toolbox, settings.tools, settings.openai, memory, clock=clock)
     plugins = PluginHost.load(
         settings.plugins,
@@ -330,6 +342,14 @@ def create_dispatcher(
         await recovery.start(bot)
         if memory.embeddings is not None:
             await memory.embeddings.start()
+        # Before polling starts, so the first message is offered them.
+        for tool in await mcp.start():
+            toolbox.add(tool)
+        for connection in mcp.connections:
+            # Described even for a server that is down now: admins may grant it ahead.
+            # Translated when shown (in the admin's language), not now.
+            described = LazyProxy(partial(mcp_right, connection.name), enable_cache=False)
+            toolbox.describe_right(right_name(connection.name), described)
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
@@ -340,6 +360,7 @@ def create_dispatcher(
         # Summaries are background work that the next start redoes: a short wait only.
         await resources.summarizer.drain(min(shutdown_grace, SUMMARY_GRACE))
         await resources.profile_writer.drain(min(shutdown_grace, SUMMARY_GRACE))
+        await mcp.stop()  # after the drain: no answer is calling them any more
         if shared_stops is not None:
             await shared_stops.close()
         if redis is not None and owns_redis:

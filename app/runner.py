@@ -58,7 +58,16 @@ def quiet_libraries(level: int) -> None:
     """Even at DEBUG, no library logs a secret or a user's text."""
     # Libraries log request URLs (with the bot token in them) and bodies at DEBUG/INFO, and
     # the database drivers every statement's values and rows (users' messages) at DEBUG.
-    for noisy in ("httpx", "httpx2", "openai", "aiohttp.access", "sqlalchemy", "aiosqlite"):
+    # The MCP SDK logs the messages it exchanges (the model's arguments, tools' results).
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "openai",
+        "aiohttp.access",
+        "sqlalchemy",
+        "aiosqlite",
+        "mcp",
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     logging.getLogger("aiogram.event").setLevel(max(level, logging.INFO))
 

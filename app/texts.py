@@ -301,6 +301,11 @@ def thinking() -> str:
     return _("💭 Thinking…")
 
 
+def mcp_right(server: str) -> str:
+    """What the right to an MCP server's tools is called on a user's card in /users."""
+    return _("Tools of the MCP server “{server}”").format(server=server)
+
+
 def tool_running(name: str) -> str:
     """The preview while a tool without its own description runs."""
     return _("Using {tool}…").format(tool=name)

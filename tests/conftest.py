@@ -40,6 +40,7 @@ _PREFIXES = (
     "TOOLS_",
     "PLUGINS_",
     "SEARCH_",
+    "MCP_",
 )
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE", "PLUGINS")
 

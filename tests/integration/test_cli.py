@@ -524,4 +524,4 @@ def test_a_plugins_right_is_granted_and_revoked_by_name(
     assert cli.ok("users", "revoke", "5", "dice") == "Revoked dice from user 5.\n"
     assert cli.user(5).tool_rights is None  # type: ignore[union-attr]
     code, _, err = cli("users", "grant", "5", "dicee")
-    assert code == 1 and err.endswith("admin; the plugins' rights: dice.\n")
+    assert code == 1 and err.endswith("admin; the tools' rights: dice.\n")

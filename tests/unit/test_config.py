@@ -127,3 +127,11 @@ def test_no_search_backend_by_default_and_bad_networks_are_named(tmp_path: Path)
     assert "SEARCH_ALLOW_PRIVATE_ADDRESSES is not valid (comma-separated networks" in str(
         error.value
     )
+
+
+def test_mcp_config_must_name_a_file_and_blank_is_none(tmp_path: Path) -> None:
+    base = "TELEGRAM_BOT_TOKEN=123:abc\nOPENAI_API_KEY=k\n"
+    assert load(tmp_path, base + "MCP_CONFIG=\n").mcp.config is None
+    with pytest.raises(SettingsError) as error:
+        load(tmp_path, base + f"MCP_CONFIG={tmp_path / 'absent.json'}\n")
+    assert "MCP_CONFIG is not valid" in error.value.sentence()

@@ -229,6 +229,7 @@ SAMPLES: dict[str, Any] = {
     "expected": "send the new fact as a text message",
     "problem": "the text is empty",
     "name": "Captain",
+    "server": "files",
     "memory": [("fact", "Sails the seas.", None), ("qa", "Who are you?", "A pirate.")],
     "question": "Who are you?",
     "current": "chat",

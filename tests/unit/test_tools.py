@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.config import OpenAISettings, ToolsSettings
+from app.domain.rights import Right
 from app.domain.tools import ToolCall, ToolResult
 from app.llm.chat import StreamReport
 from app.memory.service import MemoryService
@@ -89,6 +90,13 @@ async def test_a_tool_behind_a_right_is_neither_offered_nor_run_without_it() -> 
     assert box.rights == {"web"}
     (result,) = await box.run(CONTEXT, [ToolCall("c1", "secret", "{}")], rights=set())
     assert not result.ok and "may not use" in result.content
+
+
+async def test_admins_are_offered_and_may_run_every_tool() -> None:
+    box = Toolbox([_tool("open", _echo), _tool("secret", _echo, right="mcp_files")])
+    assert [t.name for t in box.offered({Right.ADMIN})] == ["open", "secret"]
+    (result,) = await box.run(CONTEXT, [ToolCall("c1", "secret", "{}")], rights={Right.ADMIN})
+    assert result.ok
 
 
 async def test_the_calls_of_a_round_run_at_once_and_keep_their_order() -> None:
