@@ -423,8 +423,9 @@ class PluginsSettings(_Section):
 
     # Names of the plugins to load, comma-separated: entry points of installed packages
     # (group telegram_bot_assistant.plugins) or modules in PLUGINS_PATH.
+    # The default: the bot's own reminders.
     enabled: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=(), validation_alias=AliasChoices("PLUGINS", "PLUGINS_ENABLED")
+        default=("reminders",), validation_alias=AliasChoices("PLUGINS", "PLUGINS_ENABLED")
     )
     # A folder of plugin modules (name.py, or packages), besides the installed ones.
     path: Path | None = None

@@ -59,6 +59,7 @@ from app.services.downloads import PUBLIC_DOWNLOAD_LIMIT
 from app.services.generations import Generations
 from app.services.groups import GroupService
 from app.services.identity import IdentityService
+from app.services.jobs import JobScheduler
 from app.services.personas import PersonaService, ensure_default_persona
 from app.services.pictures import Pictures
 from app.services.preferences import PreferencesService
@@ -156,11 +157,13 @@ def create_dispatcher(
     paste_window: float = 1.0,
     first_routers: Sequence[Router] = (),
     clock: Callable[[], datetime] | None = None,
+    jobs_poll: float = 30.0,
 ) -> Dispatcher:
     """The dispatcher with every router and middleware; start-up migrates and seeds.
 
     `first_routers` see updates before ours, behind the same middlewares and error handler
-    (tests add one whose handler fails). `clock`: what tools read as now (aware, UTC)."""
+    (tests add one whose handler fails). `clock`: what tools and scheduled jobs read as now
+    (aware, UTC); `jobs_poll`: seconds between looks for jobs due (tests move the clock)."""
     engine = create_engine(settings.database.url)
     pool = create_sessionmaker(engine)
     counter = load_counter(settings.openai.model)
@@ -228,13 +231,21 @@ def create_dispatcher(
         start_timeout=settings.mcp.start_timeout,
     )
     tools = ToolService(toolbox, settings.tools, settings.openai, memory, clock=clock)
+    jobs = JobScheduler(pool, clock=clock, poll=jobs_poll)
     plugins = PluginHost.load(
         settings.plugins,
         toolbox=toolbox,
         i18n=i18n,
         llm=llm,
         clock=clock,
-        services={"pool": pool, "usage": usage, "gate": gate, "counter": counter},
+        services={
+            "pool": pool,
+            "usage": usage,
+            "gate": gate,
+            "counter": counter,
+            "default_timezone": settings.tools.default_timezone,
+        },
+        jobs=jobs,
     )
     command_book = CommandBook.with_plugins(plugins.commands)
     resources = Resources(
@@ -336,6 +347,7 @@ def create_dispatcher(
             # Admins made in /users or on the command line, besides those in ADMIN_IDS.
             admins = {admin.id for admin in await access_requests.admins(session)}
         await plugins.start(bot, toolbox)
+        jobs.start()  # after the plugins, whose handlers it runs
         await register_menu(bot, i18n, admins | settings.access.admin_ids, command_book)
         if shared_stops is not None:
             await shared_stops.start(bot.id)
@@ -353,6 +365,7 @@ def create_dispatcher(
 
     async def on_shutdown() -> None:
         await resources.inflight.drain(shutdown_grace)
+        await jobs.close()
         await plugins.stop()
         # After the drain: an answer it cancelled stays recorded, for the next start (or
         # another replica) to tell its user.

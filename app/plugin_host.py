@@ -26,6 +26,7 @@ from app.handlers import commands_of
 from app.i18n import CatalogI18n, create_i18n
 from app.plugins.api import Plugin, PluginContext
 from app.plugins.loader import load_plugins
+from app.services.jobs import JobScheduler
 from app.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class PluginHost:
         llm: AsyncOpenAI,
         clock: Callable[[], datetime],
         services: dict[str, Any],
+        jobs: JobScheduler | None = None,
     ) -> PluginHost:
         host = cls()
         if not settings.enabled:
@@ -77,6 +79,7 @@ class PluginHost:
                 clock=clock,
                 log=logging.getLogger(f"plugins.{name}"),
                 services=services,
+                jobs=jobs.for_plugin(name) if jobs is not None else None,
             )
 
         for plugin, plugin_context in load_plugins(settings.enabled, settings.path, context):

@@ -20,6 +20,7 @@ from app.config import (
     EmbeddingsSettings,
     MemorySettings,
     OpenAISettings,
+    PluginsSettings,
     Settings,
     TelegramSettings,
 )
@@ -162,6 +163,9 @@ def make_settings(
             # No conversation titles and no profiles unless a test asks: each is a model
             # request of its own.
             memory=memory or MemorySettings(titles=False, profile=False, _env_file=None),
+            # No plugin unless a test asks: the owner's default loads reminders, whose
+            # command and tools would be in every menu and request (test_reminders.py).
+            plugins=PluginsSettings(enabled=(), _env_file=None),
         )
 
     return make

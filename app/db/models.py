@@ -498,6 +498,32 @@ class PendingAnswer(Base):
     )
 
 
+class ScheduledJob(Base):
+    """Something a plugin asked to be done at a time (a reminder): kept until it is done,
+    so a restart loses none. A process claims due jobs for a while (`leased_until`), so
+    that with several replicas one does each (app/services/jobs.py)."""
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (
+        Index("ix_scheduled_jobs_due_at", "due_at"),
+        Index("ix_scheduled_jobs_plugin_user", "plugin", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The plugin's own data (JSON): a reminder's text and language.
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
 class FsmRecord(Base):
     """The state and data of one user's dialog, so dialogs survive a restart."""
 

@@ -15,18 +15,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiogram import Bot, Router
 from aiogram.utils.i18n import I18n
 from openai import AsyncOpenAI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.jobs import Job
 from app.domain.users import Preferences, UserContext
 from app.tools.base import Tool, ToolContext, ToolError
 
 __all__ = [
     "Command",
+    "Job",
+    "Jobs",
     "Plugin",
     "PluginContext",
     "PluginSettings",
@@ -45,6 +48,32 @@ class PluginSettings(BaseSettings):
     "MYPLUGIN_")`; read from the environment and .env like the bot's own."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+
+class Jobs(Protocol):
+    """A plugin's scheduled jobs (`PluginContext.jobs`), kept in the bot's database: they
+    survive a restart, and with several replicas each is done by one of them."""
+
+    def on_due(self, handler: Callable[[Job], Awaitable[None]]) -> None:
+        """`handler(job)` does each job when it is due (call it in the factory). A handler
+        that raises is tried again later (a few times, minutes apart)."""
+
+    async def schedule(
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        due_at: datetime,
+        payload: dict[str, Any],
+        thread_id: int | None = None,
+    ) -> Job:
+        """Keep a job for `due_at` (aware: with its time zone); `payload` is JSON."""
+
+    async def of_user(self, user_id: int) -> list[Job]:
+        """The user's jobs of this plugin, soonest first."""
+
+    async def cancel(self, user_id: int, job_id: int) -> bool:
+        """Delete the user's job; False when it is not theirs or no longer there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +105,8 @@ class PluginContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("plugins"))
     # Filled once the bot runs (for `on_startup`): the Bot to send with.
     bot: Bot | None = None
+    # Jobs kept for a time (app/services/jobs.py): reminders and the like.
+    jobs: Jobs | None = None
     # The bot's own services a built-in plugin is handed by name (see each plugin);
     # third-party plugins should not rely on them.
     services: Mapping[str, Any] = field(default_factory=dict)

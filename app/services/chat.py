@@ -13,6 +13,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.chat_action import ChatActionSender
+from aiogram.utils.i18n import get_i18n
 from openai import AsyncOpenAI
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -847,6 +848,7 @@ class ChatService:
         context = ToolContext(
             user_id=conversation.user_id,
             chat_id=chat_id,
+            language=_language(),
             timezone=preferences.timezone,
             thread_id=_thread(place),
             clock=self.tools.clock,
@@ -1143,6 +1145,14 @@ class ChatService:
                 usage=usage,
                 group_id=conversation.group_id,
             )
+
+
+def _language() -> str:
+    """The language of the update being handled (what a tool answers the user in)."""
+    try:
+        return get_i18n().current_locale
+    except LookupError:  # no update (a bench driving the service itself)
+        return "en"
 
 
 def _thread(place: ChatPlace | None) -> int | None:
