@@ -27,8 +27,9 @@
    and reading its stream, the tool preview shown per round (a Telegram call), fitting
    the results, recording each round's usage, and the final delivery. Also still in it:
    the fakes' HTTP parsing before `at` and their share of the CPU, as they run on the
-   same event loop (the machine's other load too). Not counted: storing the turn after
-   the answer is shown (the next message waits for it, untimed).
+   same event loop (the machine's other load too). Storing the answer runs beside its
+   delivery (the two are gathered): only what of it runs before the final call lands is
+   in the figure; the next message waits until it is all done, untimed.
 
    Per round = (net time of the N-round message - net time of the 0-round message of the
    same cycle, same user) / N; its p50 and p95 over the cycles. No target is set.
