@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/tools.py
 
 # Texts to translate: _() and its kin from aiogram.utils.i18n (gettext as _, lazy_gettext
 # as __, ngettext; `_(singular, plural, n)` too), and N_() for texts translated when shown.
