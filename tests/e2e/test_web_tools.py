@@ -441,3 +441,40 @@ async def test_a_brave_key_refused_is_told_to_the_model_and_the_owner(
     assert result["content"].startswith("Error: the search service refused the bot's key")
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "app.tools.search"]
     assert "SEARCH_BRAVE_API_KEY" in warning and "a-wrong-key" not in warning
+
+
+async def test_a_long_page_is_shortened_to_its_share_and_the_window_holds(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    pages: FakePages,
+) -> None:
+    """A page far longer than what the request keeps for results: the model gets its start
+    and a note saying so, and the server (which enforces its window) never refuses."""
+    paragraphs = "".join(
+        f"<p>Paragraph {n}: cats nap in the sun, all day long.</p>" for n in range(900)
+    )
+    pages.page(
+        "/long",
+        f"<html><head><title>Long</title></head><body><article>{paragraphs}</article></body></html>",
+    )
+    llm.context_window = 6_000
+    settings = make_settings(tool_models=("test-model",), context_window=6_000)
+    settings = dataclasses.replace(
+        settings,
+        tools=ToolsSettings(result_tokens=800, _env_file=None),
+        search=SearchSettings(allow_private_addresses=("127.0.0.1/32",), _env_file=None),
+    )
+    bot = await start_bot(settings)
+    chat = UserChat(bot, telegram, ALLOWED)
+    result = await ask(chat, llm, "read_page", {"url": pages.base_url + "/long"})
+    content = str(result["content"])
+    assert content.startswith("Title: Long")
+    assert "Paragraph 0:" in content and "Paragraph 899:" not in content
+    assert "[The result was shortened to fit:" in content
+    assert chat.last.text == "Done."
+    # A follow-up carries that round in its history, within the window too.
+    llm.queue_reply("Still fine.")
+    assert (await chat.send("And?")).text == "Still fine."
+    assert llm.context_errors == 0
