@@ -3,8 +3,9 @@
     .venv/bin/python bench/tools.py
 
 1. Schema tokens. The built-in tools as the factory builds them with every one on
-   (current_datetime, calculator, read_page, and web_search, offered because a SearXNG URL
-   is set; nothing is contacted), counted as the bot counts a request's `tools`
+   (current_datetime, calculator, read_page, web_search, offered because a SearXNG URL
+   is set, nothing is contacted; and the reminders plugin's three, the default PLUGINS),
+   counted as the bot counts a request's `tools`
    (TokenCounter.tools: their compact JSON, an upper bound of what OpenAI renders) with
    cl100k_base (gpt-4) and o200k_base (gpt-4o), per tool and for the array of all. Then
    the offer's reserve (schemas + TOOLS_RESULT_TOKENS, at most a quarter of what the
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `tests` is not installed into the venv, `app` is
 
+from openai import AsyncOpenAI  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from app.config import (  # noqa: E402
@@ -69,8 +72,12 @@ from app.config import (  # noqa: E402
 from app.domain.refs import PersonaRef  # noqa: E402
 from app.domain.users import Preferences  # noqa: E402
 from app.factory import create_web  # noqa: E402
+from app.i18n import create_i18n  # noqa: E402
 from app.memory.service import MemoryService  # noqa: E402
 from app.memory.tokens import load_counter  # noqa: E402
+from app.plugins.api import PluginContext  # noqa: E402
+from app.plugins.reminders import plugin as reminders  # noqa: E402
+from app.services.jobs import JobScheduler  # noqa: E402
 from app.services.tools import ToolService  # noqa: E402
 from app.tools import builtin_tools  # noqa: E402
 from app.tools.base import ToolContext  # noqa: E402
@@ -95,7 +102,15 @@ ANSWER_TIMEOUT = 30.0
 CALCULATOR_RUNS = 500
 FIRST_USER = 5000
 # Every request of the timed messages offers all of them, as in the schema count.
-OFFERED = ["calculator", "current_datetime", "read_page", "web_search"]
+OFFERED = [
+    "calculator",
+    "cancel_reminder",
+    "create_reminder",
+    "current_datetime",
+    "list_reminders",
+    "read_page",
+    "web_search",
+]
 FINAL_METHODS = frozenset({"sendMessage", "editMessageText"})
 # The variables conftest clears: none of the shell's settings leak into the bench.
 _PREFIXES = (
@@ -148,8 +163,16 @@ async def schema_tokens() -> None:
         search=search,
     )
     web = create_web(settings)
+    # The reminders plugin's tools (the default PLUGINS), built as the bot builds them; its
+    # scheduler is never started here.
+    context = PluginContext(
+        "reminders",
+        AsyncOpenAI(api_key=API_KEY, base_url="http://127.0.0.1:9/v1"),
+        create_i18n(),
+        jobs=JobScheduler(None, clock=lambda: datetime.now(UTC)).for_plugin("reminders"),  # type: ignore[arg-type]
+    )
     try:
-        tools = [*builtin_tools(), *web.tools]
+        tools = [*builtin_tools(), *web.tools, *reminders(context).tools]
         toolbox = Toolbox(tools)
         offered = toolbox.offered(frozenset())
         schemas = [tool.schema() for tool in offered]
