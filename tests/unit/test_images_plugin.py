@@ -38,3 +38,30 @@ def test_a_size_not_width_by_height_is_refused(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("IMAGES_SIZE", "big")
     with pytest.raises(ValidationError):
         ImagesSettings(_env_file=None)
+
+
+async def test_a_picture_by_url_is_downloaded_within_its_size_cap() -> None:
+    from aiohttp import web
+
+    from app.plugins.images import download
+
+    async def small(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 100)
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * 5000)
+
+    app = web.Application()
+    app.router.add_get("/small", small)
+    app.router.add_get("/big", big)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        assert await download(f"http://127.0.0.1:{port}/small", 5, limit=1000) == b"x" * 100
+        with pytest.raises(ValueError, match="too large"):
+            await download(f"http://127.0.0.1:{port}/big", 5, limit=1000)
+    finally:
+        await runner.cleanup()
