@@ -187,6 +187,7 @@ async def test_the_model_draws_with_the_tool_and_is_told_the_photo_was_sent(
 ) -> None:
     bot = await start_bot(with_images(make_settings, tmp_path))
     chat = await granted(bot, telegram, db)
+    llm.image_delay = 0.5  # long enough for the preview to show what the tool does
     llm.queue_tool_calls(("generate_image", {"prompt": "a watercolour owl"}))
     llm.queue_reply("Here is your owl.")
     answer = await chat.send("Draw me an owl")
@@ -200,8 +201,8 @@ async def test_the_model_draws_with_the_tool_and_is_told_the_photo_was_sent(
     assert [r["prompt"] for r in llm.image_requests] == ["a watercolour owl"]
     (row,) = await usage_rows(db, "gpt-image-1")
     assert row.cost == pytest.approx(0.04)
-    previews = [d.text for d in telegram.drafts(ALLOWED)]
-    assert any("Drawing: a watercolour owl" in (text or "") for text in previews), previews
+    previews = [text for d in telegram.drafts(ALLOWED) for text in d.history]
+    assert any("Drawing: a watercolour owl" in text for text in previews), previews
 
 
 async def test_without_the_right_neither_the_tool_nor_the_command_is_theirs(

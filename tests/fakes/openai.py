@@ -418,6 +418,8 @@ class FakeOpenAI:
         self.image_format = "b64_json"
         #: The usage gpt-image-1 reports; False: none, as DALL·E and other servers.
         self.image_usage = True
+        #: Seconds a picture takes (a real one takes 10 to 60).
+        self.image_delay = 0.0
         self._image_faults: deque[tuple[int, str | None, str]] = deque()
         self._pictures: dict[str, bytes] = {}
 
@@ -819,6 +821,7 @@ class FakeOpenAI:
         body = await request.json()
         self.image_requests.append(body)
         self._fire_changed()
+        await self._sleep(self.image_delay)
         if self._image_faults:
             status, code, message = self._image_faults.popleft()
             kind = "image_generation_user_error" if status == 400 else "server_error"
