@@ -423,9 +423,10 @@ class PluginsSettings(_Section):
 
     # Names of the plugins to load, comma-separated: entry points of installed packages
     # (group telegram_bot_assistant.plugins) or modules in PLUGINS_PATH.
-    # The default: the bot's own reminders.
+    # The default: the bot's own reminders, and images (behind a right admins grant).
     enabled: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("reminders",), validation_alias=AliasChoices("PLUGINS", "PLUGINS_ENABLED")
+        default=("reminders", "images"),
+        validation_alias=AliasChoices("PLUGINS", "PLUGINS_ENABLED"),
     )
     # A folder of plugin modules (name.py, or packages), besides the installed ones.
     path: Path | None = None
@@ -550,6 +551,10 @@ class MemorySettings(_Section):
     profile_max_facts: int = Field(default=30, ge=1, le=200)
 
 
+# The per-unit forms of a BUDGET_PRICES entry: "model=price/min", "model=price/image".
+_PER_UNIT = frozenset({"min", "image"})
+
+
 class BudgetSettings(_Section):
     """What requests cost and how much each user may spend; admins are never limited."""
 
@@ -560,6 +565,9 @@ class BudgetSettings(_Section):
     prices: Annotated[dict[str, tuple[float, float]], NoDecode] = {}
     # Per minute of audio, for transcription models: "whisper-1=0.006/min" in BUDGET_PRICES.
     _minute_prices: dict[str, float] = PrivateAttr(default_factory=dict)
+    # Per picture, for image models: "gpt-image-1=0.04/image" in BUDGET_PRICES (added to
+    # the model's token prices, when it has those too).
+    _image_prices: dict[str, float] = PrivateAttr(default_factory=dict)
     currency: str = Field(default="$", max_length=8)
     # The default limits of every user; an admin may set others per user in /users.
     unit: BudgetUnit = BudgetUnit.TOKENS
@@ -577,16 +585,16 @@ class BudgetSettings(_Section):
                 continue
             model, _, pair = part.partition("=")
             prompt, _, completion = pair.partition("/")
-            if completion.strip() == "min":
-                continue  # a price per minute: see _minute_prices
+            if completion.strip() in _PER_UNIT:
+                continue  # a price per minute or per picture: see _per_unit
             prices[model.strip()] = (float(prompt), float(completion or prompt))
         return prices
 
     @model_validator(mode="wrap")
     @classmethod
-    def _per_minute(cls, data: Any, handler: ModelWrapValidatorHandler[BudgetSettings]) -> Any:
-        """`model=price/min` entries of BUDGET_PRICES: a price per minute of audio (the
-        token prices' parser skips them)."""
+    def _per_unit(cls, data: Any, handler: ModelWrapValidatorHandler[BudgetSettings]) -> Any:
+        """`model=price/min` and `model=price/image` entries of BUDGET_PRICES: a price per
+        minute of audio, or per picture made (the token prices' parser skips them)."""
         raw = data.get("prices") if isinstance(data, dict) else None
         settings = handler(data)
         if isinstance(raw, str):
@@ -595,11 +603,17 @@ class BudgetSettings(_Section):
                 price, _, per = pair.partition("/")
                 if per.strip() == "min":
                     settings._minute_prices[model.strip()] = float(price)
+                elif per.strip() == "image":
+                    settings._image_prices[model.strip()] = float(price)
         return settings
 
     @property
     def minute_prices(self) -> dict[str, float]:
         return self._minute_prices
+
+    @property
+    def image_prices(self) -> dict[str, float]:
+        return self._image_prices
 
     @field_validator("daily", "monthly", mode="before")
     @classmethod
@@ -607,12 +621,19 @@ class BudgetSettings(_Section):
         return None if value in ("", "0", 0, "none") else value
 
     def cost(
-        self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        seconds: float = 0.0,
+        images: int = 0,
     ) -> float:
-        """Tokens at the model's token prices, plus audio seconds at its price per minute."""
+        """Tokens at the model's token prices, plus audio seconds at its price per minute
+        and pictures at its price per picture."""
         prompt_price, completion_price = self.prices.get(model, (0.0, 0.0))
         tokens = (prompt_tokens * prompt_price + completion_tokens * completion_price) / 1_000_000
-        return tokens + seconds / 60 * self.minute_prices.get(model, 0.0)
+        audio = seconds / 60 * self.minute_prices.get(model, 0.0)
+        return tokens + audio + images * self.image_prices.get(model, 0.0)
 
 
 class LoggingSettings(_Section):

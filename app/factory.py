@@ -67,6 +67,7 @@ from app.services.profile import ProfileService
 from app.services.recovery import InterruptedAnswers
 from app.services.shared_stops import SharedStops
 from app.services.speech import SpeechService
+from app.services.spending import PluginSpending
 from app.services.summary_locks import SharedSummaryLocks
 from app.services.tools import ToolService
 from app.services.usage import UsageService
@@ -77,6 +78,7 @@ from app.tools import builtin_tools
 from app.tools.toolbox import Toolbox
 from app.tools.web import WebTools, create_web_tools
 from app.views.chat import continue_keyboard
+from app.views.usage import budget_refusal
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +246,10 @@ def create_dispatcher(
             "gate": gate,
             "counter": counter,
             "default_timezone": settings.tools.default_timezone,
+            # For plugins that buy something for a user (app/plugins/images.py): the budget
+            # check, the usage row, and the sentence that tells a user over a limit.
+            "spending": PluginSpending(pool, usage, gate),
+            "budget_refusal": budget_refusal,
         },
         jobs=jobs,
     )

@@ -42,6 +42,7 @@ _PREFIXES = (
     "PLUGINS_",
     "SEARCH_",
     "MCP_",
+    "IMAGES_",
 )
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE", "PLUGINS")
 

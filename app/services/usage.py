@@ -114,9 +114,14 @@ class UsageService:
         return self.settings.currency
 
     def cost(
-        self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float = 0.0
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        seconds: float = 0.0,
+        images: int = 0,
     ) -> float:
-        return self.settings.cost(model, prompt_tokens, completion_tokens, seconds)
+        return self.settings.cost(model, prompt_tokens, completion_tokens, seconds, images)
 
     async def record(
         self,
@@ -126,14 +131,16 @@ class UsageService:
         model: str,
         usage: TokenUsage,
         seconds: float = 0.0,
+        images: int = 0,
         group_id: int | None = None,
     ) -> None:
         """Add one request to today's row, priced now, in the caller's transaction: the
         chat answer's usage is written with the answer itself, in the same commit. Asked in
-        a group (`group_id`), it counts for the group as well as for the asker."""
+        a group (`group_id`), it counts for the group as well as for the asker. `seconds`
+        of audio and `images` made are priced by the model's per-unit prices."""
         repository = UsageRepository(session)
         day = self.clock().astimezone(UTC).date()
-        cost = self.cost(model, usage.prompt_tokens, usage.completion_tokens, seconds)
+        cost = self.cost(model, usage.prompt_tokens, usage.completion_tokens, seconds, images)
         await repository.add(
             user_id=user_id,
             day=day,
@@ -239,7 +246,9 @@ class UsageService:
             month=periods[1],
             limits=limits,
             exempt=user.is_admin,
-            show_cost=bool(self.settings.prices)
+            show_cost=bool(
+                self.settings.prices or self.settings.minute_prices or self.settings.image_prices
+            )
             or (limits is not None and limits.unit is BudgetUnit.MONEY),
             currency=self.settings.currency,
             now=now,

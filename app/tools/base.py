@@ -58,6 +58,8 @@ class Tool:
     run: ToolRun
     right: str | None = None
     doing: Callable[[dict[str, Any]], str] | None = None
+    # Seconds a call may take; None: TOOLS_TIMEOUT (a picture takes longer than a search).
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

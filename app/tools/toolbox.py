@@ -101,14 +101,15 @@ class Toolbox:
         if arguments is None:
             return refused("the arguments are not a JSON object; call the tool again with one.")
         started = time.perf_counter()
+        limit = tool.timeout or self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(limit):
                 content = await tool.run(context, arguments)
         except ToolError as exc:
             return ToolResult(call.id, call.name, f"Error: {exc}", ok=False)
         except TimeoutError:
-            log.warning("Tool %s took longer than %.0f s", tool.name, self.timeout)
-            return refused(f"the tool did not answer within {self.timeout:.0f} seconds.")
+            log.warning("Tool %s took longer than %.0f s", tool.name, limit)
+            return refused(f"the tool did not answer within {limit:.0f} seconds.")
         except Exception as exc:  # a tool's bug must not fail the answer
             # The type only at WARNING: the exception's text may carry the user's words.
             log.warning("Tool %s failed: %s", tool.name, type(exc).__name__)

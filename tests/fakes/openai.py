@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import codecs
 import contextlib
 import functools
 import hashlib
 import inspect
+import io
 import json
 import logging
 import re
@@ -94,6 +96,27 @@ ReplyFn = Callable[[dict[str, Any]], "str | ToolCalls | Awaitable[str | ToolCall
 # (OpenAI renders them into its own format and counts fewer; the bot counts the JSON too,
 # so its counts are an upper bound there and exact here.)
 TOOL_CALL_TOKENS = 3  # per call in an assistant message, besides its name and arguments
+
+
+# What gpt-image-1 reports for a 1024x1024 picture at medium quality.
+IMAGE_OUTPUT_TOKENS = 1056
+
+
+def png_picture(size: str) -> bytes:
+    """A real PNG standing for a generated picture: small (a 64-pixel side at most) with
+    the requested aspect, so that Telegram's fake can read it as an image."""
+    from PIL import Image  # only the images tests need Pillow here
+
+    width, _, height = size.partition("x")
+    try:
+        w, h = int(width), int(height)
+    except ValueError:
+        w, h = 64, 64
+    scale = 64 / max(w, h, 1)
+    picture = Image.new("RGB", (max(1, int(w * scale)), max(1, int(h * scale))), (200, 60, 30))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def count_tools(tools: Any) -> int:
@@ -388,6 +411,18 @@ class FakeOpenAI:
         self.speech_failures = 0
         self._transcription_faults: deque[int] = deque()
 
+        #: Bodies of /images/generations requests (model, prompt, size, n, ...).
+        self.image_requests: list[dict[str, Any]] = []
+        #: "b64_json" (gpt-image-1: the picture in the answer) or "url" (a link to it,
+        #: served by this fake, as DALL·E's default and some other servers answer).
+        self.image_format = "b64_json"
+        #: The usage gpt-image-1 reports; False: none, as DALL·E and other servers.
+        self.image_usage = True
+        #: Seconds a picture takes (a real one takes 10 to 60).
+        self.image_delay = 0.0
+        self._image_faults: deque[tuple[int, str | None, str]] = deque()
+        self._pictures: dict[str, bytes] = {}
+
         #: /embeddings: a deterministic bag of words per input (each word, or the word
         #: `synonyms` maps it to, adds to one of `embedding_dims` dimensions), so that
         #: texts sharing words are near; `synonyms` makes a paraphrase agree with its fact.
@@ -433,6 +468,8 @@ class FakeOpenAI:
         app.router.add_post("/v1/audio/transcriptions", self._handle_transcription)
         app.router.add_post("/v1/audio/speech", self._handle_speech)
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
+        app.router.add_post("/v1/images/generations", self._handle_images)
+        app.router.add_get("/_fake/pictures/{name}", self._handle_picture)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model}", self._handle_model)
         app.router.add_get("/_fake/stats", self._ctl_stats)
@@ -524,6 +561,22 @@ class FakeOpenAI:
         """The next ``times`` transcription requests fail with ``status`` (OpenAI's JSON)."""
         self._transcription_faults.extend([status] * times)
 
+    def refuse_image_next(self) -> None:
+        """The next /images/generations request is refused as OpenAI's safety system does
+        (400, code moderation_blocked)."""
+        self._image_faults.append(
+            (
+                400,
+                "moderation_blocked",
+                "Your request was rejected as a result of our safety system. Your request may "
+                "contain content that is not allowed by our safety system.",
+            )
+        )
+
+    def fail_image_next(self, status: int = 500) -> None:
+        """The next /images/generations request fails with `status`."""
+        self._image_faults.append((status, None, "The server had an error."))
+
     def hang_next(self, seconds: float, times: int = 1) -> None:
         """Wait ``seconds`` before answering the next request(s) (to trigger timeouts)."""
         self._faults.append(_Fault("hang", times, seconds=seconds))
@@ -559,6 +612,8 @@ class FakeOpenAI:
         self.transcriptions.clear()
         self._transcription_faults.clear()
         self.speeches.clear()
+        self.image_requests.clear()
+        self._image_faults.clear()
         self._fire_changed()
 
     # ------------------------------------------------------------------ inspection
@@ -754,6 +809,50 @@ class FakeOpenAI:
         if body.get("response_format") == "opus":
             return web.Response(body=ogg_opus(seconds), content_type="audio/ogg")
         return web.Response(body=b"ID3 not really audio", content_type="audio/mpeg")
+
+    async def _handle_images(self, request: web.Request) -> web.Response:
+        """JSON with model and prompt, as OpenAI's endpoint takes it: ``data`` with the
+        picture (a real PNG, as ``b64_json`` or a ``url``) and gpt-image-1's ``usage``;
+        a queued fault instead (a moderation refusal, or a server error)."""
+        if not self._authorized(request):
+            return self._error(
+                None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+            )
+        body = await request.json()
+        self.image_requests.append(body)
+        self._fire_changed()
+        await self._sleep(self.image_delay)
+        if self._image_faults:
+            status, code, message = self._image_faults.popleft()
+            kind = "image_generation_user_error" if status == 400 else "server_error"
+            return self._error(None, status, message, kind, code)
+        prompt = str(body.get("prompt") or "")
+        if not prompt or not body.get("model"):
+            return self._error(None, 400, "Missing prompt or model.", "invalid_request_error", None)
+        picture = png_picture(str(body.get("size") or "1024x1024"))
+        item: dict[str, Any]
+        if self.image_format == "url":
+            name = f"{uuid.uuid4().hex}.png"
+            self._pictures[name] = picture
+            item = {"url": f"{self.base_url.removesuffix('/v1')}/_fake/pictures/{name}"}
+        else:
+            item = {"b64_json": base64.b64encode(picture).decode()}
+        answer: dict[str, Any] = {"created": int(time.time()), "data": [item]}
+        if self.image_usage:
+            text_tokens = count_tokens(prompt)
+            answer["usage"] = {
+                "input_tokens": text_tokens,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": 0},
+                "output_tokens": IMAGE_OUTPUT_TOKENS,
+                "total_tokens": text_tokens + IMAGE_OUTPUT_TOKENS,
+            }
+        return web.json_response(answer)
+
+    async def _handle_picture(self, request: web.Request) -> web.Response:
+        picture = self._pictures.get(request.match_info["name"])
+        if picture is None:
+            return web.Response(status=404)
+        return web.Response(body=picture, content_type="image/png")
 
     def embedding_of(self, text: str) -> list[float]:
         """The fake's vector for `text` (not normalised: clients must not assume unit length,

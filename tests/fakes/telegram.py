@@ -658,6 +658,7 @@ class SentMessage:
     document: dict[str, Any] | None = None
     document_bytes: bytes | None = None
     voice: dict[str, Any] | None = None  # sendVoice: its duration and size (bytes above)
+    photo: list[dict[str, Any]] | None = None  # sendPhoto: its sizes (bytes above)
     # An ephemeral message in a group: the one member who sees it.
     ephemeral_for: int | None = None
     deleted: bool = False
@@ -948,6 +949,7 @@ class FakeTelegram:
             "answerCallbackQuery": self._m_answer_callback_query,
             "sendDocument": self._m_send_document,
             "sendVoice": self._m_send_voice,
+            "sendPhoto": self._m_send_photo,
             "getFile": self._m_get_file,
             "getChatMember": self._m_get_chat_member,
             "createForumTopic": self._m_create_forum_topic,
@@ -2611,6 +2613,60 @@ class FakeTelegram:
         )
         sent.caption = str(caption) if caption else None
         sent.voice = voice
+        sent.document_bytes = upload.data
+        return sent.raw
+
+    async def _m_send_photo(self, ctx: _Ctx) -> dict[str, Any]:
+        """A photo, uploaded: Telegram takes only a picture it can read (10 MB at most) and
+        answers with its sizes."""
+        p = ctx.params
+        chat = self._chat(p)
+        ref = p.get("photo")
+        upload = None
+        if isinstance(ref, str) and ref.startswith("attach://"):
+            upload = ctx.files.get(ref[len("attach://") :])
+        elif ref is None:
+            upload = ctx.files.get("photo")
+        elif isinstance(ref, str) and ref.startswith(("http://", "https://")):
+            raise _TgError(400, "Bad Request: failed to get HTTP URL content")
+        if upload is None or not upload.data:
+            raise _TgError(400, "Bad Request: there is no photo in the request")
+        if len(upload.data) > 10 * 1024 * 1024:
+            raise _TgError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        from PIL import Image, UnidentifiedImageError  # only the tests of photos need Pillow
+
+        try:
+            with Image.open(io.BytesIO(upload.data)) as picture:
+                width, height = picture.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise _TgError(400, "Bad Request: IMAGE_PROCESS_FAILED") from exc
+        sizes = [self._photo_size(upload.data, width, height)]
+        extra: dict[str, Any] = {"photo": sizes}
+        caption = p.get("caption")
+        if caption:
+            plain, parsed = self._format(
+                str(caption), p.get("parse_mode"), p.get("caption_entities")
+            )
+            if utf16_len(plain) > MAX_CAPTION_LENGTH:
+                raise _TgError(400, "Bad Request: message caption is too long")
+            if plain:
+                extra["caption"] = plain
+                if parsed:
+                    extra["caption_entities"] = parsed
+        sent = self._store_bot_message(
+            chat,
+            "sendPhoto",
+            text=None,
+            parse_mode=p.get("parse_mode"),
+            entities=None,
+            reply_markup=p.get("reply_markup") if isinstance(p.get("reply_markup"), dict) else None,
+            plain=None,
+            parsed=[],
+            params=p,
+            extra=extra,
+        )
+        sent.caption = str(caption) if caption else None
+        sent.photo = sizes
         sent.document_bytes = upload.data
         return sent.raw
 

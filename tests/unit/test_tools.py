@@ -265,3 +265,20 @@ def test_a_typed_time_zone(typed: str, zone: str) -> None:
 def test_a_typed_time_zone_that_is_none(typed: str) -> None:
     with pytest.raises(SettingInvalid):
         parse_timezone(typed)
+
+
+async def test_a_tools_own_time_limit_overrides_the_toolboxs() -> None:
+    async def slow(context: ToolContext, arguments: dict[str, Any]) -> str:
+        await asyncio.sleep(0.3)
+        return "done"
+
+    patient = Tool("patient", "x", {"type": "object"}, slow, timeout=5.0)
+    hasty = Tool("hasty", "x", {"type": "object"}, slow, timeout=0.05)
+    box = Toolbox([patient, hasty], timeout=0.1)
+    done, cut = await box.run(
+        CONTEXT, [ToolCall("a", "patient", "{}"), ToolCall("b", "hasty", "{}")], rights=set()
+    )
+    assert done.content == "done"
+    assert cut.content == "Error: the tool did not answer within 0 seconds." or (
+        "did not answer" in cut.content
+    )

@@ -79,6 +79,20 @@ def test_prices_are_per_million_tokens_input_and_output() -> None:
     assert budget.cost("unlisted", 10**9, 10**9) == 0.0
 
 
+def test_a_price_per_image_is_read_beside_the_token_and_minute_prices() -> None:
+    budget = BudgetSettings(
+        prices="gpt-4o=2.50/10, gpt-image-1=0.04/image, whisper-1=0.006/min, gpt-image-1=5/40",
+        _env_file=None,
+    )
+    assert budget.image_prices == {"gpt-image-1": 0.04}
+    assert budget.minute_prices == {"whisper-1": 0.006}
+    assert budget.prices == {"gpt-4o": (2.50, 10.0), "gpt-image-1": (5.0, 40.0)}
+    # Two pictures, with the tokens they took at the model's token prices.
+    assert budget.cost("gpt-image-1", 1_000, 2_000, images=2) == pytest.approx(0.08 + 0.005 + 0.08)
+    # A model without a per-image price: pictures cost nothing of their own.
+    assert budget.cost("gpt-4o", 0, 0, images=3) == 0.0
+
+
 def test_money_shows_small_sums_to_four_decimals_and_the_currency_where_it_belongs(
     english: None,
 ) -> None:
