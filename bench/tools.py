@@ -4,8 +4,9 @@
 
 1. Schema tokens. The built-in tools as the factory builds them with every one on
    (current_datetime, calculator, read_page, web_search, offered because a SearXNG URL
-   is set, nothing is contacted; and the reminders plugin's three, the default PLUGINS),
-   counted as the bot counts a request's `tools`
+   is set, nothing is contacted; the reminders plugin's three and the images plugin's
+   generate_image, the default PLUGINS; generate_image only for users with the right
+   `images`), counted as the bot counts a request's `tools`
    (TokenCounter.tools: their compact JSON, an upper bound of what OpenAI renders) with
    cl100k_base (gpt-4) and o200k_base (gpt-4o), per tool and for the array of all. Then
    the offer's reserve (schemas + TOOLS_RESULT_TOKENS, at most a quarter of what the
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -76,6 +78,7 @@ from app.i18n import create_i18n  # noqa: E402
 from app.memory.service import MemoryService  # noqa: E402
 from app.memory.tokens import load_counter  # noqa: E402
 from app.plugins.api import PluginContext  # noqa: E402
+from app.plugins.images import plugin as images  # noqa: E402
 from app.plugins.reminders import plugin as reminders  # noqa: E402
 from app.services.jobs import JobScheduler  # noqa: E402
 from app.services.tools import ToolService  # noqa: E402
@@ -172,9 +175,15 @@ async def schema_tokens() -> None:
         jobs=JobScheduler(None, clock=lambda: datetime.now(UTC)).for_plugin("reminders"),  # type: ignore[arg-type]
     )
     try:
-        tools = [*builtin_tools(), *web.tools, *reminders(context).tools]
+        drawing = dataclasses.replace(context, name="images")
+        tools = [
+            *builtin_tools(),
+            *web.tools,
+            *reminders(context).tools,
+            *images(drawing).tools,
+        ]
         toolbox = Toolbox(tools)
-        offered = toolbox.offered(frozenset())
+        offered = toolbox.offered({"admin"})  # an admin is offered every tool
         schemas = [tool.schema() for tool in offered]
         counters = {model: load_counter(model) for model, _ in COUNT_MODELS}
         names = [tool.name for tool in offered]
