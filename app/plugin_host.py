@@ -18,6 +18,7 @@ from aiogram.filters import Filter
 from aiogram.types import TelegramObject
 from babel.support import LazyProxy
 from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.commands import BY_NAME, CommandInfo
 from app.config import PluginsSettings
@@ -173,6 +174,8 @@ class PluginHost:
             llm=unused,
             clock=lambda: datetime.now(UTC),
             services={},
+            # Never started: a plugin that schedules jobs (reminders) is built all the same.
+            jobs=JobScheduler(async_sessionmaker(), clock=lambda: datetime.now(UTC)),
         )
         return {
             name: str(text) for plugin, _ in host.plugins for name, text in plugin.rights.items()

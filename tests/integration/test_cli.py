@@ -286,7 +286,7 @@ def test_an_unknown_right_fails_with_the_list_of_rights(cli: Cli) -> None:
     assert (code, out) == (1, "")
     assert err == (
         "Unknown right 'superpowers'; the rights are: chat, create_personas, edit_personas, "
-        "admin.\n"
+        "admin; the tools' rights: images.\n"  # the default PLUGINS' (the images plugin's)
     )
 
 
