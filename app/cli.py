@@ -219,22 +219,25 @@ async def users_block(session: AsyncSession, args: argparse.Namespace, tool: Use
 
 async def users_grant(session: AsyncSession, args: argparse.Namespace, tool: UserTool) -> str:
     right = _right(args.right, tool)
-    service = UserAdminService(tool.access)
-    if isinstance(right, Right):
-        change = await service.grant(session, args.id, right)
-    else:
-        change = await service.set_tool_right(session, args.id, right, granted=True)
+    change = await _set_right(session, args.id, right, tool, granted=True)
     return _confirm(change, f"Granted {right} to {{who}}", f"{{who}} already had {right}")
 
 
 async def users_revoke(session: AsyncSession, args: argparse.Namespace, tool: UserTool) -> str:
     right = _right(args.right, tool)
-    service = UserAdminService(tool.access)
-    if isinstance(right, Right):
-        change = await service.revoke(session, args.id, right)
-    else:
-        change = await service.set_tool_right(session, args.id, right, granted=False)
+    change = await _set_right(session, args.id, right, tool, granted=False)
     return _confirm(change, f"Revoked {right} from {{who}}", f"{{who}} did not have {right}")
+
+
+async def _set_right(
+    session: AsyncSession, user_id: int, right: Right | str, tool: UserTool, *, granted: bool
+) -> Change:
+    service = UserAdminService(tool.access)
+    if not isinstance(right, Right):  # a tool's right: a name of a plugin's or a server's
+        return await service.set_tool_right(session, user_id, right, granted)
+    if granted:
+        return await service.grant(session, user_id, right)
+    return await service.revoke(session, user_id, right)
 
 
 # --- personas --------------------------------------------------------------------------------

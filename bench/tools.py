@@ -86,6 +86,7 @@ from app.tools import builtin_tools  # noqa: E402
 from app.tools.base import ToolContext  # noqa: E402
 from app.tools.calculator import CALCULATOR  # noqa: E402
 from app.tools.toolbox import Toolbox  # noqa: E402
+from tests.conftest import _NAMES, _PREFIXES  # noqa: E402
 from tests.fakes import FakeOpenAI, FakeTelegram  # noqa: E402
 from tests.fakes.openai import RequestRecord, ToolCalls  # noqa: E402
 from tests.harness import RunningBot  # noqa: E402
@@ -115,22 +116,6 @@ OFFERED = [
     "web_search",
 ]
 FINAL_METHODS = frozenset({"sendMessage", "editMessageText"})
-# The variables conftest clears: none of the shell's settings leak into the bench.
-_PREFIXES = (
-    "TELEGRAM_",
-    "OPENAI_",
-    "DATABASE_",
-    "CHAT_",
-    "REDIS_",
-    "MEMORY_",
-    "BUDGET_",
-    "WEBHOOK_",
-    "TOOLS_",
-    "PLUGINS_",
-    "SEARCH_",
-    "MCP_",
-)
-_NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE", "PLUGINS")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -449,6 +434,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.parse_args()
     for name in list(os.environ):
+        # The variables the tests clear: none of the shell's settings leak into the bench.
         if name.startswith(_PREFIXES) or name in _NAMES:
             del os.environ[name]
     await schema_tokens()

@@ -862,15 +862,7 @@ class ChatService:
                 room=offer.result_tokens - used,
             )
         )
-        stopping = asyncio.create_task(generation.stopped.wait())
-        try:
-            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not running.done():
-                running.cancel()
-                attempt.stopped = True
-                log.info("Answer in chat %s stopped by the user while tools ran", chat_id)
+        await _unless_stopped(running, generation, attempt, chat_id, " while tools ran")
         if attempt.stopped:
             with contextlib.suppress(asyncio.CancelledError):
                 await running
@@ -960,15 +952,9 @@ class ChatService:
                 delta = await anext(deltas, None)
 
         reading = asyncio.create_task(read())
-        stopping = asyncio.create_task(generation.stopped.wait())
         try:
-            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await _unless_stopped(reading, generation, attempt, chat_id)
         finally:
-            stopping.cancel()
-            if not reading.done():
-                reading.cancel()
-                attempt.stopped = True
-                log.info("Answer in chat %s stopped by the user", chat_id)
             # A cancelled read ends here; a failed one raises its LLMError.
             await asyncio.gather(reading, return_exceptions=attempt.stopped)
 
@@ -1145,6 +1131,27 @@ class ChatService:
                 usage=usage,
                 group_id=conversation.group_id,
             )
+
+
+async def _unless_stopped(
+    work: asyncio.Task[Any],
+    generation: Generation,
+    attempt: _Attempt,
+    chat_id: int,
+    during: str = "",
+) -> None:
+    """Wait for `work` (reading the stream, running tools) unless the user stops the answer
+    first: then it is cancelled and `attempt.stopped` is set. Awaiting `work` is left to the
+    caller, who knows what its end means."""
+    stopping = asyncio.create_task(generation.stopped.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+            attempt.stopped = True
+            log.info("Answer in chat %s stopped by the user%s", chat_id, during)
 
 
 def _language() -> str:
