@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.commands import BY_NAME, CommandInfo
 from app.config import PluginsSettings
-from app.domain.rights import TOOL_RIGHT, Right
+from app.domain.rights import Right, is_tool_right
 from app.handlers import commands_of
 from app.i18n import CatalogI18n, create_i18n
 from app.plugins.api import Plugin, PluginContext
@@ -96,7 +96,7 @@ class PluginHost:
         """Check everything first, then change the toolbox: a refused plugin leaves no trace."""
         declared = set(plugin.rights)
         for right in declared:
-            if not TOOL_RIGHT.match(right) or right in _BUILT_IN_RIGHTS:
+            if not is_tool_right(right):
                 raise PluginProblem(f"its right {right!r} is not a name of its own")
         usable = _BUILT_IN_RIGHTS | declared
         commands = {command.name: command for command in plugin.commands}

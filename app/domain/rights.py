@@ -23,10 +23,15 @@ class Right(enum.StrEnum):
 TOOL_RIGHT = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
+def is_tool_right(name: str) -> bool:
+    """Whether `name`, as it is, can name a tool's right (and is none of the built-in ones)."""
+    return bool(TOOL_RIGHT.match(name)) and name not in {right.value for right in Right}
+
+
 def parse_tool_right(value: str) -> str:
     """'MCP-Files' -> 'mcp_files'; ValueError for what cannot be a right's name."""
     name = value.strip().lower().replace("-", "_")
-    if not TOOL_RIGHT.match(name) or name in {right.value for right in Right}:
+    if not is_tool_right(name):
         raise ValueError(f"{value!r} is not a tool right (lower-case letters, digits, _)")
     return name
 

@@ -162,6 +162,34 @@ def _choices(
     return keyboard.as_markup()
 
 
+def _presets(
+    section: SettingsSection,
+    presets: tuple[str, ...],
+    *,
+    selected: str,
+    columns: int,
+    default: str,
+    type_label: str,
+) -> InlineKeyboardMarkup:
+    """A setting's presets, then "Default (the owner's)" and "Type…", then Back: for the
+    values a user may also type (a temperature, a time zone)."""
+    keyboard = InlineKeyboardBuilder()
+    for value in presets:
+        mark = "✓ " if value == selected else ""
+        keyboard.button(text=mark + value, callback_data=_button(section, value))
+    keyboard.adjust(columns)
+    mark = "✓ " if selected == DEFAULT else ""
+    keyboard.row()
+    keyboard.button(
+        text=mark + _("Default ({value})").format(value=default),
+        callback_data=_button(section, DEFAULT),
+    )
+    keyboard.button(text=type_label, callback_data=_button(section, TYPE_VALUE))
+    keyboard.row()
+    keyboard.button(text=_("‹ Back"), callback_data=_button(SettingsSection.MENU))
+    return keyboard.as_markup()
+
+
 def personas(choices: list[PersonaRef], current: int) -> Screen:
     options = [(ref.name, str(ref.id)) for ref in choices]
     text = _("⚙️ Settings › 🎭 <b>Persona</b>\n\nWhom do you want to talk to?")
@@ -180,27 +208,15 @@ def temperatures(current: float, default: float, own: bool) -> Screen:
         "⚙️ Settings › 🌡 <b>Temperature</b>\n\nLower is more focused and predictable, "
         "higher more varied and creative. Choose one, or type any value from 0 to 2."
     )
-    options = [(value, value) for value in TEMPERATURE_PRESETS]
-    selected = f"{current:g}" if own else DEFAULT
-    keyboard = InlineKeyboardBuilder()
-    for label, value in options:
-        mark = "✓ " if value == selected else ""
-        keyboard.button(
-            text=mark + label, callback_data=_button(SettingsSection.TEMPERATURE, value)
-        )
-    keyboard.adjust(len(options))
-    mark = "✓ " if selected == DEFAULT else ""
-    keyboard.row()
-    keyboard.button(
-        text=mark + _("Default ({value})").format(value=f"{default:g}"),
-        callback_data=_button(SettingsSection.TEMPERATURE, DEFAULT),
+    keyboard = _presets(
+        SettingsSection.TEMPERATURE,
+        TEMPERATURE_PRESETS,
+        selected=f"{current:g}" if own else DEFAULT,
+        columns=len(TEMPERATURE_PRESETS),
+        default=f"{default:g}",
+        type_label=_("✏️ Type a value"),
     )
-    keyboard.button(
-        text=_("✏️ Type a value"), callback_data=_button(SettingsSection.TEMPERATURE, TYPE_VALUE)
-    )
-    keyboard.row()
-    keyboard.button(text=_("‹ Back"), callback_data=_button(SettingsSection.MENU))
-    return Screen(text, keyboard.as_markup())
+    return Screen(text, keyboard)
 
 
 def type_temperature() -> Screen:
@@ -279,24 +295,15 @@ def timezones(current: Current, default: str) -> Screen:
         "⚙️ Settings › 🕒 <b>Time zone</b>\n\nNow: <b>{zone}</b>. The assistant tells the date "
         "and time in it. Choose one, or type your city or zone."
     ).format(zone=escape(current.timezone))
-    selected = current.timezone if current.own_timezone else DEFAULT
-    keyboard = InlineKeyboardBuilder()
-    for zone in TIMEZONE_PRESETS:
-        mark = "✓ " if zone == selected else ""
-        keyboard.button(text=mark + zone, callback_data=_button(SettingsSection.TIMEZONE, zone))
-    keyboard.adjust(2)
-    keyboard.row()
-    mark = "✓ " if selected == DEFAULT else ""
-    keyboard.button(
-        text=mark + _("Default ({value})").format(value=default),
-        callback_data=_button(SettingsSection.TIMEZONE, DEFAULT),
+    keyboard = _presets(
+        SettingsSection.TIMEZONE,
+        TIMEZONE_PRESETS,
+        selected=current.timezone if current.own_timezone else DEFAULT,
+        columns=2,
+        default=default,
+        type_label=_("✏️ Type a city"),
     )
-    keyboard.button(
-        text=_("✏️ Type a city"), callback_data=_button(SettingsSection.TIMEZONE, TYPE_VALUE)
-    )
-    keyboard.row()
-    keyboard.button(text=_("‹ Back"), callback_data=_button(SettingsSection.MENU))
-    return Screen(text, keyboard.as_markup())
+    return Screen(text, keyboard)
 
 
 def type_timezone() -> Screen:

@@ -12,6 +12,20 @@ import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
 
+# The layers below the services that see only the tool interface and the domain (tools,
+# mcp, plugins) never import these; each adds what else it must not.
+BELOW_SERVICES = {
+    "db",
+    "config",
+    "memory",
+    "llm",
+    "services",
+    "views",
+    "handlers",
+    "delivery",
+    "middlewares",
+}
+
 # package -> what it must never import (of ours, or third-party roots); "*" is every package
 # of ours but the domain (which the domain itself does not count as importing).
 FORBIDDEN: dict[str, set[str]] = {
@@ -26,45 +40,21 @@ FORBIDDEN: dict[str, set[str]] = {
     "handlers": {"db", "sqlalchemy.orm", "sqlalchemy.sql"},
     # What the model may call: below the services, above the domain; gettext of aiogram
     # for what a tool's preview says, nothing else of it.
-    "tools": {
-        "db",
-        "config",
-        "memory",
-        "llm",
-        "services",
-        "views",
-        "handlers",
-        "delivery",
-        "middlewares",
+    "tools": BELOW_SERVICES
+    | {
         "aiogram.types",
         "aiogram.methods",
         "mcp",  # the MCP servers' tools sit above, in app/mcp
     },
     # MCP servers' tools wrapped as ours: the tool interface and the domain, and the SDK.
-    "mcp": {
-        "db",
-        "config",
-        "memory",
-        "llm",
-        "services",
-        "views",
-        "handlers",
-        "delivery",
-        "middlewares",
+    "mcp": BELOW_SERVICES
+    | {
         "aiogram",
     },
     # What plugins see (api) and how they are found (loader): the tools and the domain,
     # never the bot's services, storage or handlers (app/plugin_host.py wires them in).
-    "plugins": {
-        "db",
-        "config",
-        "memory",
-        "llm",
-        "services",
-        "views",
-        "handlers",
-        "delivery",
-        "middlewares",
+    "plugins": BELOW_SERVICES
+    | {
         "factory",
     },
     # Pure readers of files, run in threads: the domain of ours, and no framework or I/O client.
