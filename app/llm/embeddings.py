@@ -45,9 +45,10 @@ class Embedder:
         if not inputs:
             return []
         try:
-            response = await self.client.embeddings.create(
-                model=self.model, input=inputs, encoding_format="float"
-            )
+            # No encoding_format: the client then asks for base64 (a quarter of the JSON
+            # of floats to read) and decodes it, and takes floats from a server that
+            # answers them anyway (Ollama).
+            response = await self.client.embeddings.create(model=self.model, input=inputs)
         except APIError as exc:
             raise EmbeddingFailed(type(exc).__name__) from exc
         data = sorted(response.data, key=lambda item: item.index)

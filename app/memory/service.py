@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -597,21 +598,35 @@ class MemoryService:
         if limit <= 0:
             return []  # recall is off: no search, and no embedding asked for
         terms = search_terms(query)
-        others: list[int] = []
-        if everywhere and conversation.group_id is None:
-            others = await MessageRepository(session).other_conversations(
-                conversation.user_id, conversation.persona_id, conversation.id, limit=OTHERS
-            )
-        # Each ranking offers twice what is recalled: fusion rewards agreement between them.
-        by_words = (
-            await RecallRepository(session).search(
-                conversation.id, terms, before_id=before_id, limit=limit * 2, others=others
-            )
-            if terms
-            else []
-        )
         embeddings = self.embeddings
-        vector = await embeddings.query(query) if embeddings is not None else None
+        # The new message's vector is asked for while the words are searched: the
+        # request's own work (the client's, the way there and back) hides behind the
+        # database's, and the server's behind both. (The vector search on a connection
+        # of its own, beside the words' search, gained nothing once the request is
+        # counted: the event loop's work is what is left, and it is one thread.)
+        asking = (
+            asyncio.create_task(embeddings.query(query), name="query-vector")
+            if embeddings is not None
+            else None
+        )
+        try:
+            others: list[int] = []
+            if everywhere and conversation.group_id is None:
+                others = await MessageRepository(session).other_conversations(
+                    conversation.user_id, conversation.persona_id, conversation.id, limit=OTHERS
+                )
+            # Each ranking offers twice what is recalled: fusion rewards agreement.
+            by_words = (
+                await RecallRepository(session).search(
+                    conversation.id, terms, before_id=before_id, limit=limit * 2, others=others
+                )
+                if terms
+                else []
+            )
+            vector = await asking if asking is not None else None
+        finally:
+            if asking is not None and not asking.done():
+                asking.cancel()  # the search failed, or the answer was stopped
         if embeddings is None or vector is None:
             return by_words[:limit]
         by_meaning = await embeddings.nearest(

@@ -49,6 +49,7 @@ import json
 import logging
 import re
 import signal
+import struct
 import sys
 import time
 import uuid
@@ -145,6 +146,11 @@ _ERROR_DEFAULTS: dict[int, tuple[str, str | None, str]] = {
 # --------------------------------------------------------------------------------------
 # Token counting
 # --------------------------------------------------------------------------------------
+
+
+def _base64_floats(vector: list[float]) -> str:
+    """A vector as OpenAI sends it for `encoding_format: "base64"`: float32, little-endian."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 @functools.cache
@@ -432,6 +438,10 @@ class FakeOpenAI:
         self.embedding_failures = 0  # the next N calls answer 500
         self.embedding_delay = 0.0  # seconds before each answer
         self.embedding_models: set[str] | None = None  # None: any model name
+        #: `encoding_format: "base64"` honoured (little-endian float32, as OpenAI, vLLM and
+        #: TEI answer); False: floats whatever was asked, as Ollama answers.
+        self.embedding_base64 = True
+        self.embedding_formats: list[str] = []  # the encoding_format of each request
 
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
@@ -868,7 +878,8 @@ class FakeOpenAI:
 
     async def _handle_embeddings(self, request: web.Request) -> web.Response:
         """OpenAI's /embeddings: `input` a string or a list of them (2,048 at most), vectors
-        in "float" format, usage in tokens; 500 while `embedding_failures` lasts."""
+        as floats or base64 (`encoding_format`, "float" when absent), usage in tokens; 500
+        while `embedding_failures` lasts."""
         if not self._authorized(request):
             return self._error(
                 None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
@@ -894,14 +905,31 @@ class FakeOpenAI:
             return self._error(
                 None, 404, f"The model `{model}` does not exist.", "invalid_request_error", None
             )
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            return self._error(
+                None,
+                400,
+                f"'{encoding}' is not one of ['float', 'base64'] - 'encoding_format'",
+                "invalid_request_error",
+                None,
+            )
         self.embedding_calls.append(list(texts))
+        self.embedding_formats.append(encoding)
         self._fire_changed()
         tokens = sum(len(re.findall(r"\w+|[^\w\s]", t)) for t in texts)
+        encoded = encoding == "base64" and self.embedding_base64
         return web.json_response(
             {
                 "object": "list",
                 "data": [
-                    {"object": "embedding", "index": i, "embedding": self.embedding_of(t)}
+                    {
+                        "object": "embedding",
+                        "index": i,
+                        "embedding": _base64_floats(self.embedding_of(t))
+                        if encoded
+                        else self.embedding_of(t),
+                    }
                     for i, t in enumerate(texts)
                 ],
                 "model": model,

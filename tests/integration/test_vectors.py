@@ -12,11 +12,13 @@ import asyncpg
 import numpy as np
 import pytest
 from openai import AsyncOpenAI
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.documents import DocumentRepository
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.migrate import upgrade
+from app.db.models import MessageVector
 from app.db.recall import RecallRepository
 from app.db.vectors import VectorRepository
 from app.llm.embeddings import Embedder
@@ -224,3 +226,68 @@ async def test_recall_in_other_conversations_by_words_and_by_meaning(
         )
         assert {row[0] for row in near} == {new[0], new[1], old[0]}
     await embeddings.close()
+
+
+async def test_pgvector_gets_its_own_column_type_once_and_the_stored_vectors_stay(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The migrations make real[] columns (they cannot count on pgvector); the first
+    process that finds pgvector converts them to halfvec, vectors stored before kept, and
+    the next start finds nothing to do."""
+    engine = create_engine(postgres_url)
+    try:
+        await upgrade(engine)
+        pool = create_sessionmaker(engine)
+        memory = memory_service()
+        conversation, ids = await conversation_with(pool, memory, ["cats", "trains", "tea"])
+        directions = [unit(1, 0, 0), unit(0, 1, 0), unit(0, 0.6, 0.8)]
+        async with pool() as session:
+            vectors = VectorRepository(session)
+            types = "SELECT udt_name FROM information_schema.columns WHERE column_name = 'vector'"
+            assert set(await session.scalars(text(types))) == {"_float4"}  # real[]
+            rows = [(i, conversation.id, v) for i, v in zip(ids, directions, strict=True)]
+            await vectors.store(MODEL, rows)
+            await session.commit()
+            with caplog.at_level(logging.INFO, logger="app.db.vectors"):
+                assert await vectors.has_pgvector()
+                await session.commit()
+            assert set(await session.scalars(text(types))) == {"halfvec"}
+            assert len(caplog.records) == 2  # message_vectors and chunk_vectors
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="app.db.vectors"):
+                assert await vectors.has_pgvector()  # the next start
+                await session.commit()
+            assert caplog.records == []
+            stored = await session.scalar(
+                select(MessageVector.vector).where(MessageVector.message_id == ids[2])
+            )
+            assert stored is not None
+            assert np.allclose(stored, directions[2], atol=1e-3)  # half precision
+            await vectors.store(MODEL, [(ids[0], conversation.id, directions[0])])  # once
+            nearest = await index(pool, "postgresql").nearest(
+                session, conversation.id, unit(0, 0.5, 0.9), before_id=ids[2] + 1, limit=3
+            )
+            assert [row[0] for row in nearest] == [ids[2], ids[1], ids[0]]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["base64", "floats-anyway"])
+async def test_vectors_come_as_base64_and_from_a_server_that_answers_floats_anyway(
+    llm: FakeOpenAI, honoured: bool
+) -> None:
+    """The client asks for base64 (a quarter of the floats' JSON to read); Ollama answers
+    floats whatever is asked, and they are read the same."""
+    llm.embedding_base64 = honoured
+    client = AsyncOpenAI(api_key="test-key", base_url=llm.base_url, max_retries=0)
+    embedder = Embedder(client, MODEL, timeout=5)
+    try:
+        vectors = await embedder.embed(["cats purr", "trains run"])
+    finally:
+        await client.close()
+    assert llm.embedding_formats == ["base64"]
+    for vector, expected in zip(
+        vectors, [llm.embedding_of("cats purr"), llm.embedding_of("trains run")], strict=True
+    ):
+        assert np.allclose(vector, unit(*expected), atol=1e-6)
+        assert abs(np.linalg.norm(vector) - 1) < 1e-6
