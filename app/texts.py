@@ -566,6 +566,7 @@ def memory_report(
     limit: int,
     answer_reserve: int,
     summary: str | None,
+    tools: int = 0,
 ) -> str:
     lines = [
         _("🧠 <b>Memory of {persona}</b> · mode {mode}").format(
@@ -586,6 +587,12 @@ def memory_report(
             ).format(used=number(used), limit=number(limit), reserve=number(answer_reserve))
         )
         lines += [f"• {escape(name)}: {number(count)}" for name, count in parts]
+        if tools:
+            lines.append(
+                _("Kept for the tools (their descriptions, calls and results): {count}").format(
+                    count=number(tools)
+                )
+            )
     lines.append("")
     if summary:
         lines += [_("<b>Summary of earlier messages</b>"), escape(summary)]

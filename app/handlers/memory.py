@@ -14,6 +14,7 @@ from app.domain.users import Preferences, UserContext
 from app.handlers.chat import topic_of
 from app.keyboards.callbacks import ForgetAllButton, ForgetButton, ForgetStep, ModeChoice
 from app.memory.service import MemoryService
+from app.services.chat import ChatService
 from app.services.profile import ProfileService
 from app.views import dialog
 from app.views import profile as profile_views
@@ -28,8 +29,11 @@ async def show_memory(
     session: AsyncSession,
     memory: MemoryService,
     profile: ProfileService,
+    chat: ChatService,
 ) -> None:
     s = preferences
+    # The room the tools offered keep, as the request keeps it.
+    offer = chat.tools.offer(s) if chat.tools is not None else None
     # The profile only ever in the user's own private chat.
     private = message.chat.type == "private"
     report = await memory.report(
@@ -42,6 +46,7 @@ async def show_memory(
         place=topic_of(message),
         everywhere=s.recall_everywhere,
         profile=private and s.profile,
+        tools=offer.reserve if offer is not None else 0,
     )
     if private:
         # Its own message, edited in place by its buttons; the report comes last.

@@ -312,20 +312,26 @@ class MemoryService:
         everywhere: bool = False,
         *,
         profile: bool = False,
+        tools: int = 0,
     ) -> MemoryReport:
         """The request /retry would send now (the newest message of the user as the new
         one, with what it recalls, and their profile with `profile`), part by part; in a
-        topic (`place`), the topic's."""
+        topic (`place`), the topic's. `tools`: what the tools offered keep out of the
+        conversation (none when the message is too long with them, as for the request)."""
         memory = await self.persona_memory(session, persona)
         conversation = await self.conversation(session, user_id, persona.id, place)
         sight = self.sight(model)
         last = await self.last_user_turn(session, conversation, sight)
         breakdown = None
-        try:
-            builder = self.builder(memory, last or self.user_turn(""), model, mode, length)
-        except (PersonaTooLarge, MessageTooLong):
-            pass
-        else:
+        turn = last or self.user_turn("")
+        builder: ContextBuilder | None = None
+        for reserve in dict.fromkeys((tools, 0)):
+            try:
+                builder = self.builder(memory, turn, model, mode, length, tools=reserve)
+                break
+            except (PersonaTooLarge, MessageTooLong):
+                pass
+        if builder is not None:
             assembled = await self.assemble(
                 session,
                 builder,

@@ -30,5 +30,6 @@ def report_text(report: MemoryReport) -> str:
         parts=parts,
         limit=b.prompt_limit if b else 0,
         answer_reserve=b.answer_reserve if b else 0,
+        tools=b.tools if b else 0,
         summary=report.summary,
     )

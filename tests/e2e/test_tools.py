@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings, ToolsSettings
 from app.db.models import Message, Usage
 from app.domain.enums import MessageRole
+from app.memory.tokens import load_counter
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import ToolCalls
 from tests.harness import ALLOWED, StartBot, UserChat
@@ -235,3 +236,35 @@ async def test_the_date_and_time_are_told_in_the_zone_the_user_chose(
     await chat.send("What time is it?")
     (clock,) = tool_messages(llm.requests[-1])
     assert clock["content"].startswith("Tuesday, 01 December 2026, 20:00 (Asia/Tokyo, UTC+0900)")
+
+
+async def test_memory_shows_the_room_kept_for_the_tools(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    """/memory builds the request /retry would send: with tools offered, their room (the
+    schemas and TOOLS_RESULT_TOKENS) is kept out of the conversation there too, and said."""
+    bot = await start_bot(tool_settings(make_settings, result_tokens=1_000))
+    chat = UserChat(bot, telegram, ALLOWED)
+    await chat.send("hello")
+    offered = llm.requests[-1]["tools"]
+    reserve = load_counter("test-model").tools(offered) + 1_000
+
+    report = (await chat.send("/memory")).text or ""
+
+    assert f"Kept for the tools (their descriptions, calls and results): {reserve:,}" in report
+
+
+async def test_memory_says_nothing_of_tools_when_none_are_offered(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+) -> None:
+    bot = await start_bot(tool_settings(make_settings, enabled=False))
+    chat = UserChat(bot, telegram, ALLOWED)
+    await chat.send("hello")
+    assert "tools" not in llm.requests[-1]
+    assert "Kept for the tools" not in ((await chat.send("/memory")).text or "")

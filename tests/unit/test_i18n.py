@@ -241,6 +241,7 @@ SAMPLES: dict[str, Any] = {
     "stored_turns": 25,
     "parts": [("persona memory", 1_234)],
     "answer_reserve": 500,
+    "tools": 4_700,
     "summary": "They talked about the sea.",
     "model": "gpt-4o-mini",
     "pages": 12,

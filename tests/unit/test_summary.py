@@ -18,6 +18,17 @@ def test_search_terms_drop_filler_words_and_put_longer_words_first() -> None:
     assert terms == ["dentist", "name"]
 
 
+def test_search_terms_drop_russian_filler_words_too() -> None:
+    assert search_terms("Как попасть домой, если потерял связку?") == [
+        "попасть",
+        "потерял",
+        "связку",
+        "домой",
+    ]
+    assert search_terms("Каких продуктов мне нельзя есть?") == ["продуктов"]
+    assert search_terms("Whose wedding do I get to?") == ["wedding"]
+
+
 def test_search_terms_are_capped() -> None:
     text = " ".join(f"word{i:03d}" for i in range(50))
     assert len(search_terms(text, limit=12)) == 12
