@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -238,33 +239,24 @@ async def test_the_date_and_time_are_told_in_the_zone_the_user_chose(
     assert clock["content"].startswith("Tuesday, 01 December 2026, 20:00 (Asia/Tokyo, UTC+0900)")
 
 
+@pytest.mark.parametrize("enabled", [True, False], ids=["tools", "no-tools"])
 async def test_memory_shows_the_room_kept_for_the_tools(
     start_bot: StartBot,
     make_settings: Callable[..., Settings],
     telegram: FakeTelegram,
     llm: FakeOpenAI,
+    enabled: bool,
 ) -> None:
     """/memory builds the request /retry would send: with tools offered, their room (the
-    schemas and TOOLS_RESULT_TOKENS) is kept out of the conversation there too, and said."""
-    bot = await start_bot(tool_settings(make_settings, result_tokens=1_000))
+    schemas and TOOLS_RESULT_TOKENS) is kept out of the conversation there too, and said;
+    without, not a word of tools."""
+    bot = await start_bot(tool_settings(make_settings, result_tokens=1_000, enabled=enabled))
     chat = UserChat(bot, telegram, ALLOWED)
     await chat.send("hello")
-    offered = llm.requests[-1]["tools"]
-    reserve = load_counter("test-model").tools(offered) + 1_000
-
     report = (await chat.send("/memory")).text or ""
-
+    if not enabled:
+        assert "tools" not in llm.requests[-1]
+        assert "Kept for the tools" not in report
+        return
+    reserve = load_counter("test-model").tools(llm.requests[-1]["tools"]) + 1_000
     assert f"Kept for the tools (their descriptions, calls and results): {reserve:,}" in report
-
-
-async def test_memory_says_nothing_of_tools_when_none_are_offered(
-    start_bot: StartBot,
-    make_settings: Callable[..., Settings],
-    telegram: FakeTelegram,
-    llm: FakeOpenAI,
-) -> None:
-    bot = await start_bot(tool_settings(make_settings, enabled=False))
-    chat = UserChat(bot, telegram, ALLOWED)
-    await chat.send("hello")
-    assert "tools" not in llm.requests[-1]
-    assert "Kept for the tools" not in ((await chat.send("/memory")).text or "")
