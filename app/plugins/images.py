@@ -87,8 +87,8 @@ class ImageDialog(StatesGroup):
 
 
 class Refused(Exception):
-    """The picture is not made: `why` says which ("budget", "moderation", "failed",
-    "send"); `reached` is the limit for "budget"."""
+    """The picture is not made: `why` says which ("budget", "group_budget", "moderation",
+    "failed", "send"); `reached` is the limit for the two budgets."""
 
     def __init__(self, why: str, reached: Any = None) -> None:
         super().__init__(why)
@@ -170,10 +170,16 @@ class Painter:
     ) -> None:
         """Raises Refused when no photo was sent, saying why."""
         spending = self.context.services.get("spending")
+        # Groups and supergroups have negative ids: there the group's budget counts too.
+        group_id = chat_id if chat_id < 0 else None
         if spending is not None:
             reached = await spending.over_limit(user_id)
             if reached is not None:
                 raise Refused("budget", reached)
+            if group_id is not None:
+                reached = await spending.group_over_limit(group_id, user_id)
+                if reached is not None:
+                    raise Refused("group_budget", reached)
         log = self.context.log
         model = self.settings.model_name
         async with uploading(bot, chat_id, thread_id, log):
@@ -203,6 +209,7 @@ class Painter:
                     prompt_tokens=usage.input_tokens if usage is not None else 0,
                     completion_tokens=usage.output_tokens if usage is not None else 0,
                     images=len(pictures),
+                    group_id=group_id,
                 )
             data = await self._bytes_of(pictures[0] if pictures else None)
             try:
@@ -233,8 +240,8 @@ def refusal_text(context: PluginContext, refused: Refused) -> str:
     """What the user of /image is told."""
     tell: Callable[..., str] | None = context.services.get("budget_refusal")
     spending = context.services.get("spending")
-    if refused.why == "budget" and tell is not None and spending is not None:
-        return tell(refused.reached, spending.currency)
+    if refused.why in ("budget", "group_budget") and tell is not None and spending is not None:
+        return tell(refused.reached, spending.currency, group=refused.why == "group_budget")
     if refused.why == "moderation":
         return _(
             "The image service refused this description (its safety system blocked it). "
@@ -248,6 +255,7 @@ def refusal_text(context: PluginContext, refused: Refused) -> str:
 # What the model reads when the tool made no picture.
 TOOL_REFUSALS = {
     "budget": "The user has reached their budget limit: no image was made. Tell them.",
+    "group_budget": "This group has reached its budget limit: no image was made. Tell them.",
     "moderation": (
         "The image service's safety system refused this prompt: no image was made. Do not "
         "retry the same prompt."

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import BudgetSettings, PluginsSettings, Settings
-from app.db.models import Message, Usage, User
+from app.db.models import Group, Message, Usage, User
+from app.domain.enums import BudgetUnit
+from tests.e2e.test_groups import GROUP, added_by_admin, at
 from tests.e2e.test_tools import tool_messages, tool_names
 from tests.fakes import FakeOpenAI, FakeTelegram
 from tests.fakes.openai import IMAGE_OUTPUT_TOKENS, count_tokens
@@ -307,3 +309,35 @@ async def test_the_model_and_size_set_are_the_ones_asked_for(
     assert (asked["model"], asked["size"]) == ("flux-schnell", "512x512")
     (row,) = await usage_rows(db, "flux-schnell")
     assert row.cost == 0.0  # no price for it in BUDGET_PRICES
+
+
+async def test_in_a_group_a_picture_counts_for_the_groups_budget_too(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """The asker has no limit; the group has one of its own, which the first picture spends:
+    the second is refused by the group's, and the model is told so."""
+    telegram.add_group(GROUP, "Crew")
+    bot = await start_bot(with_images(make_settings, tmp_path))
+    await added_by_admin(bot, telegram)
+    await granted(bot, telegram, db)
+    async with db() as session, session.begin():
+        group = await session.get(Group, GROUP)
+        assert group is not None
+        group.budget_unit, group.budget_daily = BudgetUnit.MONEY, 0.04
+    llm.queue_tool_calls(("generate_image", {"prompt": "a cat"}))
+    llm.queue_tool_calls(("generate_image", {"prompt": "another cat"}))
+    llm.queue_reply("One cat is all the group's budget allowed.")
+    telegram.push_group_message(GROUP, ALLOWED, f"{at(telegram)} draw two cats", first_name="Ann")
+    await bot.idle()
+
+    assert [r["prompt"] for r in llm.image_requests] == ["a cat"]
+    assert [m.chat_id for m in telegram.calls_of("sendPhoto")] == [GROUP]
+    refused = tool_messages(llm.requests[2])[-1]
+    assert refused["content"].startswith("Error: This group has reached its budget limit")
+    (row,) = await usage_rows(db, "gpt-image-1")
+    assert row.cost == pytest.approx(0.04)
