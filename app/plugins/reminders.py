@@ -1,10 +1,13 @@
 """Reminders, a plugin of the bot's own (it uses only app/plugins/api.py): "remind me
 tomorrow at 9 to call mom" becomes a reminder the model sets with a tool, kept in the
 database and sent at that time in the user's time zone, also after a restart, and by one
-replica when several run. /reminders lists the user's reminders with buttons to delete."""
+replica when several run. A reminder may repeat ("every weekday at 8"): once sent, the
+next one is kept. /reminders lists the user's reminders with buttons to delete."""
 
 from __future__ import annotations
 
+import uuid
+from calendar import monthrange
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
@@ -35,6 +38,9 @@ MAX_AHEAD = timedelta(days=5 * 366)
 MAX_PER_USER = 100
 SOONEST = timedelta(seconds=10)
 SHOWN = 20  # reminders /reminders lists
+# How a reminder may repeat: the next one at the same time of day in the zone it was set
+# in (09:00 stays 09:00 across a change of daylight saving time).
+REPEATS = ("daily", "weekdays", "weekly", "monthly", "yearly")
 
 
 class ReminderButton(CallbackData, prefix="rm"):
@@ -66,6 +72,36 @@ def _due(context: ToolContext, arguments: dict[str, Any]) -> datetime:
     return local if local.tzinfo is not None else local.replace(tzinfo=zone)
 
 
+def next_time(previous: datetime, repeat: str, zone: str, day: int) -> datetime:
+    """The repetition after `previous` (aware): `day` is the day of the month it was set
+    for, kept so that a reminder of the 31st comes on the 30th in April and on the 31st
+    again in May (and one of 29 February on the 28th in other years)."""
+    tz = ZoneInfo(zone)
+    local = previous.astimezone(tz).replace(tzinfo=None)
+    if repeat == "monthly":
+        year, month = local.year + local.month // 12, local.month % 12 + 1
+        later = local.replace(year=year, month=month, day=min(day, monthrange(year, month)[1]))
+    elif repeat == "yearly":
+        year = local.year + 1
+        later = local.replace(year=year, day=min(day, monthrange(year, local.month)[1]))
+    else:
+        later = local + timedelta(days=7 if repeat == "weekly" else 1)
+        while repeat == "weekdays" and later.weekday() >= 5:
+            later += timedelta(days=1)
+    return later.replace(tzinfo=tz)
+
+
+def _repeat_name(repeat: str) -> str:
+    names = {
+        "daily": _("every day"),
+        "weekdays": _("every weekday"),
+        "weekly": _("every week"),
+        "monthly": _("every month"),
+        "yearly": _("every year"),
+    }
+    return names.get(repeat, repeat)
+
+
 def plugin(context: PluginContext) -> Plugin:
     jobs = context.jobs
     if jobs is None:
@@ -86,17 +122,32 @@ def plugin(context: PluginContext) -> Plugin:
             )
         if due > now + MAX_AHEAD:
             raise ToolError("reminders are kept for five years at most.")
+        repeat = arguments.get("repeat")
+        if repeat is not None and repeat not in REPEATS:
+            raise ToolError(f"`repeat` is one of {', '.join(REPEATS)}, or left out.")
         if len(await jobs.of_user(tool_context.user_id)) >= MAX_PER_USER:
             raise ToolError(f"the user has {MAX_PER_USER} reminders already; /reminders.")
+        payload: dict[str, Any] = {"text": text, "language": tool_context.language}
+        if repeat is not None:
+            # The series names the reminder across its repetitions (each is a job of its
+            # own): a repetition already kept is not kept twice.
+            local = due.astimezone(ZoneInfo(tool_context.timezone))
+            payload |= {
+                "repeat": repeat,
+                "zone": tool_context.timezone,
+                "day": local.day,
+                "series": uuid.uuid4().hex,
+            }
         job = await jobs.schedule(
             user_id=tool_context.user_id,
             chat_id=tool_context.chat_id,
             thread_id=tool_context.thread_id,
             due_at=due,
-            payload={"text": text, "language": tool_context.language},
+            payload=payload,
         )
+        repeats = f", repeating {repeat}" if repeat else ""
         return (
-            f"Reminder #{job.id} set for {_when(due, tool_context.timezone)}: {text}. "
+            f"Reminder #{job.id} set for {_when(due, tool_context.timezone)}{repeats}: {text}. "
             "The user can see and delete reminders with /reminders."
         )
 
@@ -105,7 +156,9 @@ def plugin(context: PluginContext) -> Plugin:
         if not found:
             return "The user has no reminders."
         return "\n".join(
-            f"#{job.id} {_when(job.due_at, tool_context.timezone)}: {job.payload.get('text', '')}"
+            f"#{job.id} {_when(job.due_at, tool_context.timezone)}"
+            + (f", repeating {job.payload['repeat']}" if job.payload.get("repeat") else "")
+            + f": {job.payload.get('text', '')}"
             for job in found[:SHOWN]
         )
 
@@ -125,6 +178,30 @@ def plugin(context: PluginContext) -> Plugin:
         with context.i18n.context(), context.i18n.use_locale(language):
             text = _("⏰ Reminder: {text}").format(text=escape(str(job.payload.get("text", ""))))
         await bot.send_message(job.chat_id, text, message_thread_id=job.thread_id)
+        if job.payload.get("repeat") in REPEATS:
+            await again(job)
+
+    async def again(job: Job) -> None:
+        """Keep the reminder's next repetition: the first one still ahead (a bot that was
+        down for days sends one, not one for each day missed), unless it is kept already
+        (this job done twice: the process died before it was marked done)."""
+        payload = job.payload
+        repeat, zone, day = str(payload["repeat"]), str(payload["zone"]), int(payload["day"])
+        now = context.clock()
+        later = next_time(job.due_at, repeat, zone, day)
+        while later <= now:
+            later = next_time(later, repeat, zone, day)
+        series = payload.get("series")
+        for kept in await jobs.of_user(job.user_id):
+            if kept.id != job.id and kept.payload.get("series") == series:
+                return
+        await jobs.schedule(
+            user_id=job.user_id,
+            chat_id=job.chat_id,
+            thread_id=job.thread_id,
+            due_at=later,
+            payload=payload,
+        )
 
     jobs.on_due(due)
 
@@ -135,6 +212,8 @@ def plugin(context: PluginContext) -> Plugin:
         keyboard = InlineKeyboardBuilder()
         for job in found[:SHOWN]:
             when = escape(_when(job.due_at, zone))
+            if (repeat := job.payload.get("repeat")) in REPEATS:
+                when += " · 🔁 " + _repeat_name(str(repeat))
             lines.append(f"#{job.id} · {when}\n{escape(str(job.payload.get('text', '')))}")
             keyboard.button(
                 text=_("🗑 #{id}").format(id=job.id), callback_data=ReminderButton(id=job.id)
@@ -176,7 +255,8 @@ def plugin(context: PluginContext) -> Plugin:
             description=(
                 "Remind the user of something at a time: a message is sent to them then. "
                 "Give `at` (the user's local time; call current_datetime first to know "
-                "today's date) or `in_minutes`."
+                "today's date) or `in_minutes`; `repeat` for a reminder that comes again "
+                "(at the same time of day), until the user deletes it."
             ),
             parameters={
                 "type": "object",
@@ -184,6 +264,11 @@ def plugin(context: PluginContext) -> Plugin:
                     "text": {"type": "string", "description": "What to remind of"},
                     "at": at,
                     "in_minutes": {"type": "number", "description": "Or: minutes from now"},
+                    "repeat": {
+                        "type": "string",
+                        "enum": list(REPEATS),
+                        "description": "How it repeats; leave out for once",
+                    },
                 },
                 "required": ["text"],
                 "additionalProperties": False,
@@ -200,7 +285,10 @@ def plugin(context: PluginContext) -> Plugin:
         ),
         Tool(
             name="cancel_reminder",
-            description="Delete one of the user's reminders by its number.",
+            description=(
+                "Delete one of the user's reminders by its number (a repeating one with all "
+                "its repetitions)."
+            ),
             parameters={
                 "type": "object",
                 "properties": {"id": {"type": "integer"}},

@@ -195,3 +195,42 @@ async def test_reminders_are_in_the_menu_by_default(
     await start(start_bot, settings_for(make_settings), Clock())
     menu = telegram.commands({"type": "all_private_chats"}, language_code="ru")
     assert {"command": "reminders", "description": "Ваши напоминания: посмотреть и удалить"} in menu
+
+
+async def test_a_repeating_reminder_comes_again_at_the_same_time_of_day(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """Every weekday at 08:00 in Berlin, from Friday: sent on Friday, then on Monday (not on
+    the weekend); /reminders says it repeats; deleting it ends the series."""
+    clock = Clock(datetime(2026, 12, 3, 11, 0, tzinfo=UTC))  # Thursday
+    bot = await start(start_bot, settings_for(make_settings), clock)
+    chat = UserChat(bot, telegram, ALLOWED)
+    arguments = {"text": "stand-up", "at": "2026-12-04 08:00", "repeat": "weekdays"}
+    llm.queue_tool_calls(("create_reminder", arguments))
+    llm.queue_reply("Every weekday at 8.")
+    await chat.send("Remind me of the stand-up every weekday at 8, from tomorrow")
+    (result,) = tool_messages(llm.requests[1])
+    assert "Fri 04 Dec 2026, 08:00 (Europe/Berlin), repeating weekdays" in result["content"]
+
+    clock.now = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)  # Friday, 08:00 in Berlin
+    assert await reminders_sent(telegram) == ["⏰ Reminder: stand-up"]
+    async with db() as session:
+        (job,) = await session.scalars(select(ScheduledJob))
+        assert job.due_at.replace(tzinfo=UTC) == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)
+    listing = (await chat.send("/reminders")).text or ""
+    assert "Mon 07 Dec 2026, 08:00 (Europe/Berlin) · 🔁 every weekday" in listing
+
+    clock.now = datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # Monday
+    await asyncio.sleep(0.3)
+    sent = [m.text for m in telegram.sent_messages(ALLOWED) if (m.text or "").startswith("⏰ R")]
+    assert sent == ["⏰ Reminder: stand-up"] * 2
+    assert await jobs(db) == 1  # Tuesday's
+    listing_message = await chat.send("/reminders")
+    assert await chat.press_data(
+        chat.button_data(listing_message, "🗑"), listing_message.message_id
+    ) == ("Deleted.")
+    assert await jobs(db) == 0
