@@ -363,6 +363,7 @@ def create_dispatcher(
         # Before polling starts, so the first message is offered them.
         for tool in await mcp.start():
             toolbox.add(tool)
+        mcp.attach(toolbox)  # a server back with other tools: the toolbox follows
         for connection in mcp.connections:
             # Described even for a server that is down now: admins may grant it ahead.
             # Translated when shown (in the admin's language), not now.

@@ -1,15 +1,18 @@
 """The connections to the MCP servers: each started or connected at start-up, at once and
 each within a time limit, its tools wrapped as ours; a server that fails then is logged and
 skipped. One that dies later (its process exits, its HTTP session breaks) is reconnected in
-the background, with a growing pause; meanwhile its calls tell the model it is away."""
+the background, with a growing pause; meanwhile its calls tell the model it is away. Back,
+its tools are listed again, and the toolbox follows what it lists now (a server updated
+while it was away may have others)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -23,6 +26,7 @@ from mcp.types import Tool as McpTool
 from app.mcp.config import HttpServer, ServerConfig, StdioServer
 from app.mcp.tools import object_schema, result_text, right_name, tool_name
 from app.tools.base import Tool, ToolContext, ToolError
+from app.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ class McpConnection:
         self.backoff = backoff
         self.ping_every = ping_every
         self.tools: list[McpTool] = []
+        # Called when the server, back, lists other tools than before (McpManager.attach).
+        self.on_relisted: Callable[[McpConnection], None] | None = None
         self._client: Client | None = None
         self._listed = asyncio.Event()
         self._broken = asyncio.Event()
@@ -146,7 +152,17 @@ class McpConnection:
                     self._client = client
                     if self._listed.is_set():
                         self.reconnections += 1
-                        log.info("MCP server %s is back", self.name)
+                        if _signature(tools) == _signature(self.tools):
+                            log.info("MCP server %s is back", self.name)
+                        else:
+                            log.info(
+                                "MCP server %s is back, with other tools: %d now",
+                                self.name,
+                                len(tools),
+                            )
+                            self.tools = tools
+                            if self.on_relisted is not None:
+                                self.on_relisted(self)
                     else:
                         self.tools = tools
                         self._listed.set()
@@ -203,6 +219,9 @@ class McpManager:
         self.connections = [McpConnection(s, start_timeout=start_timeout) for s in servers]
         self.started: list[McpConnection] = []
         self._started = False
+        # The toolbox's names of each server's tools, by server.
+        self._names: dict[str, set[str]] = {}
+        self._toolbox: Toolbox | None = None
 
     async def start(self) -> list[Tool]:
         """Start or connect every server at once; the tools of those that came up (none
@@ -215,14 +234,38 @@ class McpManager:
         tools: list[Tool] = []
         names: set[str] = set()
         for connection in self.started:
+            mine = self._names.setdefault(connection.name, set())
             for tool in wrap(connection):
                 if tool.name in names:
                     log.warning("MCP tool %s is listed twice: the second is skipped", tool.name)
                     continue
                 names.add(tool.name)
+                mine.add(tool.name)
                 tools.append(tool)
             log.info("MCP server %s: %d tools", connection.name, len(connection.tools))
         return tools
+
+    def attach(self, toolbox: Toolbox) -> None:
+        """Keep `toolbox` (which holds the tools start() gave) in step with the servers: a
+        server back with other tools has its old ones taken out and its new ones put in."""
+        self._toolbox = toolbox
+        for connection in self.started:
+            connection.on_relisted = self._relisted
+
+    def _relisted(self, connection: McpConnection) -> None:
+        toolbox = self._toolbox
+        if toolbox is None:
+            return
+        mine = self._names.setdefault(connection.name, set())
+        for name in mine:
+            toolbox.remove(name)
+        mine.clear()
+        for tool in wrap(connection):
+            if toolbox.get(tool.name) is not None:
+                log.warning("MCP tool %s is listed twice: the second is skipped", tool.name)
+                continue
+            toolbox.add(tool)
+            mine.add(tool.name)
 
     async def stop(self) -> None:
         await asyncio.gather(*(c.stop() for c in self.connections))
@@ -303,6 +346,18 @@ async def list_tools(client: Client) -> list[McpTool]:
         if not cursor:
             break
     return tools
+
+
+def _signature(tools: Sequence[McpTool]) -> list[tuple[str, str, str]]:
+    """What of a tool list the model is offered: names, descriptions, schemas."""
+    return sorted(
+        (
+            tool.name,
+            tool.description or tool.title or "",
+            json.dumps(tool.input_schema, sort_keys=True, default=str),
+        )
+        for tool in tools
+    )
 
 
 def _uncancel() -> None:

@@ -72,6 +72,7 @@ class ToolService:
         self.openai = openai
         self.memory = memory
         self._offers: dict[tuple[object, ...], ToolOffer | None] = {}
+        self._version = toolbox.version
 
     @property
     def counter(self) -> TokenCounter:
@@ -84,6 +85,9 @@ class ToolService:
             return None
         if not calls_tools(preferences.model, self.openai.tool_models):
             return None
+        if self._version != self.toolbox.version:  # the tools changed: every offer anew
+            self._offers.clear()
+            self._version = self.toolbox.version
         key = (preferences.model, preferences.mode, preferences.answer_length, preferences.rights)
         if key in self._offers:
             return self._offers[key]

@@ -23,6 +23,9 @@ class Toolbox:
     def __init__(self, tools: Iterable[Tool] = (), *, timeout: float = 30.0) -> None:
         self.timeout = timeout
         self._tools: dict[str, Tool] = {}
+        # Counts the changes (an MCP server back with other tools): what was worked out
+        # from the tools before (ToolService's offers) is worked out again.
+        self.version = 0
         # What each grantable right is for, as admins read it in /users (a str, or a lazy
         # gettext text translated when shown).
         self._described: dict[str, object] = {}
@@ -33,9 +36,11 @@ class Toolbox:
         if tool.name in self._tools:
             raise ValueError(f"two tools are named {tool.name!r}")
         self._tools[tool.name] = tool
+        self.version += 1
 
     def remove(self, name: str) -> None:
-        self._tools.pop(name, None)
+        if self._tools.pop(name, None) is not None:
+            self.version += 1
 
     def __len__(self) -> int:
         return len(self._tools)

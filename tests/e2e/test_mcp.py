@@ -287,3 +287,40 @@ async def test_an_http_server_is_called_with_its_headers_and_reconnected(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_server_back_with_other_tools_has_them_offered(
+    start_bot: StartBot,
+    make_settings: Callable[..., Settings],
+    telegram: FakeTelegram,
+    llm: FakeOpenAI,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Updated while it was away: its tools are listed again when it is back, the new one
+    offered and called, the old ones as they were."""
+    marker = tmp_path / "multiply"
+    server = {**FAKE, "env": {"FAKE_MCP_MULTIPLY": str(marker)}}
+    bot = await start_bot(mcp_settings(make_settings, tmp_path, {"fake": server}))
+    chat = UserChat(bot, telegram, ADMIN)
+    await chat.send("Hi")
+    assert "fake__multiply" not in tool_names(llm.requests[-1])
+    assert "fake__add" in tool_names(llm.requests[-1])
+
+    marker.write_text("")
+    caplog.set_level(logging.INFO, logger="app.mcp")
+    (process,) = fake_servers()
+    process.kill()
+    process.wait(5)
+    # A call finds it gone at once (a quiet connection would be found by the next ping).
+    llm.queue_tool_calls(("fake__add", {"a": 1, "b": 2}))
+    llm.queue_reply("It is away.")
+    assert (await chat.send("Add 1 and 2")).text == "It is away."
+    await llm.wait_for(lambda: "MCP server fake is back, with other tools" in caplog.text, 10)
+
+    llm.queue_tool_calls(("fake__multiply", {"a": 6, "b": 7}))
+    llm.queue_reply("It is 42.")
+    assert (await chat.send("Multiply 6 by 7")).text == "It is 42."
+    offered = tool_names(llm.requests[-2])
+    assert "fake__multiply" in offered and "fake__add" in offered
+    assert tool_messages(llm.requests[-1])[-1]["content"] == "42"

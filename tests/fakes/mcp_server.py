@@ -1,7 +1,8 @@
 """A tiny MCP server made with the official SDK, for the MCP tests: over stdio as
 `python -m tests.fakes.mcp_server`, over streamable HTTP on 127.0.0.1 with `--http PORT`
 (at /mcp). Its tools add numbers, fail on purpose, tell the process id (so a test can kill
-the process and see the server come back) and echo a request header (HTTP)."""
+the process and see the server come back) and echo a request header (HTTP); with a file at
+FAKE_MCP_MULTIPLY when it starts, it multiplies too (a server updated while it was away)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ def header(name: str, ctx: Context[Any, Any]) -> str:
     request = ctx.request_context.request
     headers = getattr(request, "headers", None)
     return "" if headers is None else str(headers.get(name, ""))
+
+
+if os.path.exists(os.environ.get("FAKE_MCP_MULTIPLY") or "/nonexistent"):
+
+    @server.tool(description="Multiply two numbers.")
+    def multiply(a: float, b: float) -> str:
+        product = a * b
+        return str(int(product) if product.is_integer() else product)
 
 
 if __name__ == "__main__":
