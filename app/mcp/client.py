@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # Pauses between reconnections: doubling from the first to the last.
 BACKOFF_FIRST = 1.0
 BACKOFF_LAST = 60.0
-# How often a quiet connection is checked, so a dead server is found before a call needs it.
+# How often a quiet connection is looked at (its tools listed), so a dead server is found
+# before a call needs it, and a change of its tools is followed.
 PING_EVERY = 15.0
 # Seconds closing a connection may take (a process is killed after the SDK's own wait).
 CLOSE_TIMEOUT = 10.0
@@ -152,17 +153,14 @@ class McpConnection:
                     self._client = client
                     if self._listed.is_set():
                         self.reconnections += 1
-                        if _signature(tools) == _signature(self.tools):
-                            log.info("MCP server %s is back", self.name)
-                        else:
+                        if self._take(tools):
                             log.info(
                                 "MCP server %s is back, with other tools: %d now",
                                 self.name,
                                 len(tools),
                             )
-                            self.tools = tools
-                            if self.on_relisted is not None:
-                                self.on_relisted(self)
+                        else:
+                            log.info("MCP server %s is back", self.name)
                     else:
                         self.tools = tools
                         self._listed.set()
@@ -196,8 +194,20 @@ class McpConnection:
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.backoff[1])
 
+    def _take(self, tools: list[McpTool]) -> bool:
+        """The server's tools as listed now; whether they changed (then the toolbox is told)."""
+        if _signature(tools) == _signature(self.tools):
+            return False
+        self.tools = tools
+        if self.on_relisted is not None:
+            self.on_relisted(self)
+        return True
+
     async def _watch(self, client: Client) -> None:
-        """Return when the connection is found broken: by a call, or by a ping that fails."""
+        """Return when the connection is found broken: by a call, or by the look at a quiet
+        server every `ping_every` seconds. The look lists its tools (the SDK's ping is gone
+        from the protocol of 2026-07-28, where servers answer it "method not found"), so a
+        server whose tools change while it runs has them followed too."""
         while True:
             try:
                 async with asyncio.timeout(self.ping_every):
@@ -207,9 +217,15 @@ class McpConnection:
                 pass
             try:
                 async with asyncio.timeout(self.start_timeout):
-                    await client.send_ping()
-            except (MCPError, OSError, TimeoutError) as exc:
+                    tools = await list_tools(client)
+            except MCPError as exc:
+                if exc.code == CONNECTION_CLOSED:
+                    raise ServerGone(describe(exc)) from exc
+                continue  # it answered, if not with its tools: it is there
+            except (OSError, TimeoutError, anyio.ClosedResourceError) as exc:
                 raise ServerGone(describe(exc)) from exc
+            if self._take(tools):
+                log.info("MCP server %s lists other tools: %d now", self.name, len(tools))
 
 
 class McpManager:

@@ -19,6 +19,8 @@ import psutil
 import pytest
 
 from app.config import McpSettings, Settings
+from app.mcp.client import McpConnection
+from app.mcp.config import StdioServer
 from tests.e2e.test_tools import tool_messages, tool_names, tool_settings
 from tests.e2e.test_users_admin import open_user
 from tests.fakes import FakeOpenAI, FakeTelegram
@@ -324,3 +326,28 @@ async def test_a_server_back_with_other_tools_has_them_offered(
     offered = tool_names(llm.requests[-2])
     assert "fake__multiply" in offered and "fake__add" in offered
     assert tool_messages(llm.requests[-1])[-1]["content"] == "42"
+
+
+async def test_a_quiet_server_is_looked_at_kept_while_alive_and_found_when_dead() -> None:
+    """Every `ping_every` its tools are listed (the SDK's ping answers "method not found"
+    under the current protocol, which must not count as a dead server); one killed is
+    found by the next look, with no call, and reconnected."""
+    config = StdioServer(
+        name="fake", command=FAKE["command"], args=tuple(FAKE["args"]), env={}, cwd=FAKE["cwd"]
+    )
+    connection = McpConnection(config, start_timeout=15, backoff=(0.2, 1.0), ping_every=0.2)
+    try:
+        assert await connection.start()
+        await asyncio.sleep(1.5)  # seven looks
+        assert connection.connected and connection.reconnections == 0
+        (server,) = fake_servers()
+        server.kill()
+        server.wait(5)
+        async with asyncio.timeout(10):
+            # The connection has no event to wait on: polled.
+            while connection.reconnections == 0 or not connection.connected:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        (again,) = fake_servers()
+        assert again.pid != server.pid
+    finally:
+        await connection.stop()
