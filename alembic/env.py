@@ -1,10 +1,12 @@
 """Alembic environment: runs on the app's own connection when called from the app."""
 
 import asyncio
+import warnings
 
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from alembic import context
@@ -12,6 +14,13 @@ from app.db.models import Base, Vector
 
 config = context.config
 target_metadata = Base.metadata
+
+# SQLAlchemy cannot reflect pgvector's types, so alembic compares nothing for a vector
+# column converted to halfvec or vector (app/db/vectors.py): what we want, since real[] as
+# made and either type are all one to the migrations. Its warning would say so each time.
+warnings.filterwarnings(
+    "ignore", message="Did not recognize type '(halfvec|vector)'", category=SAWarning
+)
 
 
 # Full-text indexes for recall are made by hand in their migration (autogenerate cannot

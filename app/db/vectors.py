@@ -348,14 +348,15 @@ class VectorRepository:
                 await connection.run_sync(_convert, table, native)
 
     async def _column_types(self) -> dict[str, str]:
-        """The vector columns' types by table: _real (as made), halfvec or vector."""
+        """The vector columns' types by table: _float4 (real[], as made), halfvec or vector."""
         rows = (
             await self.session.execute(
                 text(
                     "SELECT table_name, udt_name FROM information_schema.columns "
                     "WHERE table_schema = current_schema() AND column_name = 'vector' "
-                    "AND table_name IN ('message_vectors', 'chunk_vectors')"
-                )
+                    "AND table_name = ANY(:tables)"
+                ),
+                {"tables": list(_VECTOR_TABLES)},
             )
         ).all()
         return {str(row[0]): str(row[1]) for row in rows}

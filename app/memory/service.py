@@ -323,15 +323,13 @@ class MemoryService:
         sight = self.sight(model)
         last = await self.last_user_turn(session, conversation, sight)
         breakdown = None
-        turn = last or self.user_turn("")
-        builder: ContextBuilder | None = None
-        for reserve in dict.fromkeys((tools, 0)):
-            try:
-                builder = self.builder(memory, turn, model, mode, length, tools=reserve)
-                break
-            except (PersonaTooLarge, MessageTooLong):
-                pass
-        if builder is not None:
+        try:
+            builder = self.builder(
+                memory, last or self.user_turn(""), model, mode, length, tools=tools
+            )
+        except (PersonaTooLarge, MessageTooLong):
+            pass
+        else:
             assembled = await self.assemble(
                 session,
                 builder,
@@ -542,11 +540,19 @@ class MemoryService:
         tools: int = 0,
     ) -> ContextBuilder:
         """Raises PersonaTooLarge or MessageTooLong before anything is stored or sent.
-        `tools`: tokens kept out of the conversation for the tools offered."""
+        `tools`: tokens kept out of the conversation for the tools offered; a message too
+        long with them is built without (its breakdown then keeps none: no tools are
+        offered for it, since they must not cost an answer)."""
         budget = self.budget_for(model, mode, length)
+        style = self.style(length)
         if tools:
-            budget = replace(budget, tools=tools)
-        return ContextBuilder(persona, new_turn, budget, self.shares, style=self.style(length))
+            try:
+                return ContextBuilder(
+                    persona, new_turn, replace(budget, tools=tools), self.shares, style=style
+                )
+            except (PersonaTooLarge, MessageTooLong):
+                pass
+        return ContextBuilder(persona, new_turn, budget, self.shares, style=style)
 
     async def assemble(
         self,

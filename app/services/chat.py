@@ -596,21 +596,14 @@ class ChatService:
             return None
         persona = await self.memory.persona_memory(session, preferences.persona)
         offer = self.tools.offer(preferences) if self.tools is not None else None
-        if offer is not None:
-            try:
-                return self.memory.builder(
-                    persona,
-                    turn,
-                    preferences.model,
-                    preferences.mode,
-                    preferences.answer_length,
-                    tools=offer.reserve,
-                )
-            except (PersonaTooLarge, MessageTooLong):
-                pass  # then without tools, for this message: they must not cost an answer
         try:
             return self.memory.builder(
-                persona, turn, preferences.model, preferences.mode, preferences.answer_length
+                persona,
+                turn,
+                preferences.model,
+                preferences.mode,
+                preferences.answer_length,
+                tools=offer.reserve if offer is not None else 0,
             )
         except PersonaTooLarge as exc:
             log.warning(
