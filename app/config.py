@@ -271,6 +271,10 @@ class EmbeddingsSettings(_Section):
     timeout: float = Field(default=2.0, gt=0, le=30)
     # Stored turns are embedded in the background, this many per request.
     batch: int = Field(default=64, ge=1, le=2048)
+    # Shorter vectors from a model that can give them (OpenAI's text-embedding-3: 1,536
+    # dimensions by default; 512 keeps most of their quality at a third of the storage and
+    # of the search's time). Unset: the model's own. Other servers may refuse the field.
+    dimensions: int | None = Field(default=None, ge=1, le=8192)
 
     @field_validator("base_url")
     @classmethod

@@ -43,6 +43,10 @@ _PREFIXES = (
     "SEARCH_",
     "MCP_",
     "IMAGES_",
+    "EMBEDDINGS_",
+    "DOCUMENT_",
+    "TRANSCRIBE_",
+    "VOICE_",
 )
 _NAMES = ("ADMIN_IDS", "ALLOWED_USER_IDS", "LOG_LEVEL", "DEFAULT_TIMEZONE", "PLUGINS")
 

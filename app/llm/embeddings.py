@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from openai import APIError, AsyncOpenAI
+from openai import APIError, AsyncOpenAI, omit
 
 from app.config import EmbeddingsSettings, OpenAISettings
 
@@ -30,13 +30,26 @@ class Embedder:
     """Turns texts into unit-length vectors of one model."""
 
     def __init__(
-        self, client: AsyncOpenAI, model: str, *, timeout: float, owns_client: bool = False
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        *,
+        timeout: float,
+        owns_client: bool = False,
+        dimensions: int | None = None,
     ) -> None:
         # How long an answer waits for the new message's vector (EMBEDDINGS_TIMEOUT).
         self.client = client
         self.model = model
         self.timeout = timeout
         self.owns_client = owns_client
+        self.dimensions = dimensions  # EMBEDDINGS_DIMENSIONS, asked of the model
+
+    @property
+    def key(self) -> str:
+        """What the vectors are stored under: the model, and the size asked of it, so that
+        vectors of another size are never compared with these (and are made anew)."""
+        return self.model if self.dimensions is None else f"{self.model}@{self.dimensions}"
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order; raises EmbeddingFailed (the caller bounds the time
@@ -48,7 +61,11 @@ class Embedder:
             # No encoding_format: the client then asks for base64 (a quarter of the JSON
             # of floats to read) and decodes it, and takes floats from a server that
             # answers them anyway (Ollama).
-            response = await self.client.embeddings.create(model=self.model, input=inputs)
+            response = await self.client.embeddings.create(
+                model=self.model,
+                input=inputs,
+                dimensions=omit if self.dimensions is None else self.dimensions,
+            )
         except APIError as exc:
             raise EmbeddingFailed(type(exc).__name__) from exc
         data = sorted(response.data, key=lambda item: item.index)
@@ -76,7 +93,7 @@ def create_embedder(
     if model is None:
         return None
     if settings.base_url is None:
-        return Embedder(llm, model, timeout=settings.timeout)
+        return Embedder(llm, model, timeout=settings.timeout, dimensions=settings.dimensions)
     key = settings.api_key
     client = AsyncOpenAI(
         api_key=key.get_secret_value() if key else "not-needed",
@@ -84,4 +101,6 @@ def create_embedder(
         timeout=openai_settings.timeout,
         max_retries=openai_settings.max_retries,
     )
-    return Embedder(client, model, timeout=settings.timeout, owns_client=True)
+    return Embedder(
+        client, model, timeout=settings.timeout, owns_client=True, dimensions=settings.dimensions
+    )

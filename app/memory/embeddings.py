@@ -85,7 +85,8 @@ class Embeddings:
 
     @property
     def model(self) -> str:
-        return self.embedder.model
+        """What the vectors are stored and searched under (the model and its size)."""
+        return self.embedder.key
 
     # --- the background worker -----------------------------------------------------------
 

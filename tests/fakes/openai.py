@@ -442,6 +442,7 @@ class FakeOpenAI:
         #: TEI answer); False: floats whatever was asked, as Ollama answers.
         self.embedding_base64 = True
         self.embedding_formats: list[str] = []  # the encoding_format of each request
+        self.embedding_sizes: list[int | None] = []  # the `dimensions` of each request
 
         self.requests: list[dict[str, Any]] = []
         self.prompt_tokens: list[int] = []
@@ -876,10 +877,20 @@ class FakeOpenAI:
             vector[0] = 1.0
         return vector
 
+    def _shortened(self, text: str, size: int | None) -> list[float]:
+        """`embedding_of`, cut to `size` dimensions when asked (as text-embedding-3 does:
+        the first ones, scaled to length 1 again)."""
+        vector = self.embedding_of(text)
+        if size is None or size >= len(vector):
+            return vector
+        head = vector[:size]
+        norm = sum(x * x for x in head) ** 0.5
+        return [x / norm for x in head] if norm else [1.0] + [0.0] * (size - 1)
+
     async def _handle_embeddings(self, request: web.Request) -> web.Response:
         """OpenAI's /embeddings: `input` a string or a list of them (2,048 at most), vectors
-        as floats or base64 (`encoding_format`, "float" when absent), usage in tokens; 500
-        while `embedding_failures` lasts."""
+        as floats or base64 (`encoding_format`, "float" when absent), of `dimensions` when
+        given, usage in tokens; 500 while `embedding_failures` lasts."""
         if not self._authorized(request):
             return self._error(
                 None, 401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
@@ -905,6 +916,11 @@ class FakeOpenAI:
             return self._error(
                 None, 404, f"The model `{model}` does not exist.", "invalid_request_error", None
             )
+        size = body.get("dimensions")
+        if size is not None and (not isinstance(size, int) or size < 1):
+            return self._error(
+                None, 400, "'$.dimensions' is invalid.", "invalid_request_error", None
+            )
         encoding = body.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
             return self._error(
@@ -916,6 +932,7 @@ class FakeOpenAI:
             )
         self.embedding_calls.append(list(texts))
         self.embedding_formats.append(encoding)
+        self.embedding_sizes.append(size)
         self._fire_changed()
         tokens = sum(len(re.findall(r"\w+|[^\w\s]", t)) for t in texts)
         encoded = encoding == "base64" and self.embedding_base64
@@ -926,11 +943,9 @@ class FakeOpenAI:
                     {
                         "object": "embedding",
                         "index": i,
-                        "embedding": _base64_floats(self.embedding_of(t))
-                        if encoded
-                        else self.embedding_of(t),
+                        "embedding": _base64_floats(vector) if encoded else vector,
                     }
-                    for i, t in enumerate(texts)
+                    for i, vector in enumerate(self._shortened(t, size) for t in texts)
                 ],
                 "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},

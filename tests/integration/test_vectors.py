@@ -45,6 +45,16 @@ async def conversation_with(
     return conversation, ids
 
 
+async def ready(pool: async_sessionmaker[AsyncSession]) -> str:
+    """The database's dialect, with pgvector prepared on PostgreSQL (as the bot's start)."""
+    async with pool() as session:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            assert await VectorRepository(session).has_pgvector()
+            await session.commit()
+    return dialect
+
+
 def index(pool: async_sessionmaker[AsyncSession], dialect: str) -> Embeddings:
     client = AsyncOpenAI(api_key="k", base_url="http://127.0.0.1:1/v1", max_retries=0)
     return Embeddings(pool, Embedder(client, MODEL, timeout=1), dialect=dialect)
@@ -103,11 +113,7 @@ async def test_the_worker_embeds_the_backlog_in_batches_and_asks_nothing_when_do
 ) -> None:
     memory = memory_service()
     conversation, ids = await conversation_with(pool, memory, [f"turn {i}" for i in range(7)])
-    async with pool() as session:
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            assert await VectorRepository(session).has_pgvector()
-            await session.commit()
+    dialect = await ready(pool)
     client = AsyncOpenAI(api_key="test-key", base_url=llm.base_url, max_retries=0)
     embeddings = Embeddings(pool, Embedder(client, MODEL, timeout=5), batch=3, dialect=dialect)
     assert await embeddings.catch_up() == 7
@@ -291,3 +297,33 @@ async def test_vectors_come_as_base64_and_from_a_server_that_answers_floats_anyw
     ):
         assert np.allclose(vector, unit(*expected), atol=1e-6)
         assert abs(np.linalg.norm(vector) - 1) < 1e-6
+
+
+async def test_a_size_asked_of_the_model_is_sent_and_stored_apart(
+    pool: async_sessionmaker[AsyncSession], database_url: str, llm: FakeOpenAI
+) -> None:
+    """EMBEDDINGS_DIMENSIONS: sent as `dimensions` (OpenAI's shorter vectors), and the
+    vectors kept under the model and the size, so that a change of size embeds the turns
+    anew instead of comparing vectors of two sizes."""
+    memory = memory_service()
+    await conversation_with(pool, memory, ["cats purr", "trains run"])
+    dialect = await ready(pool)
+    client = AsyncOpenAI(api_key="test-key", base_url=llm.base_url, max_retries=0)
+    try:
+        full = Embeddings(pool, Embedder(client, MODEL, timeout=5), dialect=dialect)
+        assert await full.catch_up() == 2
+        short = Embeddings(pool, Embedder(client, MODEL, timeout=5, dimensions=16), dialect=dialect)
+        assert short.model == f"{MODEL}@16"
+        assert await short.catch_up() == 2  # the same turns, anew
+        assert await short.catch_up() == 0
+        assert llm.embedding_sizes == [None, 16]
+        async with pool() as session:
+            sizes = {
+                model: len(vector)
+                for model, vector in (
+                    await session.execute(select(MessageVector.model, MessageVector.vector))
+                ).all()
+            }
+        assert sizes == {MODEL: llm.embedding_dims, f"{MODEL}@16": 16}
+    finally:
+        await client.close()
