@@ -361,9 +361,7 @@ def create_dispatcher(
         if memory.embeddings is not None:
             await memory.embeddings.start()
         # Before polling starts, so the first message is offered them.
-        for tool in await mcp.start():
-            toolbox.add(tool)
-        mcp.attach(toolbox)  # a server back with other tools: the toolbox follows
+        await mcp.start(toolbox)  # and the toolbox follows the servers' tools from now on
         for connection in mcp.connections:
             # Described even for a server that is down now: admins may grant it ahead.
             # Translated when shown (in the admin's language), not now.

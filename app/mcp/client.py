@@ -64,7 +64,7 @@ class McpConnection:
         self.backoff = backoff
         self.ping_every = ping_every
         self.tools: list[McpTool] = []
-        # Called when the server, back, lists other tools than before (McpManager.attach).
+        # Called when the server lists other tools than before (McpManager.start sets it).
         self.on_relisted: Callable[[McpConnection], None] | None = None
         self._client: Client | None = None
         self._listed = asyncio.Event()
@@ -239,36 +239,24 @@ class McpManager:
         self._names: dict[str, set[str]] = {}
         self._toolbox: Toolbox | None = None
 
-    async def start(self) -> list[Tool]:
-        """Start or connect every server at once; the tools of those that came up (none
-        the second time: they are in the toolbox already)."""
+    async def start(self, toolbox: Toolbox) -> None:
+        """Start or connect every server at once, and put the tools of those that came up
+        into `toolbox` (nothing the second time: they are there already). The toolbox then
+        follows each server: one back with other tools has its old ones taken out and its
+        new ones put in."""
         if not self.connections or self._started:
-            return []
+            return
         self._started = True
+        self._toolbox = toolbox
         up = await asyncio.gather(*(c.start() for c in self.connections))
         self.started = [c for c, ok in zip(self.connections, up, strict=True) if ok]
-        tools: list[Tool] = []
-        names: set[str] = set()
         for connection in self.started:
-            mine = self._names.setdefault(connection.name, set())
-            for tool in wrap(connection):
-                if tool.name in names:
-                    log.warning("MCP tool %s is listed twice: the second is skipped", tool.name)
-                    continue
-                names.add(tool.name)
-                mine.add(tool.name)
-                tools.append(tool)
+            self._put(connection)
+            connection.on_relisted = self._put
             log.info("MCP server %s: %d tools", connection.name, len(connection.tools))
-        return tools
 
-    def attach(self, toolbox: Toolbox) -> None:
-        """Keep `toolbox` (which holds the tools start() gave) in step with the servers: a
-        server back with other tools has its old ones taken out and its new ones put in."""
-        self._toolbox = toolbox
-        for connection in self.started:
-            connection.on_relisted = self._relisted
-
-    def _relisted(self, connection: McpConnection) -> None:
+    def _put(self, connection: McpConnection) -> None:
+        """The server's tools into the toolbox, in place of those it had there."""
         toolbox = self._toolbox
         if toolbox is None:
             return
