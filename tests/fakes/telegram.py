@@ -2539,19 +2539,7 @@ class FakeTelegram:
             stored = self._store_file(upload.data, upload.filename, mime, "documents")
         assert stored is not None
         extra: dict[str, Any] = {"document": self._document_dict(stored)}
-        caption = p.get("caption")
-        plain: str | None = None
-        parsed: list[dict[str, Any]] = []
-        if caption:
-            plain, parsed = self._format(
-                str(caption), p.get("parse_mode"), p.get("caption_entities")
-            )
-            if utf16_len(plain) > MAX_CAPTION_LENGTH:
-                raise _TgError(400, "Bad Request: message caption is too long")
-            if plain:
-                extra["caption"] = plain
-                if parsed:
-                    extra["caption_entities"] = parsed
+        caption = self._caption(p, extra)
         markup = p.get("reply_markup") if isinstance(p.get("reply_markup"), dict) else None
         sent = self._store_bot_message(
             chat,
@@ -2571,6 +2559,23 @@ class FakeTelegram:
         sent.document = extra["document"]
         sent.document_bytes = stored.data
         return sent.raw
+
+    def _caption(self, p: dict[str, Any], extra: dict[str, Any]) -> Any:
+        """A media message's `caption` as Telegram takes it: formatted (its parse_mode or
+        entities), refused over 1,024 characters, and put into the message (`extra`) with
+        its entities. The caption as sent is returned."""
+        caption = p.get("caption")
+        if caption:
+            plain, parsed = self._format(
+                str(caption), p.get("parse_mode"), p.get("caption_entities")
+            )
+            if utf16_len(plain) > MAX_CAPTION_LENGTH:
+                raise _TgError(400, "Bad Request: message caption is too long")
+            if plain:
+                extra["caption"] = plain
+                if parsed:
+                    extra["caption_entities"] = parsed
+        return caption
 
     async def _m_send_voice(self, ctx: _Ctx) -> dict[str, Any]:
         """A voice message, uploaded: Telegram shows it as one only when it is Ogg/Opus
@@ -2642,17 +2647,7 @@ class FakeTelegram:
             raise _TgError(400, "Bad Request: IMAGE_PROCESS_FAILED") from exc
         sizes = [self._photo_size(upload.data, width, height)]
         extra: dict[str, Any] = {"photo": sizes}
-        caption = p.get("caption")
-        if caption:
-            plain, parsed = self._format(
-                str(caption), p.get("parse_mode"), p.get("caption_entities")
-            )
-            if utf16_len(plain) > MAX_CAPTION_LENGTH:
-                raise _TgError(400, "Bad Request: message caption is too long")
-            if plain:
-                extra["caption"] = plain
-                if parsed:
-                    extra["caption_entities"] = parsed
+        caption = self._caption(p, extra)
         sent = self._store_bot_message(
             chat,
             "sendPhoto",
